@@ -53,6 +53,9 @@ class Decoded:
     topic: str = ""
     records: list[Record] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    # (src, seq) of every record that had them, good or bad, in the message's order: the
+    # gap check must see them as they were sent.
+    seqs: list[tuple[str, int]] = field(default_factory=list)
 
 
 class MessageDecoder:
@@ -95,6 +98,7 @@ class MessageDecoder:
                 pass
             else:
                 for rec in decoded if isinstance(decoded, list) else (decoded,):
+                    out.seqs.append((rec.src, rec.seq))
                     problem = _semantic_problem(topic, rec)
                     if problem:
                         out.rejects.append(Reject(rec.src, problem, rec.seq))
@@ -136,6 +140,8 @@ class MessageDecoder:
             return
         src = item.get("src") if isinstance(item.get("src"), str) else UNKNOWN_SRC
         seq = item.get("seq") if type(item.get("seq")) is int else None
+        if src != UNKNOWN_SRC and seq is not None and seq >= 0:
+            out.seqs.append((src, seq))
         size = len(msgspec.json.encode(item)) if _may_be_large(item, self.max_record_bytes) else 0
         if size > self.max_record_bytes:
             out.rejects.append(Reject(src, "too_large", seq, f"{size} bytes"))

@@ -1,0 +1,119 @@
+"""CityWall: the command-center wall for city management (城市管理指挥中心).
+
+    python main.py --demo                      the wall on the built-in demo city
+    python main.py --feed tcp://host:5556      the wall on live feeds
+    python main.py --headless --demo --run-for 30 --status-out status.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+from feeds.endpoints import check_endpoint
+from feeds.schema import DEFAULT_MAX_RECORD_BYTES
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):            # one clear line, exit code 2
+        self.exit(EXIT_USAGE, f"citywall: error: {message}\n")
+
+
+def _endpoint(text: str) -> str:
+    try:
+        return check_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero: {text}")
+    return value
+
+
+def _time_ms(text: str) -> int:
+    """Milliseconds since the epoch, or an ISO 8601 time (local Beijing time if no zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use ISO 8601 like 2026-11-24T08:00 or ms since the epoch)"
+        ) from None
+    if dt.tzinfo is None:
+        from zoneinfo import ZoneInfo
+        dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return int(dt.timestamp() * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="citywall", description="City-management command-center wall.")
+    src = p.add_argument_group("sources")
+    src.add_argument("--feed", action="append", type=_endpoint, metavar="ENDPOINT",
+                     help="subscribe to a protocol feed (repeatable); default tcp://127.0.0.1:5556")
+    src.add_argument("--demo", action="store_true", help="run the built-in demo city in-process")
+    src.add_argument("--demo-feed", type=_endpoint, metavar="ENDPOINT",
+                     help="also let other consoles see the demo city: bind it here")
+    src.add_argument("--speed", type=_positive_float, default=1.0,
+                     help="demo city clock speed (x wall time)")
+    src.add_argument("--seed", type=int, default=1, help="demo city random seed")
+    src.add_argument("--start", dest="start_ms", type=_time_ms, default=None,
+                     help="demo city start time (ISO 8601 or ms); default now")
+    src.add_argument("--clock", choices=("wall", "feed"), default="wall",
+                     help="live clock: wall time, or follow the publishers' heartbeats")
+    src.add_argument("--max-record-bytes", type=_positive_int, default=DEFAULT_MAX_RECORD_BYTES)
+    out = p.add_argument_group("running")
+    out.add_argument("--headless", action="store_true", help="no window; write status JSON")
+    out.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+                     help="stop after this many seconds of wall time")
+    out.add_argument("--status-out", metavar="FILE", help="write the JSON status here")
+    out.add_argument("--status-every", type=_positive_float, default=2.0, metavar="SECONDS")
+    out.add_argument("--screenshot-dir", metavar="DIR",
+                     help="save one PNG per screen window at exit")
+    out.add_argument("--lang", choices=("zh", "en"), default="zh")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.demo and not args.feed:
+        args.feed = [check_endpoint("tcp://127.0.0.1:5556")]
+    if args.headless and args.screenshot_dir:
+        build_parser().error("--screenshot-dir needs windows; drop --headless")
+    from ui.session import build_session
+    try:
+        session = build_session(args)
+    except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
+        print(f"citywall: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.headless:
+            from ui.headless import run_headless
+            run_headless(session, args.run_for, args.status_out, args.status_every)
+            return 0
+        from ui.app import run_windows
+        return run_windows(session, args)
+    finally:
+        session.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The operational picture: the one store of cases, units, sensors and sources' health.
+
+Widgets read it; nothing else keeps a copy. Records are upserts of whole state keyed by id:
+the newer ``ts`` wins and an older record arriving late changes nothing.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import msgspec
+
+from feeds.batch import Batch
+from feeds.decode import UNKNOWN_SRC
+from feeds.districts import DistrictLocator
+from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, Unit
+from situation.clock import Clock
+
+UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record for 60 s is stale
+SOURCE_DOWN_MS = 3_000           # PROTOCOL: a src silent for 3 s is down
+SENSOR_HISTORY = 120             # readings kept per sensor (two hours at one a minute)
+CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
+RATE_WINDOW_MS = 5_000
+
+
+@dataclass
+class SourceHealth:
+    src: str
+    first_heard: int
+    last_heard: int
+    last_seq: int | None = None
+    records: int = 0
+    gaps: int = 0
+    missed: int = 0            # records lost in the gaps
+    restarts: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    announced_rate: float | None = None
+    _recent: deque = field(default_factory=deque)   # (clock ms, records) for the rate
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass
+class Change:
+    """What one ``apply`` touched, so a panel can redraw only what moved."""
+    cases: set[str] = field(default_factory=set)
+    units: set[str] = field(default_factory=set)
+    sensors: set[str] = field(default_factory=set)
+    sources: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.cases or self.units or self.sensors or self.sources)
+
+
+class Situation:
+    def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
+                 sensor_history: int = SENSOR_HISTORY):
+        self.clock = clock
+        self.locator = locator or DistrictLocator()
+        self.cases: dict[str, Case] = {}
+        self.units: dict[str, Unit] = {}
+        self.sensors: dict[str, SensorReading] = {}
+        self.sensor_history: dict[str, deque] = {}
+        self._history_len = sensor_history
+        self.sources: dict[str, SourceHealth] = {}
+        self.records_accepted = 0
+        self.superseded = 0        # late, older records that changed nothing
+        self.rejected: Counter = Counter()
+        self.gaps = 0
+        self.version = 0           # moves on every apply that changed something
+        self._last_prune = 0
+        # endpoint → clock ms of its last message (None: never): a silent endpoint is down
+        self.endpoints: dict[str, int | None] = {}
+
+    def expect_endpoint(self, endpoint: str) -> None:
+        self.endpoints.setdefault(endpoint, None)
+
+    # ---- intake -------------------------------------------------------------------------
+    def apply(self, batch: Batch, endpoints_heard: set[str] = frozenset()) -> Change:
+        now = self.clock.now_ms()
+        change = Change()
+        for ep in endpoints_heard:
+            self.endpoints[ep] = now
+        for rec in batch.records:
+            if isinstance(rec, Case):
+                if self._upsert_case(rec):
+                    change.cases.add(rec.case_id)
+            elif isinstance(rec, Unit):
+                if self._upsert(self.units, rec.unit_id, rec):
+                    change.units.add(rec.unit_id)
+            elif isinstance(rec, SensorReading):
+                if self._upsert_sensor(rec):
+                    change.sensors.add(rec.id)
+            elif isinstance(rec, Heartbeat):
+                self._source(rec.src, now).announced_rate = rec.rate
+                observe = getattr(self.clock, "observe", None)
+                if observe is not None:
+                    observe(rec.ts)
+        self._account(batch, now)
+        change.sources = True
+        if now - self._last_prune > 60_000:
+            self._prune(now)
+        self.version += 1
+        return change
+
+    def _upsert(self, table: dict, key: str, rec) -> bool:
+        held = table.get(key)
+        if held is not None and rec.ts < held.ts:
+            self.superseded += 1
+            return False
+        table[key] = rec
+        return True
+
+    def _upsert_case(self, rec: Case) -> bool:
+        if rec.district is None:
+            found = self.locator.locate(rec.lon, rec.lat)
+            if found is not None:
+                rec = msgspec.structs.replace(rec, district=found)
+        return self._upsert(self.cases, rec.case_id, rec)
+
+    def _upsert_sensor(self, rec: SensorReading) -> bool:
+        if rec.district is None:
+            found = self.locator.locate(rec.lon, rec.lat)
+            if found is not None:
+                rec = msgspec.structs.replace(rec, district=found)
+        if not self._upsert(self.sensors, rec.id, rec):
+            return False
+        hist = self.sensor_history.get(rec.id)
+        if hist is None:
+            hist = self.sensor_history[rec.id] = deque(maxlen=self._history_len)
+        hist.append((rec.ts, rec.metrics))
+        return True
+
+    def _source(self, src: str, now: int) -> SourceHealth:
+        health = self.sources.get(src)
+        if health is None:
+            health = self.sources[src] = SourceHealth(src, now, now)
+        return health
+
+    def _account(self, batch: Batch, now: int) -> None:
+        per_src = Counter(rec.src for rec in batch.records)
+        self.records_accepted += len(batch.records)
+        for src in batch.heard | set(per_src):
+            if src != UNKNOWN_SRC:
+                self._source(src, now).last_heard = now
+        for src, n in per_src.items():
+            health = self.sources[src]
+            health.records += n
+            health._recent.append((now, n))
+        for (src, reason), n in batch.rejects.items():
+            self._source(src, now).rejected[reason] += n
+            self.rejected[reason] += n
+        for src, expected, got in batch.gaps:
+            health = self._source(src, now)
+            health.gaps += 1
+            health.missed += got - expected
+            self.gaps += 1
+        for src, _last, _got in batch.restarts:
+            self._source(src, now).restarts += 1
+        for src, seq in batch.last_seq.items():
+            self._source(src, now).last_seq = seq
+
+    def _prune(self, now: int) -> None:
+        self._last_prune = now
+        old = [cid for cid, c in self.cases.items()
+               if c.status in CLOSED_CASE_STATUSES and now - c.ts > CLOSED_KEEP_MS]
+        for cid in old:
+            del self.cases[cid]
+
+    # ---- questions widgets ask ------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    @staticmethod
+    def is_open(case: Case) -> bool:
+        return case.status not in CLOSED_CASE_STATUSES
+
+    def is_overdue(self, case: Case, now: int | None = None) -> bool:
+        if not self.is_open(case) or case.due_at is None:
+            return False
+        return (self.clock.now_ms() if now is None else now) > case.due_at
+
+    def open_cases(self) -> list[Case]:
+        return [c for c in self.cases.values() if c.status not in CLOSED_CASE_STATUSES]
+
+    def unit_stale(self, unit: Unit, now: int | None = None) -> bool:
+        return (self.clock.now_ms() if now is None else now) - unit.ts > UNIT_STALE_MS
+
+    def source_up(self, src: str, now: int | None = None) -> bool:
+        health = self.sources.get(src)
+        if health is None:
+            return False
+        return (self.clock.now_ms() if now is None else now) - health.last_heard <= SOURCE_DOWN_MS
+
+    def endpoint_up(self, endpoint: str, now: int | None = None) -> bool:
+        heard = self.endpoints.get(endpoint)
+        if heard is None:
+            return False
+        return (self.clock.now_ms() if now is None else now) - heard <= SOURCE_DOWN_MS
+
+    def source_rate(self, src: str, now: int | None = None) -> float:
+        """Records per second over the last few seconds of the clock."""
+        health = self.sources.get(src)
+        if health is None:
+            return 0.0
+        now = self.clock.now_ms() if now is None else now
+        recent = health._recent
+        while recent and now - recent[0][0] > RATE_WINDOW_MS:
+            recent.popleft()
+        return sum(n for _, n in recent) / (RATE_WINDOW_MS / 1000)
+
+    def status(self) -> dict:
+        """The headless status document (keys as the spine issue names them)."""
+        now = self.clock.now_ms()
+        return {
+            "clock_ms": now,
+            "records_accepted": self.records_accepted,
+            "cases": len(self.cases),
+            "open_cases": sum(1 for c in self.cases.values() if self.is_open(c)),
+            "overdue_cases": sum(1 for c in self.cases.values() if self.is_overdue(c, now)),
+            "units": len(self.units),
+            "stale_units": sum(1 for u in self.units.values() if self.unit_stale(u, now)),
+            "sensors": len(self.sensors),
+            "rejected": dict(self.rejected),
+            "rejected_total": sum(self.rejected.values()),
+            "gaps": self.gaps,
+            "superseded": self.superseded,
+            "endpoints": {ep: {"up": self.endpoint_up(ep, now)} for ep in self.endpoints},
+            "sources": {
+                src: {
+                    "up": self.source_up(src, now),
+                    "last_seq": h.last_seq,
+                    "records": h.records,
+                    "gaps": h.gaps,
+                    "missed": h.missed,
+                    "restarts": h.restarts,
+                    "rejected": h.rejected_total,
+                    "rejected_by_reason": dict(h.rejected),
+                    "rate": round(self.source_rate(src, now), 1),
+                }
+                for src, h in self.sources.items()
+            },
+        }

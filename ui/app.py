@@ -1,0 +1,80 @@
+"""The windowed wall: one window per screen, fed by the bridge."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from ui.bridge import SituationBridge
+from ui.session import Session, write_json_atomic
+from ui.theme import apply_theme
+from ui.wall import build_wall
+
+EXIT_USAGE = 2
+
+
+def window_status(windows) -> list[dict]:
+    out = []
+    for w in windows:
+        geo = w.geometry()
+        screen = w.screen()
+        out.append({"screen": screen.name() if screen else None, "x": geo.x(), "y": geo.y(),
+                    "width": geo.width(), "height": geo.height(), "panels": w.panel_names()})
+    return out
+
+
+def save_screenshots(windows, directory: str) -> list[Path]:
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for i, w in enumerate(windows):
+        name = (w.screen().name() if w.screen() else f"screen{i}") or f"screen{i}"
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        target = path / f"wall-{i}-{safe}.png"
+        w.grab().save(str(target))
+        saved.append(target)
+    return saved
+
+
+def run_windows(session: Session, args) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("CityWall")
+    screens = QGuiApplication.screens()
+    if not screens:
+        print("citywall: error: Qt reports no screens", file=sys.stderr)
+        return EXIT_USAGE
+    apply_theme(app)
+    bridge = SituationBridge(session.situation, session.receivers)
+    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens)
+    for w in windows:
+        w.show()
+    bridge.start()
+
+    def status_doc() -> dict:
+        doc = session.status()
+        doc["windows"] = window_status(windows)
+        return doc
+
+    if args.status_out:
+        status_timer = QTimer()
+        status_timer.timeout.connect(lambda: write_json_atomic(args.status_out, status_doc()))
+        status_timer.start(int(args.status_every * 1000))
+
+    def finish():
+        bridge.drain()
+        for w in windows:
+            w.refresh_now()
+        if args.screenshot_dir:
+            save_screenshots(windows, args.screenshot_dir)
+        if args.status_out:
+            write_json_atomic(args.status_out, status_doc())
+        app.quit()
+
+    if args.run_for:
+        QTimer.singleShot(int(args.run_for * 1000), finish)
+    app.exec()
+    bridge.stop()
+    return 0

@@ -1,0 +1,55 @@
+"""The hand-off from the feed to Qt: the only place the receiver meets the GUI thread.
+
+A timer drains the receiver at a bounded rate (every ``interval_ms``), applies the batch to
+the situation and emits one ``changed`` signal per drain, never one per message. A slower
+``tick`` drives what moves with the clock alone (countdowns, the clock, staleness).
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from feeds.batch import Batch
+from situation.store import Change, Situation
+
+
+class SituationBridge(QObject):
+    changed = Signal(object)      # a situation.store.Change
+    tick = Signal()               # once a second: the clock moved
+
+    def __init__(self, situation: Situation, receivers=(), interval_ms: int = 100,
+                 tick_ms: int = 1000, parent: QObject | None = None):
+        super().__init__(parent)
+        self.situation = situation
+        self.receivers = list(receivers)
+        self.busy_s = 0.0                # GUI-thread time spent applying batches (benchmarks)
+        self.batches = 0
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setInterval(interval_ms)
+        self._drain_timer.timeout.connect(self.drain)
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(tick_ms)
+        self._tick_timer.timeout.connect(self.tick.emit)
+
+    def start(self) -> None:
+        self._drain_timer.start()
+        self._tick_timer.start()
+
+    def stop(self) -> None:
+        self._drain_timer.stop()
+        self._tick_timer.stop()
+
+    def drain(self) -> Change:
+        started = time.perf_counter()
+        merged = Batch()
+        heard: set[str] = set()
+        for receiver in self.receivers:
+            batch, eps = receiver.drain()
+            merged.merge(batch)
+            heard |= eps
+        change = self.situation.apply(merged, heard)
+        self.changed.emit(change)
+        self.busy_s += time.perf_counter() - started
+        self.batches += 1
+        return change

@@ -1,0 +1,89 @@
+"""One console's running parts, wired from the command line: the clock, the situation, the
+receivers and (with ``--demo``) the demo city publishing in-process.
+
+No Qt here: the headless runner and the windowed wall share it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from feeds.receiver import Receiver
+from situation.clock import Clock, FeedClock, ScaledClock, WallClock
+from situation.store import Situation
+
+DEMO_ENDPOINT = "inproc://citywall-demo"
+
+
+@dataclass
+class Session:
+    clock: Clock
+    situation: Situation
+    receivers: list[Receiver]
+    mode: str                                   # LIVE or DEMO (later REPLAY, TRAINING)
+    _stops: list[threading.Event] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for r in self.receivers:
+            r.stop()
+        for ev in self._stops:
+            ev.set()
+        for t in self._threads:
+            t.join(5)
+
+    def drain(self) -> None:
+        """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
+        for r in self.receivers:
+            batch, heard = r.drain()
+            self.situation.apply(batch, heard)
+
+    def status(self) -> dict:
+        doc = self.situation.status()
+        doc["mode"] = self.mode
+        return doc
+
+
+def build_session(args) -> Session:
+    """From parsed arguments (see main.py) to a started session."""
+    import time
+
+    ctx = zmq.Context.instance()
+    feeds = list(args.feed or [])
+    stops, threads = [], []
+    if args.demo:
+        from feeds.simulator import DemoCity, start_in_thread
+        # The only wall-time read of a demo: where its city's day begins.
+        start_ms = args.start_ms if args.start_ms is not None else time.time_ns() // 1_000_000
+        clock: Clock = ScaledClock(start_ms, args.speed)
+        city = DemoCity(seed=args.seed, start_ms=start_ms)
+        endpoint = args.demo_feed or DEMO_ENDPOINT
+        thread, stop = start_in_thread(endpoint, city=city, now_ms=clock.now_ms, context=ctx)
+        stops.append(stop)
+        threads.append(thread)
+        feeds.insert(0, endpoint)
+        mode = "DEMO"
+    else:
+        clock = FeedClock() if args.clock == "feed" else WallClock()
+        mode = "LIVE"
+    situation = Situation(clock)
+    receivers = [Receiver(feeds, context=ctx, max_record_bytes=args.max_record_bytes).start()]
+    for ep in feeds:
+        situation.expect_endpoint(ep)
+    return Session(clock, situation, receivers, mode, stops, threads)
+
+
+def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
