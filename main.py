@@ -6,86 +6,35 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from datetime import datetime
 
+from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int, time_ms
 from feeds.endpoints import check_endpoint
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
-EXIT_USAGE = 2
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):            # one clear line, exit code 2
-        self.exit(EXIT_USAGE, f"citywall: error: {message}\n")
-
-
-def _endpoint(text: str) -> str:
-    try:
-        return check_endpoint(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than zero: {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than zero: {text}")
-    return value
-
-
-def _time_ms(text: str) -> int:
-    """Milliseconds since the epoch, or an ISO 8601 time (local Beijing time if no zone)."""
-    if text.isdigit():
-        return int(text)
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (use ISO 8601 like 2026-11-24T08:00 or ms since the epoch)"
-        ) from None
-    if dt.tzinfo is None:
-        from zoneinfo import ZoneInfo
-        dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return int(dt.timestamp() * 1000)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="citywall", description="City-management command-center wall.")
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="citywall", description="City-management command-center wall.")
     src = p.add_argument_group("sources")
-    src.add_argument("--feed", action="append", type=_endpoint, metavar="ENDPOINT",
+    src.add_argument("--feed", action="append", type=endpoint, metavar="ENDPOINT",
                      help="subscribe to a protocol feed (repeatable); default tcp://127.0.0.1:5556")
     src.add_argument("--demo", action="store_true", help="run the built-in demo city in-process")
-    src.add_argument("--demo-feed", type=_endpoint, metavar="ENDPOINT",
+    src.add_argument("--demo-feed", type=endpoint, metavar="ENDPOINT",
                      help="also let other consoles see the demo city: bind it here")
-    src.add_argument("--speed", type=_positive_float, default=1.0,
+    src.add_argument("--speed", type=positive_float, default=1.0,
                      help="demo city clock speed (x wall time)")
     src.add_argument("--seed", type=int, default=1, help="demo city random seed")
-    src.add_argument("--start", dest="start_ms", type=_time_ms, default=None,
+    src.add_argument("--start", dest="start_ms", type=time_ms, default=None,
                      help="demo city start time (ISO 8601 or ms); default now")
     src.add_argument("--clock", choices=("wall", "feed"), default="wall",
                      help="live clock: wall time, or follow the publishers' heartbeats")
-    src.add_argument("--max-record-bytes", type=_positive_int, default=DEFAULT_MAX_RECORD_BYTES)
+    src.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES)
     out = p.add_argument_group("running")
     out.add_argument("--headless", action="store_true", help="no window; write status JSON")
-    out.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+    out.add_argument("--run-for", type=positive_float, metavar="SECONDS",
                      help="stop after this many seconds of wall time")
     out.add_argument("--status-out", metavar="FILE", help="write the JSON status here")
-    out.add_argument("--status-every", type=_positive_float, default=2.0, metavar="SECONDS")
+    out.add_argument("--status-every", type=positive_float, default=2.0, metavar="SECONDS")
     out.add_argument("--screenshot-dir", metavar="DIR",
                      help="save one PNG per screen window at exit")
     out.add_argument("--lang", choices=("zh", "en"), default="zh")

@@ -16,6 +16,11 @@ class Clock:
     def now_ms(self) -> int:
         raise NotImplementedError
 
+    def link_ms(self) -> int:
+        """Time for link health (a source silent for 3 s is down). A link is silent in real
+        seconds whatever speed the city runs at, so sped-up clocks answer in real time here."""
+        return self.now_ms()
+
 
 class WallClock(Clock):
     def now_ms(self) -> int:
@@ -53,6 +58,9 @@ class ScaledClock(Clock):
             return self._anchor_city
         return self._anchor_city + int((time.monotonic() - self._anchor_wall) * 1000 * self.speed)
 
+    def link_ms(self) -> int:
+        return int(time.monotonic() * 1000)
+
     def _rebase(self) -> None:
         self._anchor_city = self.now_ms()
         self._anchor_wall = time.monotonic()
@@ -80,6 +88,9 @@ class FeedClock(Clock):
         self._base_feed: int | None = None
         self._base_wall = 0.0
         self._last = 0
+
+    def link_ms(self) -> int:
+        return int(time.monotonic() * 1000)
 
     def observe(self, feed_ts_ms: int) -> None:
         if self._base_feed is None or feed_ts_ms > self.now_ms():

@@ -80,9 +80,10 @@ class Situation:
     # ---- intake -------------------------------------------------------------------------
     def apply(self, batch: Batch, endpoints_heard: set[str] = frozenset()) -> Change:
         now = self.clock.now_ms()
+        link = self.clock.link_ms()
         change = Change()
         for ep in endpoints_heard:
-            self.endpoints[ep] = now
+            self.endpoints[ep] = link
         for rec in batch.records:
             if isinstance(rec, Case):
                 if self._upsert_case(rec):
@@ -94,11 +95,11 @@ class Situation:
                 if self._upsert_sensor(rec):
                     change.sensors.add(rec.id)
             elif isinstance(rec, Heartbeat):
-                self._source(rec.src, now).announced_rate = rec.rate
+                self._source(rec.src, link).announced_rate = rec.rate
                 observe = getattr(self.clock, "observe", None)
                 if observe is not None:
                     observe(rec.ts)
-        self._account(batch, now)
+        self._account(batch, link)
         change.sources = True
         if now - self._last_prune > 60_000:
             self._prune(now)
@@ -140,6 +141,7 @@ class Situation:
         return health
 
     def _account(self, batch: Batch, now: int) -> None:
+        """Per-source counts; ``now`` is link time (see ``Clock.link_ms``)."""
         per_src = Counter(rec.src for rec in batch.records)
         self.records_accepted += len(batch.records)
         for src in batch.heard | set(per_src):
@@ -188,24 +190,25 @@ class Situation:
     def unit_stale(self, unit: Unit, now: int | None = None) -> bool:
         return (self.clock.now_ms() if now is None else now) - unit.ts > UNIT_STALE_MS
 
-    def source_up(self, src: str, now: int | None = None) -> bool:
+    # Link health runs on link time: real seconds, whatever speed the city's clock runs at.
+    def source_up(self, src: str, link: int | None = None) -> bool:
         health = self.sources.get(src)
         if health is None:
             return False
-        return (self.clock.now_ms() if now is None else now) - health.last_heard <= SOURCE_DOWN_MS
+        return (self.clock.link_ms() if link is None else link) - health.last_heard <= SOURCE_DOWN_MS
 
-    def endpoint_up(self, endpoint: str, now: int | None = None) -> bool:
+    def endpoint_up(self, endpoint: str, link: int | None = None) -> bool:
         heard = self.endpoints.get(endpoint)
         if heard is None:
             return False
-        return (self.clock.now_ms() if now is None else now) - heard <= SOURCE_DOWN_MS
+        return (self.clock.link_ms() if link is None else link) - heard <= SOURCE_DOWN_MS
 
-    def source_rate(self, src: str, now: int | None = None) -> float:
-        """Records per second over the last few seconds of the clock."""
+    def source_rate(self, src: str, link: int | None = None) -> float:
+        """Records per real second over the last few seconds."""
         health = self.sources.get(src)
         if health is None:
             return 0.0
-        now = self.clock.now_ms() if now is None else now
+        now = self.clock.link_ms() if link is None else link
         recent = health._recent
         while recent and now - recent[0][0] > RATE_WINDOW_MS:
             recent.popleft()
@@ -214,6 +217,7 @@ class Situation:
     def status(self) -> dict:
         """The headless status document (keys as the spine issue names them)."""
         now = self.clock.now_ms()
+        link = self.clock.link_ms()
         return {
             "clock_ms": now,
             "records_accepted": self.records_accepted,
@@ -227,10 +231,10 @@ class Situation:
             "rejected_total": sum(self.rejected.values()),
             "gaps": self.gaps,
             "superseded": self.superseded,
-            "endpoints": {ep: {"up": self.endpoint_up(ep, now)} for ep in self.endpoints},
+            "endpoints": {ep: {"up": self.endpoint_up(ep, link)} for ep in self.endpoints},
             "sources": {
                 src: {
-                    "up": self.source_up(src, now),
+                    "up": self.source_up(src, link),
                     "last_seq": h.last_seq,
                     "records": h.records,
                     "gaps": h.gaps,
@@ -238,7 +242,7 @@ class Situation:
                     "restarts": h.restarts,
                     "rejected": h.rejected_total,
                     "rejected_by_reason": dict(h.rejected),
-                    "rate": round(self.source_rate(src, now), 1),
+                    "rate": round(self.source_rate(src, link), 1),
                 }
                 for src, h in self.sources.items()
             },

@@ -112,3 +112,22 @@ def test_sensor_history_is_bounded():
     assert len(hist) == 5
     assert hist[-1] == (T0 + 19, {"pm25": 19.0})
     assert s.sensors["S1"].district == "110101"
+
+
+def test_link_health_runs_in_real_seconds_whatever_the_city_speed():
+    """A demo at 600x must not show its feed down between two drains 0.1 s apart (60 s of
+    city time), while a unit's staleness still runs on the city's clock."""
+    from feeds.batch import Batch
+    from situation.clock import ScaledClock
+    from tests.pubhelp import record
+    from feeds.schema import Heartbeat, Unit
+    import msgspec
+    clock = ScaledClock(1_700_000_000_000, speed=600)
+    s = Situation(clock)
+    batch = Batch()
+    batch.records += [msgspec.convert(record("hb", src="p", seq=0, ts=clock.now_ms()), Heartbeat),
+                      msgspec.convert(record("unit", src="p", seq=1, ts=clock.now_ms()), Unit)]
+    s.apply(batch)
+    clock.set(clock.now_ms() + 120_000)             # two city minutes, no real time at all
+    assert s.source_up("p")
+    assert s.unit_stale(s.units["U1"])

@@ -64,7 +64,11 @@ def build_session(args) -> Session:
         clock: Clock = ScaledClock(start_ms, args.speed)
         city = DemoCity(seed=args.seed, start_ms=start_ms)
         endpoint = args.demo_feed or DEMO_ENDPOINT
-        thread, stop = start_in_thread(endpoint, city=city, now_ms=clock.now_ms, context=ctx)
+        try:
+            thread, stop, _ = start_in_thread(endpoint, city=city, now_ms=clock.now_ms,
+                                              context=ctx)
+        except zmq.ZMQError as exc:
+            raise OSError(f"cannot bind the demo city on {endpoint}: {exc}") from None
         stops.append(stop)
         threads.append(thread)
         feeds.insert(0, endpoint)
@@ -73,7 +77,13 @@ def build_session(args) -> Session:
         clock = FeedClock() if args.clock == "feed" else WallClock()
         mode = "LIVE"
     situation = Situation(clock)
-    receivers = [Receiver(feeds, context=ctx, max_record_bytes=args.max_record_bytes).start()]
+    try:
+        receivers = [Receiver(feeds, context=ctx,
+                              max_record_bytes=args.max_record_bytes).start()]
+    except zmq.ZMQError as exc:
+        for ev in stops:
+            ev.set()
+        raise OSError(f"cannot subscribe to {' '.join(feeds)}: {exc}") from None
     for ep in feeds:
         situation.expect_endpoint(ep)
     return Session(clock, situation, receivers, mode, stops, threads)

@@ -1,0 +1,59 @@
+"""Command-line argument types shared by ``main.py`` and ``python -m feeds.simulator``: a bad
+value becomes one clear line and exit code 2."""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from feeds.endpoints import check_endpoint
+
+EXIT_USAGE = 2
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def endpoint(text: str) -> str:
+    try:
+        return check_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than zero: {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero: {text}")
+    return value
+
+
+def time_ms(text: str) -> int:
+    """Milliseconds since the epoch, or an ISO 8601 time (Beijing time if no zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use ISO 8601 like 2026-11-24T08:00 or ms since the epoch)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=CITY_TZ)
+    return int(dt.timestamp() * 1000)
