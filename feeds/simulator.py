@@ -364,8 +364,8 @@ class DemoCity:
         if s.kind == "vendor":
             evening = bump(hour, 20.0, 1.6) * (2.5 if s.site else 1.0)
             if s.fault:          # vendors set up until someone moves them on
-                return {"detections": float(r.poisson(4 + 4 * evening))}
-            if r.random() < 0.03 * evening:
+                return {"detections": float(r.poisson(3 + 3 * evening))}
+            if r.random() < 0.004 * evening:
                 s.fault = True
             return {"detections": float(r.poisson(0.2 + 1.2 * evening))}
         if s.kind == "parking":

@@ -98,3 +98,16 @@ def sensor_kind_name(kind: str, lang: str = "zh") -> str:
 def resolve_limit_hours(category: str) -> float | None:
     entry = CATEGORIES.get(category)
     return entry[2] if entry else None
+
+
+def district_name(adcode: str | None, lang: str = "zh", short: bool = True) -> str:
+    """东城 / Dongcheng for 110101; an unknown or missing code shown as it came (or —)."""
+    from feeds.districts import by_adcode
+    if not adcode:
+        return "—"
+    d = by_adcode().get(adcode)
+    if d is None:
+        return adcode
+    if lang == "zh":
+        return d.short_zh if short else d.name_zh
+    return d.name_en.removesuffix(" District") if short else d.name_en

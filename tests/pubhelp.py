@@ -12,17 +12,17 @@ import zmq
 from feeds.receiver import wait_for
 
 
-def record(kind: str, src: str = "t", seq: int = 0, ts: int = 1_700_000_000_000, **fields):
+def record(topic: str, src: str = "t", seq: int = 0, ts: int = 1_700_000_000_000, **fields):
     base = {"v": 1, "src": src, "seq": seq, "ts": ts}
-    if kind == "case":
+    if topic == "case":
         base.update(case_id="C1", status="registered", category="event.street_order.vending",
                     title="占道经营", description="x", lat=39.91, lon=116.40, source="patrol",
                     priority=2, reported_at=ts, due_at=ts + 3_600_000, unit_id=None)
-    elif kind == "unit":
+    elif topic == "unit":
         base.update(unit_id="U1", callsign="东城-巡01", kind="foot_patrol", status="available",
                     lat=39.91, lon=116.40, case_id=None)
-    elif kind.startswith("sensor."):
-        base.update(id="S1", kind=kind.split(".", 1)[1], lat=39.91, lon=116.40,
+    elif topic.startswith("sensor."):
+        base.update(id="S1", kind=topic.split(".", 1)[1], lat=39.91, lon=116.40,
                     metrics={"pm25": 40.0})
     base.update(fields)
     return base

@@ -21,7 +21,7 @@ from tests.pubhelp import drain_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # 2026-11-24 00:00 Beijing time
-START = 1_795_881_600_000
+START = 1_795_449_600_000
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def run_windows(session: Session, args) -> int:
     bridge = SituationBridge(session.situation, session.receivers)
     windows = build_wall(session.situation, bridge, args.lang, session.mode, screens)
     for w in windows:
-        w.show()
+        w.showFullScreen()          # a wall console owns its screen; F11 or Esc leaves it
     bridge.start()
 
     def status_doc() -> dict:

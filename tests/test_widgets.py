@@ -1,0 +1,182 @@
+"""The first wall's panels, offscreen with pytest-qt: what a commander reads off each one,
+and that it follows the situation's one clock."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from situation.thresholds import ALARM, OK, UNKNOWN, WARN
+from tests.scenario import MIN, standard
+from ui import theme
+from ui.theme import apply_theme
+from ui.wall import BUILT_IN, WallWindow, build_wall, layout_for
+from widgets.case_queue import CaseQueue
+from widgets.feed_health import FeedHealth
+from widgets.format import hm, time_left
+from widgets.header import Header
+from widgets.registry import PANELS
+from widgets.sensor_tiles import SensorTiles
+from widgets.unit_roster import UnitRoster
+
+
+@pytest.fixture
+def sc(qapp):
+    apply_theme(qapp)
+    return standard()
+
+
+def cells(panel, key, role=Qt.DisplayRole):
+    row = panel.model.keys.index(key)
+    return [panel.model.data(panel.model.index(row, c), role)
+            for c in range(panel.model.columnCount())]
+
+
+def test_case_queue_overdue_first_in_red_and_closed_cases_gone(qtbot, sc):
+    q = CaseQueue(sc.situation, "zh")
+    qtbot.addWidget(q)
+    q.refresh()
+    assert q.model.keys == ["C-LATE", "C-SOON", "C-LATER", "C-NODUE"]
+    late = cells(q, "C-LATE")
+    assert late[1].startswith("占道经营") and late[2] == "东城" and late[3] == "派遣"
+    assert late[5] == "超期 20分" and late[6] == "东城-巡01"
+    bg = cells(q, "C-LATE", Qt.BackgroundRole)[0]
+    assert bg.color().name() == theme.ALARM_BG
+    assert cells(q, "C-SOON", Qt.BackgroundRole)[0] is None
+    soon = cells(q, "C-SOON")
+    assert soon[2] == "朝阳"                    # found from the point
+    assert soon[5] == "10分" and cells(q, "C-SOON", Qt.ForegroundRole)[5].color().name() == theme.WARN
+    nodue = cells(q, "C-NODUE")
+    assert nodue[1] == "something.new.kind" and nodue[5] == "—"   # unknown code shown as is
+    assert "超期 1" in q.summary.text() and "在办 4" in q.summary.text()
+
+
+def test_case_queue_countdown_runs_on_the_situation_clock(qtbot, sc):
+    q = CaseQueue(sc.situation, "zh")
+    qtbot.addWidget(q)
+    q.refresh()
+    assert cells(q, "C-SOON")[5] == "10分"
+    sc.clock.advance(11 * MIN)             # no record arrives: only the clock moves
+    q.refresh()
+    assert q.model.keys[:2] == ["C-LATE", "C-SOON"]
+    assert cells(q, "C-SOON")[5] == "超期 1分00秒"
+    assert cells(q, "C-SOON", Qt.BackgroundRole)[0].color().name() == theme.ALARM_BG
+
+
+def test_untrusted_text_is_never_markup(qtbot, sc):
+    q = CaseQueue(sc.situation, "zh")
+    qtbot.addWidget(q)
+    q.refresh()
+    tip = cells(q, "C-NODUE", Qt.ToolTipRole)[1]
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in tip and "<b>" not in tip
+
+
+def test_case_queue_keeps_the_selected_case_across_a_resort(qtbot, sc):
+    q = CaseQueue(sc.situation, "zh")
+    qtbot.addWidget(q)
+    q.refresh()
+    q.table.selectRow(q.model.keys.index("C-LATER"))
+    sc.case("C-NEW", -60, category="event.emergency.road_collapse", status="registered")
+    q.refresh()
+    assert q.model.keys[0] == "C-NEW" and q.selected_key() == "C-LATER"
+    assert q.table.selectionModel().selectedRows()[0].row() == q.model.keys.index("C-LATER")
+
+
+def test_unit_roster_greys_a_unit_silent_for_60_seconds(qtbot, sc):
+    r = UnitRoster(sc.situation, "zh")
+    qtbot.addWidget(r)
+    r.refresh()
+    assert r.model.keys[-1] == "U3"                           # stale last
+    stale = cells(r, "U3")
+    assert stale[2].startswith("失联") and stale[5] == "2分前"
+    assert cells(r, "U3", Qt.ForegroundRole)[0].color().name() == theme.DIM
+    fresh = cells(r, "U2")
+    assert fresh[1] == "车巡" and fresh[2] == "待命" and fresh[3] == "朝阳"
+    assert "失联 1" in r.summary.text()
+    sc.clock.advance(61_000)
+    r.refresh()
+    assert all(cells(r, u)[2].startswith("失联") for u in ("U1", "U2", "U3"))
+
+
+def test_sensor_tiles_colour_by_threshold_and_show_unknown_kinds(qtbot, sc):
+    t = SensorTiles(sc.situation, "zh")
+    qtbot.addWidget(t)
+    t.refresh()
+    air = t.tiles["air"].view
+    assert air.dots == [OK, WARN, ALARM] and (air.warn, air.alarm) == (1, 1)
+    assert air.worst[0][0].startswith("AQ-3") and air.worst[0][1] == ALARM
+    assert t.tiles["manhole"].view.alarm == 1
+    assert t.tiles["radiation"].view.dots == [UNKNOWN]        # its own tile, shown raw
+    assert t.alarm_count() == 2
+    sc.sensor("AQ-3", "air", pm25=20.0, pm10=30.0)           # the alarm clears
+    t.refresh()
+    assert t.tiles["air"].view.alarm == 0
+
+
+def test_feed_health_source_down_after_3_seconds_and_endpoints(qtbot, sc):
+    sc.situation.expect_endpoint("tcp://127.0.0.1:5999")
+    f = FeedHealth(sc.situation, "zh")
+    qtbot.addWidget(f)
+    f.refresh()
+    assert cells(f, "src:scenario")[1] == "● 正常"
+    assert cells(f, "ep:tcp://127.0.0.1:5999")[1] == "● 中断"   # nobody publishes there
+    assert f.table.columnSpan(f.model.keys.index("ep:tcp://127.0.0.1:5999"), 2) == 6
+    sc.clock.advance(3_001)
+    f.refresh()
+    assert cells(f, "src:scenario")[1] == "● 中断"
+    assert cells(f, "src:scenario", Qt.BackgroundRole)[1].color().name() == theme.ALARM_BG
+
+
+def test_header_clock_and_key_figures_in_english(qtbot, sc):
+    h = Header(sc.situation, "en", "DEMO")
+    qtbot.addWidget(h)
+    h.refresh()
+    assert h.clock.time.text() == "09:30:00"
+    assert "Beijing time" in h.clock.date.text() and "Tue" in h.clock.date.text()
+    assert h.kpis["open"].value.text() == "4" and h.kpis["overdue"].value.text() == "1"
+    assert h.kpis["available"].value.text() == "1"            # U3 is stale, U1 busy
+    assert h.kpis["alarms"].value.text() == "2"
+    assert h.mode.text().strip() == "DEMO"
+
+
+def test_english_columns_and_words(qtbot, sc):
+    q = CaseQueue(sc.situation, "en")
+    qtbot.addWidget(q)
+    q.refresh()
+    assert q.model.headers[0] == "Case"
+    late = cells(q, "C-LATE")
+    assert late[1] == "Street vending" and late[3] == "Dispatched" and late[5] == "overdue 20m"
+
+
+def test_every_layout_shows_every_first_wall_panel():
+    needed = {"case_queue", "unit_roster", "sensor_tiles", "feed_health"}
+    for n in (1, 2, 3, 4, 6):
+        screens = layout_for(n)
+        assert len(screens) == n
+        shown = {name for _, _, rows in screens for _, cells_ in rows for name, _ in cells_}
+        assert needed <= shown and shown <= set(PANELS)
+    assert set(BUILT_IN) == {1, 2, 3}
+
+
+def test_wall_window_redraws_on_changes_and_ticks(qtbot, sc):
+    windows = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens())
+    w = windows[0]
+    qtbot.addWidget(w)
+    assert isinstance(w, WallWindow)
+    assert w.panel_names() == ["clock", "case_queue", "unit_roster", "sensor_tiles",
+                               "feed_health"]
+    assert w.geometry() == QGuiApplication.screens()[0].geometry()
+    queue = w.panels[0]
+    sc.case("C-X", 5, category="event.emergency.waterlogging", status="registered")
+    queue.dirty = True
+    w.refresh_dirty()
+    assert "C-X" in queue.model.keys
+    img = w.grab()
+    assert not img.isNull() and img.width() > 0
+
+
+def test_durations_read_with_their_units():
+    assert hm(45_000) == "45秒" and hm(7 * MIN + 23_000) == "7分23秒"
+    assert hm(45 * MIN) == "45分" and hm(125 * MIN) == "2时05分"
+    assert hm(3 * 24 * 60 * MIN + 60 * MIN, "en") == "3d1h"
+    assert time_left(None, 0) == "—" and time_left(0, 90_000, "en") == "overdue 1m30s"

@@ -1,0 +1,67 @@
+"""The case queue (案件队列): every open case, the most urgent first.
+
+Order: overdue cases first, most overdue on top; then by time left to the current stage's
+deadline; cases with no deadline last. Urgent priority breaks ties.
+"""
+from __future__ import annotations
+
+from situation.catalog import SOURCES, category_name, district_name, stage_name
+from situation.store import Change
+from ui import theme
+from ui.i18n import tr
+from widgets.format import hm, time_left
+from widgets.panel import Cell, TablePanel
+
+DUE_SOON_MS = 15 * 60_000
+SOON_SUMMARY_MS = 60 * 60_000
+
+
+class CaseQueue(TablePanel):
+    name = "case_queue"
+    columns = ("col.case_id", "col.category", "col.district", "col.stage", "col.age",
+               "col.left", "col.unit", "col.source")
+    stretch_column = 1
+
+    def on_changed(self, change: Change) -> None:
+        if change.cases:
+            self.dirty = True
+
+    def derive(self, now: int):
+        s = self.situation
+        lang = self.lang
+        cases = s.open_cases()
+        far = 1 << 62
+        cases.sort(key=lambda c: (c.due_at if c.due_at is not None else far, c.priority,
+                                  c.reported_at))
+        keys, rows = [], []
+        overdue = soon = 0
+        for c in cases:
+            late = c.due_at is not None and now > c.due_at
+            near = c.due_at is not None and not late and c.due_at - now <= DUE_SOON_MS
+            overdue += late
+            soon += c.due_at is not None and not late and c.due_at - now <= SOON_SUMMARY_MS
+            row_bg = theme.ALARM_BG if late else None
+            flags = " ".join(tr(f"flag.{f}", lang) for f in c.flags)
+            unit = s.units.get(c.unit_id) if c.unit_id else None
+            left_fg = theme.ALARM if late else theme.WARN if near else theme.TEXT
+            cat = category_name(c.category, lang)
+            if c.priority == 1:
+                cat = "● " + cat
+            src = SOURCES.get(c.source)
+            rows.append([
+                Cell(c.case_id, theme.MUTED, row_bg, tip=c.title),
+                Cell(cat + (f"  [{flags}]" if flags else ""),
+                     theme.ALARM if c.priority == 1 else None, row_bg,
+                     tip=f"{c.title}\n{c.address or ''}"),
+                Cell(district_name(c.district, lang), None, row_bg),
+                Cell(stage_name(c.status, lang), theme.ACCENT, row_bg),
+                Cell(hm(now - c.reported_at, lang), theme.MUTED, row_bg),
+                Cell(time_left(c.due_at, now, lang), left_fg, row_bg, bold=late or near),
+                Cell(unit.callsign if unit else (c.unit_id or "—"),
+                     None if unit or c.unit_id else theme.DIM, row_bg),
+                Cell((src[0] if lang == "zh" else src[1]) if src else c.source, theme.MUTED,
+                     row_bg),
+            ])
+            keys.append(c.case_id)
+        summary = tr("summary.queue", lang, open=len(cases), overdue=overdue, soon=soon)
+        return keys, rows, summary

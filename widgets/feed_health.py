@@ -1,0 +1,68 @@
+"""Feed health (数据接入): each source up or down (3 s of silence), its rate, seq gaps,
+restarts and refused records by reason; each configured endpoint up or down."""
+from __future__ import annotations
+
+from situation.store import Change
+from ui import theme
+from ui.i18n import tr
+from widgets.format import rate
+from widgets.panel import Cell, TablePanel
+
+UNKNOWN_SRC = "?"
+
+
+class FeedHealth(TablePanel):
+    name = "feed_health"
+    columns = ("col.src", "col.state", "col.rate", "col.seq", "col.gaps", "col.restarts",
+               "col.rejects", "col.why")
+    stretch_column = 7
+
+    def on_changed(self, change: Change) -> None:
+        if change.sources:
+            self.dirty = True
+
+    def spans(self, keys):
+        # An endpoint's address runs across the figures, which only sources have.
+        return {i: (2, 6) for i, k in enumerate(keys) if k.startswith("ep:")}
+
+    def derive(self, now: int):
+        s = self.situation
+        lang = self.lang
+        link = s.clock.link_ms()
+        keys, rows = [], []
+        up_n = 0
+        for src in sorted(s.sources):
+            h = s.sources[src]
+            up = s.source_up(src, link) if src != UNKNOWN_SRC else None
+            up_n += bool(up)
+            reasons = ", ".join(f"{r} {n}" for r, n in h.rejected.most_common(3))
+            state = "—" if up is None else f"● {tr('up' if up else 'down', lang)}"
+            keys.append(f"src:{src}")
+            rows.append([
+                Cell(src if src != UNKNOWN_SRC else "? (无法识别)" if lang == "zh" else "? (unknown)",
+                     None, bold=True),
+                Cell(state, theme.MUTED if up is None else theme.OK if up else theme.ALARM,
+                     None if up is not False else theme.ALARM_BG, bold=True),
+                Cell(rate(s.source_rate(src, link)) if up is not None else "—"),
+                Cell(str(h.last_seq) if h.last_seq is not None else "—", theme.MUTED),
+                Cell(f"{h.gaps} ({h.missed})" if h.gaps else "0",
+                     theme.WARN if h.gaps else theme.DIM),
+                Cell(str(h.restarts), theme.WARN if h.restarts else theme.DIM),
+                Cell(str(h.rejected_total), theme.ALARM if h.rejected_total else theme.DIM,
+                     bold=bool(h.rejected_total)),
+                Cell(reasons or "—", theme.MUTED),
+            ])
+        for ep in s.endpoints:
+            up = s.endpoint_up(ep, link)
+            keys.append(f"ep:{ep}")
+            rows.append([
+                Cell(tr("endpoint", lang), theme.MUTED),
+                Cell(f"● {tr('up' if up else 'down', lang)}", theme.OK if up else theme.ALARM,
+                     None if up else theme.ALARM_BG, bold=True),
+                Cell(ep, theme.MUTED, tip=ep),
+                *[Cell("")] * 5,
+            ])
+        known = [k for k in s.sources if k != UNKNOWN_SRC]
+        summary = tr("summary.feeds", lang, up=up_n, n=len(known),
+                     rejected=sum(s.rejected.values()), gaps=s.gaps)
+        return keys, rows, summary

@@ -1,0 +1,127 @@
+"""The band across the top of every screen: who we are and in which mode, the key figures,
+and the large clock of the situation (Beijing time)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from situation.store import Change, Situation
+from situation.thresholds import ALARM, reading_level
+from ui import theme
+from ui.i18n import tr
+
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
+               "TRAINING": "#a78bfa"}
+
+
+def _label(text: str, px: int, colour: str = theme.TEXT, bold: bool = False,
+           align=Qt.AlignLeft | Qt.AlignVCenter) -> QLabel:
+    lab = QLabel(text)
+    lab.setFont(theme.font(px, bold=bold, mono_digits=True))
+    lab.setStyleSheet(f"color: {colour}; background: transparent;")
+    lab.setAlignment(align)
+    return lab
+
+
+class ClockPanel(QWidget):
+    """The situation's time, large: every countdown on the wall runs on this clock."""
+    name = "clock"
+
+    def __init__(self, situation: Situation, lang: str = "zh", mode: str = "LIVE", parent=None):
+        super().__init__(parent)
+        self.situation, self.lang, self.mode = situation, lang, mode
+        self.dirty = True
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.time = _label("--:--:--", 64, theme.TEXT, True, Qt.AlignRight | Qt.AlignVCenter)
+        self.date = _label("", 20, theme.MUTED, False, Qt.AlignRight | Qt.AlignVCenter)
+        lay.addWidget(self.time)
+        lay.addWidget(self.date)
+
+    def on_changed(self, change: Change) -> None:
+        pass
+
+    def refresh(self) -> None:
+        now = datetime.fromtimestamp(self.situation.now_ms() / 1000, CITY_TZ)
+        self.time.setText(now.strftime("%H:%M:%S"))
+        weekday = tr("weekday", self.lang).split()[now.weekday()]
+        speed = getattr(self.situation.clock, "speed", 1.0)
+        pace = f" · ×{speed:g}" if speed != 1 else ""
+        self.date.setText(f"{now:%Y-%m-%d} {weekday} · {tr('beijing_time', self.lang)}{pace}")
+        self.dirty = False
+
+
+class Kpi(QWidget):
+    def __init__(self, label: str, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(18, 0, 18, 0)
+        lay.setSpacing(0)
+        self.value = _label("—", 46, theme.TEXT, True, Qt.AlignCenter)
+        self.label = _label(label, 19, theme.MUTED, False, Qt.AlignCenter)
+        lay.addWidget(self.value)
+        lay.addWidget(self.label)
+
+    def show_value(self, text: str, colour: str = theme.TEXT) -> None:
+        self.value.setText(text)
+        self.value.setStyleSheet(f"color: {colour}; background: transparent;")
+
+
+class Header(QFrame):
+    def __init__(self, situation: Situation, lang: str, mode: str, screen_title: str = "",
+                 parent=None):
+        super().__init__(parent)
+        self.situation, self.lang = situation, lang
+        self.setObjectName("header")
+        self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
+                           f" border-bottom: 2px solid {theme.PANEL_EDGE}; }}")
+        self.setFixedHeight(118)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(24, 8, 24, 8)
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        self.title = _label(tr("title", lang), 34, theme.TEXT, True)
+        sub = tr("subtitle", lang) + (f" · {screen_title}" if screen_title else "")
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        self.mode = _label(f" {tr('mode.' + mode, lang)} ", 20, theme.BG, True)
+        self.mode.setStyleSheet(f"color: {theme.BG}; background: {MODE_COLOUR.get(mode, theme.MUTED)};"
+                                " border-radius: 4px; padding: 1px 8px;")
+        row.addWidget(self.mode)
+        row.addWidget(_label(sub, 22, theme.ACCENT))
+        row.addStretch(1)
+        titles.addWidget(self.title)
+        titles.addLayout(row)
+        lay.addLayout(titles, 3)
+        self.kpis = {k: Kpi(tr(f"kpi.{k}", lang)) for k in
+                     ("open", "overdue", "available", "alarms", "feeds")}
+        for k in self.kpis.values():
+            lay.addWidget(k)
+        lay.addStretch(1)
+        self.clock = ClockPanel(situation, lang, mode)
+        lay.addWidget(self.clock, 2)
+
+    def refresh(self) -> None:
+        s = self.situation
+        now = s.now_ms()
+        open_cases = s.open_cases()
+        late = sum(1 for c in open_cases if s.is_overdue(c, now))
+        free = sum(1 for u in s.units.values()
+                   if u.status == "available" and not s.unit_stale(u, now))
+        alarms = sum(1 for r in s.sensors.values() if reading_level(r.kind, r.metrics) == ALARM)
+        link = s.clock.link_ms()
+        srcs = [src for src in s.sources if src != "?"]
+        up = sum(1 for src in srcs if s.source_up(src, link))
+        eps_down = sum(1 for ep in s.endpoints if not s.endpoint_up(ep, link))
+        self.kpis["open"].show_value(str(len(open_cases)))
+        self.kpis["overdue"].show_value(str(late), theme.ALARM if late else theme.OK)
+        self.kpis["available"].show_value(str(free), theme.OK if free else theme.WARN)
+        self.kpis["alarms"].show_value(str(alarms), theme.ALARM if alarms else theme.OK)
+        feeds_ok = srcs and up == len(srcs) and not eps_down
+        self.kpis["feeds"].show_value(f"{up}/{len(srcs)}", theme.OK if feeds_ok else theme.ALARM)
+        self.clock.refresh()

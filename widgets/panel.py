@@ -1,0 +1,183 @@
+"""What every wall panel shares: a framed box with a title and a one-line summary, and the
+contract with the window: ``on_changed(change)`` marks what moved, ``refresh()`` redraws from
+the situation (the window calls it a few times a second at most, however fast the feed runs).
+
+Panels hold no state of their own: every refresh derives what to draw from the situation.
+"""
+from __future__ import annotations
+
+import html
+
+from typing import NamedTuple
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel,
+                               QTableView, QVBoxLayout, QWidget)
+
+from situation.store import Change, Situation
+from ui import theme
+from ui.i18n import tr
+
+
+class Panel(QFrame):
+    name = "panel"          # the registry key; also the i18n key ``panel.<name>``
+
+    def __init__(self, situation: Situation, lang: str = "zh", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.situation = situation
+        self.lang = lang
+        self.dirty = True
+        self.setObjectName("panel")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(14, 10, 14, 12)
+        outer.setSpacing(8)
+        head = QHBoxLayout()
+        self.title = QLabel(tr(f"panel.{self.name}", lang))
+        self.title.setObjectName("panelTitle")
+        self.title.setFont(theme.font(26, bold=True))
+        self.summary = QLabel("")
+        self.summary.setObjectName("panelSummary")
+        self.summary.setFont(theme.font(20))
+        self.summary.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        head.addWidget(self.title)
+        head.addStretch(1)
+        head.addWidget(self.summary)
+        outer.addLayout(head)
+        self.body = outer
+
+    def on_changed(self, change: Change) -> None:
+        self.dirty = True
+
+    def refresh(self) -> None:
+        """Redraw from the situation. Called on a timer and on every clock tick."""
+
+
+class Cell(NamedTuple):
+    text: str
+    fg: str | None = None
+    bg: str | None = None
+    bold: bool = False
+    tip: str | None = None
+
+
+class RowsModel(QAbstractTableModel):
+    """Rows of cells as the panel last derived them; keyed so a selection survives a
+    re-sort."""
+
+    def __init__(self, headers: list[str], parent=None):
+        super().__init__(parent)
+        self.headers = headers
+        self.keys: list[str] = []
+        self.rows: list[list[Cell]] = []
+        self._bold = theme.font(theme.BASE_PX + 2, bold=True)
+        self._brushes: dict[str, QBrush] = {}
+
+    def _brush(self, colour: str) -> QBrush:
+        b = self._brushes.get(colour)
+        if b is None:
+            b = self._brushes[colour] = QBrush(QColor(colour))
+        return b
+
+    def set_rows(self, keys: list[str], rows: list[list[Cell]]) -> None:
+        if keys == self.keys:
+            self.rows = rows
+            if rows:
+                self.dataChanged.emit(self.index(0, 0),
+                                      self.index(len(rows) - 1, len(self.headers) - 1))
+            return
+        self.beginResetModel()
+        self.keys, self.rows = keys, rows
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.headers)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.headers[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        cell = self.rows[index.row()][index.column()]
+        if role == Qt.DisplayRole:
+            return cell.text
+        if role == Qt.ForegroundRole and cell.fg:
+            return self._brush(cell.fg)
+        if role == Qt.BackgroundRole and cell.bg:
+            return self._brush(cell.bg)
+        if role == Qt.FontRole and cell.bold:
+            return self._bold
+        if role == Qt.ToolTipRole and cell.tip:
+            # Feed text is untrusted: forced rich text with everything escaped shows "<b>" as
+            # the characters it is, never as markup.
+            return "<qt>" + html.escape(cell.tip).replace("\n", "<br>") + "</qt>"
+        if role == Qt.UserRole:
+            return self.keys[index.row()]
+        return None
+
+
+class TablePanel(Panel):
+    """A panel whose body is one read-only table; subclasses derive ``(keys, rows)``."""
+
+    columns: tuple[str, ...] = ()          # i18n keys of the column headers
+    stretch_column = 1
+
+    def __init__(self, situation: Situation, lang: str = "zh", parent=None):
+        super().__init__(situation, lang, parent)
+        self.model = RowsModel([tr(c, lang) for c in self.columns], self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setFont(theme.font(theme.BASE_PX + 2))
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.table.setFocusPolicy(Qt.NoFocus)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(38)
+        header = self.table.horizontalHeader()
+        header.setFont(theme.font(18, bold=True))
+        header.setDefaultAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(self.stretch_column, QHeaderView.Stretch)
+        header.setHighlightSections(False)
+        self.body.addWidget(self.table, 1)
+        self._selected: str | None = None
+        self.table.selectionModel().selectionChanged.connect(self._remember_selection)
+
+    def _remember_selection(self, *_):
+        rows = self.table.selectionModel().selectedRows()
+        self._selected = self.model.keys[rows[0].row()] if rows else None
+
+    def derive(self, now: int) -> tuple[list[str], list[list[Cell]], str]:
+        """(row keys, rows of cells, summary line) from the situation."""
+        raise NotImplementedError
+
+    def spans(self, keys: list[str]) -> dict[int, tuple[int, int]]:
+        """Rows whose cell at ``column`` runs ``width`` columns wide."""
+        return {}
+
+    def refresh(self) -> None:
+        keys, rows, summary = self.derive(self.situation.now_ms())
+        reset = keys != self.model.keys
+        self.model.set_rows(keys, rows)
+        if reset:
+            self.table.clearSpans()
+            for row, (column, width) in self.spans(keys).items():
+                self.table.setSpan(row, column, 1, width)
+        self.summary.setText(summary)
+        if reset and self._selected in keys:
+            self.table.selectRow(keys.index(self._selected))
+        self.dirty = False
+
+    def selected_key(self) -> str | None:
+        return self._selected
+

@@ -1,0 +1,11 @@
+"""Every wall panel by name: what a layout may place on a screen."""
+from __future__ import annotations
+
+from widgets.case_queue import CaseQueue
+from widgets.district_board import DistrictBoard
+from widgets.feed_health import FeedHealth
+from widgets.sensor_tiles import SensorTiles
+from widgets.unit_roster import UnitRoster
+
+PANELS = {cls.name: cls for cls in (CaseQueue, UnitRoster, SensorTiles, FeedHealth,
+                                    DistrictBoard)}

@@ -1,0 +1,60 @@
+"""The unit roster (执法队员/车辆): every field unit, free ones first; a unit silent for 60 s
+(by the situation's clock) is greyed and marked stale."""
+from __future__ import annotations
+
+from situation.catalog import UNIT_STATUSES, district_name, unit_kind_name, unit_status_name
+from situation.store import Change
+from ui import theme
+from ui.i18n import tr
+from widgets.format import ago
+from widgets.panel import Cell, TablePanel
+
+STATUS_ORDER = {s: i for i, s in enumerate(UNIT_STATUSES)}
+STATUS_COLOUR = {"available": theme.OK, "dispatched": theme.ACCENT, "en_route": theme.ACCENT,
+                 "on_scene": theme.WARN, "returning": theme.MUTED, "off_duty": theme.DIM,
+                 "out_of_service": theme.DIM}
+BUSY = {"dispatched", "en_route", "on_scene", "returning"}
+
+
+class UnitRoster(TablePanel):
+    name = "unit_roster"
+    columns = ("col.callsign", "col.kind", "col.status", "col.district", "col.case",
+               "col.seen")
+    stretch_column = 0
+
+    def on_changed(self, change: Change) -> None:
+        if change.units:
+            self.dirty = True
+
+    def derive(self, now: int):
+        s = self.situation
+        lang = self.lang
+        units = list(s.units.values())
+        units.sort(key=lambda u: (s.unit_stale(u, now), STATUS_ORDER.get(u.status, 99),
+                                  u.callsign))
+        keys, rows = [], []
+        counts = {"available": 0, "busy": 0, "stale": 0, "off": 0}
+        for u in units:
+            stale = s.unit_stale(u, now)
+            if stale:
+                counts["stale"] += 1
+            elif u.status == "available":
+                counts["available"] += 1
+            elif u.status in BUSY:
+                counts["busy"] += 1
+            else:
+                counts["off"] += 1
+            grey = theme.DIM if stale else None
+            status = unit_status_name(u.status, lang)
+            if stale:
+                status = f"{tr('stale', lang)} · {status}"
+            rows.append([
+                Cell(u.callsign, grey, bold=not stale),
+                Cell(unit_kind_name(u.kind, lang), grey or theme.MUTED),
+                Cell(status, theme.ALARM if stale else STATUS_COLOUR.get(u.status)),
+                Cell(district_name(s.locator.locate(u.lon, u.lat), lang), grey),
+                Cell(u.case_id or "—", grey or (None if u.case_id else theme.DIM)),
+                Cell(ago(now - u.ts, lang), theme.ALARM if stale else theme.MUTED),
+            ])
+            keys.append(u.unit_id)
+        return keys, rows, tr("summary.roster", lang, **counts)
