@@ -20,7 +20,7 @@ class UnitRoster(TablePanel):
     name = "unit_roster"
     columns = ("col.callsign", "col.kind", "col.status", "col.district", "col.case",
                "col.seen")
-    stretch_column = 0
+    stretch_column = 4
 
     def on_changed(self, change: Change) -> None:
         if change.units:
