@@ -8,6 +8,10 @@ os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox --disable-gpu"
 
 import pytest  # noqa: E402
 
+from widgets.tiles import register_scheme  # noqa: E402
+
+register_scheme()          # Qt wants custom URL schemes known before the application exists
+
 from tests.pubhelp import TestPublisher  # noqa: E402
 
 

@@ -29,7 +29,7 @@ class Scenario:
         batch = Batch()
         batch.records.append(msgspec.convert(raw, rtype))
         batch.heard.add(raw["src"])
-        self.situation.apply(batch)
+        self.last_change = self.situation.apply(batch)
 
     def case(self, case_id: str, due_in_min: float | None, **fields) -> None:
         now = self.clock.now_ms()

@@ -12,6 +12,7 @@ from ui.bridge import SituationBridge
 from ui.session import Session, write_json_atomic
 from ui.theme import apply_theme
 from ui.wall import build_wall
+from widgets.tiles import register_scheme
 
 EXIT_USAGE = 2
 
@@ -40,6 +41,7 @@ def save_screenshots(windows, directory: str) -> list[Path]:
 
 
 def run_windows(session: Session, args) -> int:
+    register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CityWall")
     screens = QGuiApplication.screens()
