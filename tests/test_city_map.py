@@ -196,3 +196,23 @@ def test_missing_or_corrupt_mbtiles_gives_a_notice_and_the_district_basemap(qtbo
     assert says in m.details.text()
     assert run_js(qtbot, m, "cw.layers.districts.getLayers().length") == 16
     assert counts(qtbot, m)["cases"] == 4
+
+
+def test_picking_a_case_in_the_queue_zooms_every_map_to_it(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from ui.wall import build_wall
+    sc = standard()
+    (w,) = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
+    qtbot.addWidget(w)
+    w.show()
+    queue, city = w.panels[0], w.panels[1]
+    qtbot.waitUntil(lambda: city.loaded, timeout=20000)
+    qtbot.waitUntil(lambda: run_js(qtbot, city, "cw.ready()") is True, timeout=10000)
+    row = queue.model.keys.index("C-SOON")
+    rect = queue.table.visualRect(queue.model.index(row, 1))
+    qtbot.mouseClick(queue.table.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: "C-SOON" in city.details.text(), timeout=5000)
+    qtbot.waitUntil(lambda: run_js(qtbot, city, "cw.centre()")[2] == 16, timeout=5000)
+    lat, lon, _ = run_js(qtbot, city, "cw.centre()")
+    assert abs(lat - 39.99) < 1e-3 and abs(lon - 116.48) < 1e-3

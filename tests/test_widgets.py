@@ -163,8 +163,8 @@ def test_wall_window_redraws_on_changes_and_ticks(qtbot, sc):
     w = windows[0]
     qtbot.addWidget(w)
     assert isinstance(w, WallWindow)
-    assert w.panel_names() == ["clock", "case_queue", "unit_roster", "sensor_tiles",
-                               "feed_health"]
+    assert w.panel_names() == ["clock", "case_queue", "city_map", "unit_roster",
+                               "sensor_tiles", "feed_health"]
     assert w.geometry() == QGuiApplication.screens()[0].geometry()
     queue = w.panels[0]
     sc.case("C-X", 5, category="event.emergency.waterlogging", status="registered")

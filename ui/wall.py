@@ -22,17 +22,17 @@ REDRAW_MS = 250
 Row = tuple[int, list[tuple[str, int]]]
 BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
     1: [("综合", "Overview", [
-        (6, [("case_queue", 11), ("unit_roster", 8)]),
-        (4, [("sensor_tiles", 12), ("feed_health", 7)])])],
-    2: [("指挥调度", "Command", [(1, [("case_queue", 3), ("unit_roster", 2)])]),
-        ("感知与接入", "Sensing and feeds", [
-            (6, [("sensor_tiles", 1)]),
-            (4, [("feed_health", 3), ("district_board", 2)])])],
-    3: [("案件指挥", "Cases", [(1, [("case_queue", 3), ("district_board", 1)])]),
+        (6, [("case_queue", 9), ("city_map", 11)]),
+        (4, [("unit_roster", 7), ("sensor_tiles", 9), ("feed_health", 6)])])],
+    2: [("指挥调度", "Command", [(1, [("case_queue", 9), ("city_map", 11)])]),
+        ("队伍与感知", "Units and sensing", [
+            (6, [("unit_roster", 4), ("sensor_tiles", 6)]),
+            (4, [("feed_health", 5), ("district_board", 3)])])],
+    3: [("案件指挥", "Cases", [(1, [("case_queue", 9), ("city_map", 11)])]),
         ("队伍与接入", "Units and feeds", [(3, [("unit_roster", 1)]), (1, [("feed_health", 1)])]),
-        ("城市感知", "Sensing", [(1, [("sensor_tiles", 1)])])],
+        ("城市感知", "Sensing", [(3, [("sensor_tiles", 1)]), (2, [("district_board", 1)])])],
 }
-EXTRA_SCREEN = ("各区态势", "Districts", [(1, [("district_board", 1)])])
+EXTRA_SCREEN = ("城市运行图", "City map", [(1, [("city_map", 1)])])
 
 
 def layout_for(screens: int) -> list[tuple[str, str, list[Row]]]:
@@ -107,4 +107,16 @@ def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, 
         w.setScreen(screen)
         w.setGeometry(screen.geometry())
         windows.append(w)
+    link_panels(windows)
     return windows
+
+
+def link_panels(windows: list[WallWindow]) -> None:
+    """A case picked in any queue is shown on every map; double-click follows it."""
+    panels = [p for w in windows for p in w.panels]
+    queues = [p for p in panels if p.name == "case_queue"]
+    maps = [p for p in panels if p.name == "city_map"]
+    for q in queues:
+        for m in maps:
+            q.selected.connect(m.zoom_to_case)
+            q.activated.connect(m.follow_case)

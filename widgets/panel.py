@@ -10,7 +10,7 @@ import html
 
 from typing import NamedTuple
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QTableView, QVBoxLayout, QWidget)
@@ -125,6 +125,9 @@ class RowsModel(QAbstractTableModel):
 class TablePanel(Panel):
     """A panel whose body is one read-only table; subclasses derive ``(keys, rows)``."""
 
+    selected = Signal(str)        # a row's key, when a person picks it
+    activated = Signal(str)       # a row's key, on double-click
+
     columns: tuple[str, ...] = ()          # i18n keys of the column headers
     stretch_column = 1
 
@@ -152,6 +155,8 @@ class TablePanel(Panel):
         self.body.addWidget(self.table, 1)
         self._selected: str | None = None
         self.table.selectionModel().selectionChanged.connect(self._remember_selection)
+        self.table.clicked.connect(lambda i: self.selected.emit(self.model.keys[i.row()]))
+        self.table.doubleClicked.connect(lambda i: self.activated.emit(self.model.keys[i.row()]))
 
     def _remember_selection(self, *_):
         rows = self.table.selectionModel().selectedRows()

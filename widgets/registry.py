@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from widgets.case_queue import CaseQueue
+from widgets.city_map import CityMap
 from widgets.district_board import DistrictBoard
 from widgets.feed_health import FeedHealth
 from widgets.sensor_tiles import SensorTiles
 from widgets.unit_roster import UnitRoster
 
 PANELS = {cls.name: cls for cls in (CaseQueue, UnitRoster, SensorTiles, FeedHealth,
-                                    DistrictBoard)}
+                                    DistrictBoard, CityMap)}

@@ -163,9 +163,23 @@ class SensorTiles(Panel):
         if tile is None:
             tile = self.tiles[kind] = SensorTile()
             tile._alarm_word, tile._warn_word = tr("alarm", self.lang), tr("warn", self.lang)
-            i = len(self.tiles) - 1
-            self.grid.addWidget(tile, i // self.COLUMNS, i % self.COLUMNS)
+            self._place()
         return tile
+
+    def _columns(self) -> int:
+        # As many tiles a row as fit at a readable width (about 300 px each).
+        return max(2, min(self.COLUMNS, self.width() // 300))
+
+    def _place(self) -> None:
+        cols = self._columns()
+        for i, tile in enumerate(self.tiles.values()):
+            self.grid.addWidget(tile, i // cols, i % cols)
+        self._placed_cols = cols
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "_placed_cols", None) != self._columns():
+            self._place()
 
     def on_changed(self, change: Change) -> None:
         if change.sensors:
