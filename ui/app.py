@@ -1,8 +1,10 @@
 """The windowed wall: one window per screen, fed by the bridge."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
@@ -40,7 +42,21 @@ def save_screenshots(windows, directory: str) -> list[Path]:
     return saved
 
 
-def run_windows(session: Session, args) -> int:
+def chromium_flags() -> None:
+    """QtWebEngine's Chromium refuses to start as root without --no-sandbox, and has no GPU
+    offscreen; add what this process needs unless the user set the flags already."""
+    flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+    extra = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--no-sandbox" not in flags:
+        extra.append("--no-sandbox")
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen") and "--disable-gpu" not in flags:
+        extra.append("--disable-gpu")
+    if extra:
+        os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = " ".join([flags, *extra]).strip()
+
+
+def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:
+    chromium_flags()
     register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CityWall")
@@ -73,6 +89,8 @@ def run_windows(session: Session, args) -> int:
             save_screenshots(windows, args.screenshot_dir)
         if args.status_out:
             write_json_atomic(args.status_out, status_doc())
+        if at_exit is not None:
+            at_exit()
         app.quit()
 
     if args.run_for:

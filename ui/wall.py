@@ -22,8 +22,8 @@ REDRAW_MS = 250
 Row = tuple[int, list[tuple[str, int]]]
 BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
     1: [("综合", "Overview", [
-        (6, [("case_queue", 9), ("city_map", 11)]),
-        (4, [("unit_roster", 7), ("sensor_tiles", 9), ("feed_health", 6)])])],
+        (6, [("case_queue", 11), ("city_map", 9)]),
+        (4, [("unit_roster", 6), ("sensor_tiles", 10), ("feed_health", 5)])])],
     2: [("指挥调度", "Command", [(1, [("case_queue", 9), ("city_map", 11)])]),
         ("队伍与感知", "Units and sensing", [
             (6, [("unit_roster", 4), ("sensor_tiles", 6)]),

@@ -24,17 +24,22 @@
 
   // The page may load before Qt has laid the view out: until the map has a size, Leaflet's
   // view is meaningless, so (re)fit the city when the first real size arrives.
-  var cityBounds = window.__CW_CITY__, viewed = false;
+  // Until someone moves the map (or asks it to show a case), it keeps the whole city in view
+  // as the window is laid out and resized.
+  var cityBounds = window.__CW_CITY__, viewed = false, auto = true;
   function ensureView() {
     map.invalidateSize({ animate: false });
     var size = map.getSize();
-    if (!viewed && size.x > 0 && size.y > 0) {
+    if (size.x > 0 && size.y > 0 && (auto || !viewed)) {
       map.fitBounds(cityBounds, { animate: false });
       viewed = true;
     }
     return viewed;
   }
   window.addEventListener("resize", ensureView);
+  map.on("dragstart", function () { auto = false; });
+  map.getContainer().addEventListener("wheel", function () { auto = false; });
+  map.zoomControl.getContainer().addEventListener("click", function () { auto = false; });
   ensureView();
 
   function text(s) {               // a DOM node holding s as text: never parsed as HTML
@@ -156,6 +161,7 @@
     ready: function () { return ensureView(); },
     zoomTo: function (kind, id, zoom) {
       ensureView();
+      auto = false;
       var m = markers[kind][id];
       if (m === undefined) return false;
       map.setView(m.getLatLng(), zoom || 16, { animate: false });
@@ -163,11 +169,13 @@
     },
     follow: function (kind, id) {
       ensureView();
+      if (kind !== null) auto = false;
       follow = (kind === null) ? null : [kind, id];
       keepFollowing();
       return follow !== null && markers[kind][id] !== undefined;
     },
     following: function () { return follow; },
+    wholeCity: function () { auto = true; follow = null; return ensureView(); },
     centre: function () { var c = map.getCenter(); return [c.lat, c.lng, map.getZoom()]; },
     show: function (kind, on) {
       if (on) layers[kind].addTo(map); else map.removeLayer(layers[kind]);

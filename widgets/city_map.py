@@ -58,7 +58,7 @@ def build_page(lang: str = "zh", tiles_url: str | None = None) -> str:
     """The map page: districts basemap (or local tiles under it), live-layer script."""
     # No zoom or fade animations: no GPU here, and a wall jumps to where it is told at once.
     m = offline_map(inline=False, zoom_animation=False, fade_animation=False,
-                    marker_zoom_animation=False, max_zoom=19, min_zoom=7)
+                    marker_zoom_animation=False, max_zoom=19, min_zoom=6, zoom_snap=0.25)
     x0, y0, x1, y1 = city_bbox()
     m.fit_bounds([[y0, x0], [y1, x1]])
     if tiles_url:

@@ -76,9 +76,9 @@ class SensorTile(QWidget):
         super().__init__(parent)
         self.view = TileView("", "")
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setMinimumSize(300, 200)
+        self.setMinimumSize(220, 110)
         self._fonts = {"title": theme.font(24, bold=True), "count": theme.font(17),
-                       "head": theme.font(28, bold=True), "small": theme.font(18),
+                       "head": theme.font(28, bold=True), "head_small": theme.font(22, bold=True), "small": theme.font(18),
                        "badge": theme.font(20, bold=True)}
 
     def set_view(self, view: TileView) -> None:
@@ -96,36 +96,45 @@ class SensorTile(QWidget):
         p.drawRoundedRect(QRectF(0.5, 0.5, w - 1, h - 1), 6, 6)
         p.fillRect(QRectF(0, 6, 5, h - 12), QColor(edge))
         pad = 14
+        compact = h < 130          # a short tile: headline and counts share a line
         # Title and sensor count
         p.setFont(self._fonts["title"])
         p.setPen(QColor(theme.TEXT))
-        p.drawText(QRectF(pad, 8, w - 2 * pad, 32), Qt.AlignLeft | Qt.AlignVCenter, v.title)
+        p.drawText(QRectF(pad, 6, w - 2 * pad, 30), Qt.AlignLeft | Qt.AlignVCenter, v.title)
         p.setFont(self._fonts["count"])
         p.setPen(QColor(theme.MUTED))
-        p.drawText(QRectF(pad, 8, w - 2 * pad, 32), Qt.AlignRight | Qt.AlignVCenter, v.count)
+        p.drawText(QRectF(pad, 6, w - 2 * pad, 30), Qt.AlignRight | Qt.AlignVCenter, v.count)
+        # Warning / alarm counts (right of the headline when the tile is short)
+        p.setFont(self._fonts["badge"])
+        badges = [(f"{self._alarm_word} {v.alarm}", theme.ALARM if v.alarm else theme.DIM),
+                  (f"{self._warn_word} {v.warn}", theme.WARN if v.warn else theme.DIM)]
+        fm = p.fontMetrics()
+        badge_w = sum(fm.horizontalAdvance(t) for t, _ in badges) + 20
+        y, x = (40, w - pad - badge_w) if compact else (84, pad)
+        for text, colour in badges:
+            p.setPen(QColor(colour))
+            p.drawText(QRectF(x, y, 200, 34 if compact else 28), Qt.AlignLeft | Qt.AlignVCenter,
+                       text)
+            x += fm.horizontalAdvance(text) + 20
         # Headline figure
-        p.setFont(self._fonts["head"])
+        p.setFont(self._fonts["head_small" if compact else "head"])
         p.setPen(QColor(LEVEL_COLOUR.get(v.headline_level, theme.TEXT)
                         if v.headline_level != UNKNOWN else theme.TEXT))
-        p.drawText(QRectF(pad, 42, w - 2 * pad, 40), Qt.AlignLeft | Qt.AlignVCenter,
-                   p.fontMetrics().elidedText(v.headline, Qt.ElideRight, int(w - 2 * pad)))
-        # Warning / alarm counts
-        p.setFont(self._fonts["badge"])
-        y = 86
-        x = pad
-        for n, colour, label in ((v.alarm, theme.ALARM, self._alarm_word),
-                                 (v.warn, theme.WARN, self._warn_word)):
-            text = f"{label} {n}"
-            p.setPen(QColor(colour if n else theme.DIM))
-            p.drawText(QRectF(x, y, 160, 28), Qt.AlignLeft | Qt.AlignVCenter, text)
-            x += p.fontMetrics().horizontalAdvance(text) + 24
+        head_w = (w - 2 * pad - badge_w - 8) if compact else (w - 2 * pad)
+        p.drawText(QRectF(pad, 38, head_w, 38), Qt.AlignLeft | Qt.AlignVCenter,
+                   p.fontMetrics().elidedText(v.headline, Qt.ElideRight, int(head_w)))
         # One dot per sensor
         dot, gap = 11, 4
         per_row = max(1, int((w - 2 * pad + gap) // (dot + gap)))
-        y0 = 122
+        y0 = 82 if compact else 118
+        if y0 + dot > h - 6:
+            p.end()
+            return
         p.setPen(Qt.NoPen)
         for i, lvl in enumerate(v.dots):
             r, c = divmod(i, per_row)
+            if y0 + r * (dot + gap) + dot > h - 4:
+                break                 # no room for more rows: the counts above still hold
             p.setBrush(QColor(LEVEL_COLOUR.get(lvl, theme.MUTED)))
             p.drawRoundedRect(QRectF(pad + c * (dot + gap), y0 + r * (dot + gap), dot, dot), 2, 2)
         rows = (len(v.dots) + per_row - 1) // per_row
