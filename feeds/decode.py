@@ -58,6 +58,9 @@ class Decoded:
     seqs: list[tuple[str, int]] = field(default_factory=list)
 
 
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 class MessageDecoder:
     """Judges one feed message at a time. Keeps one compiled msgspec decoder per record type."""
 
@@ -91,7 +94,7 @@ class MessageDecoder:
 
         # A message larger than one record may be is judged record by record (slow path):
         # a batch may be that large, a single record may not.
-        if len(payload) <= self.max_record_bytes:
+        if len(payload) <= self.max_record_bytes or self._records_within_limit(payload):
             try:
                 decoded = self._decoder(rtype).decode(payload)
             except (msgspec.ValidationError, msgspec.DecodeError):
@@ -107,6 +110,14 @@ class MessageDecoder:
                 return out
         self._slow_path(topic, rtype, payload, out)
         return out
+
+    def _records_within_limit(self, payload: bytes) -> bool:
+        """A batch over the limit whose every record is within it may take the fast path."""
+        try:
+            raws = _RAW_LIST.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return False
+        return all(len(r) <= self.max_record_bytes for r in raws)
 
     def _slow_path(self, topic: str, rtype: type[Record], payload: bytes, out: Decoded) -> None:
         if isinstance(payload, memoryview):

@@ -18,8 +18,12 @@ from feeds.decode import MessageDecoder
 from feeds.endpoints import check_endpoint
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
-BURST = 2_000          # messages taken from the sockets before handing over under the lock
+BURST = 2_000          # messages taken from one socket per pass
+HANDOVER_RECORDS = 5_000   # hand over at this many records, or …
+HANDOVER_S = 0.01          # … this long after the first one waiting: a drain never gets a lump
 RCVHWM = 100_000       # queue depth per socket before ZeroMQ drops (and we see a gap)
+MAX_PENDING = 1_000_000    # records not yet drained: past this, stop reading and let
+                           # ZeroMQ's queue fill and drop, which the seq check counts as gaps
 
 
 class Receiver:
@@ -38,6 +42,7 @@ class Receiver:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._tap = tap          # sees every raw message (the recorder), on this thread
+        self._pending_records = 0
         self.messages = 0
 
     def start(self) -> "Receiver":
@@ -58,6 +63,7 @@ class Receiver:
         with self._lock:
             batch, self._pending = self._pending, Batch()
             heard, self._endpoint_heard = self._endpoint_heard, set()
+            self._pending_records = 0
         return batch, heard
 
     def backlog(self) -> int:
@@ -89,22 +95,36 @@ class Receiver:
         self._ready.set()
         local = Batch()
         heard: set[str] = set()
+        first_at = 0.0
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(100))
+                if self._pending_records > MAX_PENDING:
+                    self._stop.wait(0.01)          # the consumer is behind: read nothing
+                    continue
+                waiting = bool(local.messages or local.rejects or heard)
+                events = dict(poller.poll(1 if waiting else 100))
                 for sock, ep in sockets.items():
                     if sock not in events:
                         continue
-                    heard.add(ep)
                     for _ in range(BURST):
                         try:
                             frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
                         except zmq.Again:
                             break
+                        heard.add(ep)             # only a message counts as hearing it
                         self._take(frames, local, ep)
-                if local.messages or local.rejects or heard:
+                        if len(local.records) >= HANDOVER_RECORDS:
+                            break
+                if not (local.messages or local.rejects or heard):
+                    continue
+                now = time.monotonic()
+                if not waiting:
+                    first_at = now
+                if (len(local.records) >= HANDOVER_RECORDS or now - first_at >= HANDOVER_S
+                        or not events):
                     with self._lock:
                         self._pending.merge(local)
+                        self._pending_records += len(local.records)
                         self._endpoint_heard |= heard
                     local = Batch()
                     heard = set()

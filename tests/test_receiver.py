@@ -19,6 +19,7 @@ def test_publisher_restart_reconnect_and_down_up():
     receiver = Receiver([endpoint], context=ctx).start()
     clock = ManualClock(T0)
     s = Situation(clock)
+    sock = None
     try:
         pub.wait_subscriber()
         for seq in range(5):
@@ -47,9 +48,10 @@ def test_publisher_restart_reconnect_and_down_up():
         health = s.sources["gw"]
         assert (health.restarts, health.gaps, health.records) == (1, 0, 8)
         assert s.source_up("gw") and s.endpoint_up(endpoint)
-        sock.close(0)
     finally:
         receiver.stop()
+        if sock is not None:
+            sock.close(0)
         ctx.term()
 
 

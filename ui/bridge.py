@@ -1,6 +1,7 @@
 """The hand-off from the feed to Qt: the only place the receiver meets the GUI thread.
 
-A timer drains the receiver at a bounded rate (every ``interval_ms``), applies the batch to
+A timer drains the receiver at a bounded rate (every ``interval_ms``, 50 ms: half the
+latency budget of 100 ms), applies the batch to
 the situation and emits one ``changed`` signal per drain, never one per message. A slower
 ``tick`` drives what moves with the clock alone (countdowns, the clock, staleness).
 """
@@ -18,7 +19,7 @@ class SituationBridge(QObject):
     changed = Signal(object)      # a situation.store.Change
     tick = Signal()               # once a second: the clock moved
 
-    def __init__(self, situation: Situation, receivers=(), interval_ms: int = 100,
+    def __init__(self, situation: Situation, receivers=(), interval_ms: int = 50,
                  tick_ms: int = 1000, parent: QObject | None = None):
         super().__init__(parent)
         self.situation = situation
