@@ -6,11 +6,44 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
 from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int, time_ms
 from feeds.endpoints import check_endpoint
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
+
+EXIT_FAILURE = 1
+
+
+def export_file(text: str) -> str:
+    """A file to write at exit: its folder must exist now, not only when the run ends."""
+    path = Path(text).expanduser()
+    if not text or path.name in ("", ".", "..") or path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {str(path.parent)!r} (for {text!r})")
+    return str(path)
+
+
+def write_exports(situation, args) -> int:
+    """Write the files ``--export-*`` asked for; one line on stderr and 1 if one failed."""
+    if not (args.export_public_map or args.export_open311):
+        return 0
+    from situation.open311 import write_open311
+    from situation.public_map import write_public_map
+    code = 0
+    for path, write in ((args.export_public_map, write_public_map),
+                        (args.export_open311, write_open311)):
+        if not path:
+            continue
+        try:
+            write(situation, path, args.lang)
+        except OSError as exc:
+            print(f"citywall: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            code = EXIT_FAILURE
+    return code
 
 
 def build_parser() -> OneLineParser:
@@ -38,6 +71,15 @@ def build_parser() -> OneLineParser:
     out.add_argument("--screenshot-dir", metavar="DIR",
                      help="save one PNG per screen window at exit")
     out.add_argument("--lang", choices=("zh", "en"), default="zh")
+    out.add_argument("--tiles", metavar="URL|FILE.mbtiles",
+                     help="basemap: an XYZ template on the local network "
+                          "(http://tiles.local/{z}/{x}/{y}.png) or an .mbtiles file; "
+                          "default: the districts and a grid")
+    out.add_argument("--export-public-map", type=export_file, metavar="FILE.html",
+                     help="at exit, write the public city map of the open cases (one "
+                          "self-contained HTML page)")
+    out.add_argument("--export-open311", type=export_file, metavar="FILE.json",
+                     help="at exit, write the open cases as Open311 GeoReport v2 requests")
     return p
 
 
@@ -53,13 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    export_code = 0
+
+    def at_exit() -> None:          # after the last drain, so the exports match the status
+        nonlocal export_code
+        export_code = write_exports(session.situation, args)
+
     try:
         if args.headless:
             from ui.headless import run_headless
-            run_headless(session, args.run_for, args.status_out, args.status_every)
-            return 0
+            run_headless(session, args.run_for, args.status_out, args.status_every, at_exit)
+            return export_code
         from ui.app import run_windows
-        return run_windows(session, args)
+        return run_windows(session, args, at_exit) or export_code
     finally:
         session.stop()
 

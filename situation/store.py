@@ -5,8 +5,9 @@ the newer ``ts`` wins and an older record arriving late changes nothing.
 """
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -21,6 +22,7 @@ SOURCE_DOWN_MS = 3_000           # PROTOCOL: a src silent for 3 s is down
 SENSOR_HISTORY = 120             # readings kept per sensor (two hours at one a minute)
 CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
 RATE_WINDOW_MS = 5_000
+REPORT_LOG_MS = 8 * 7 * 24 * 3_600_000   # the report log: eight weeks of first sightings
 
 
 @dataclass
@@ -54,6 +56,51 @@ class Change:
         return bool(self.cases or self.units or self.sensors or self.sources)
 
 
+class Report(NamedTuple):
+    reported_at: int
+    district: str | None
+    category: str
+
+
+class ReportLog:
+    """Every case as first seen: (reported_at, district, category), kept for
+    ``REPORT_LOG_MS`` of the situation's clock after it was logged. Closed cases leave
+    ``Situation.cases`` after 48 h; the log keeps what the demand-by-hour figures need.
+
+    Bounded: entries leave in the order they came (by the clock when they were logged, not by
+    the publisher's ``reported_at``, so one record dated far in the future cannot hold the log
+    open), and the ids go with them. A case reported longer ago than the log keeps is not
+    logged at all.
+    """
+
+    def __init__(self, keep_ms: int = REPORT_LOG_MS):
+        self.keep_ms = keep_ms
+        self._entries: deque[tuple[int, Report]] = deque()      # (logged at, report)
+        self._ids: OrderedDict[str, None] = OrderedDict()       # same order as _entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self):
+        return (rep for _, rep in self._entries)
+
+    def __contains__(self, case_id: str) -> bool:
+        return case_id in self._ids
+
+    def add(self, case_id: str, report: Report, now: int) -> bool:
+        if case_id in self._ids or report.reported_at <= now - self.keep_ms:
+            return False
+        self._ids[case_id] = None
+        self._entries.append((now, report))
+        return True
+
+    def prune(self, now: int) -> None:
+        entries, ids = self._entries, self._ids
+        while entries and now - entries[0][0] > self.keep_ms:
+            entries.popleft()
+            ids.popitem(last=False)
+
+
 class Situation:
     def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
                  sensor_history: int = SENSOR_HISTORY):
@@ -73,6 +120,7 @@ class Situation:
         self._last_prune = 0
         # endpoint → clock ms of its last message (None: never): a silent endpoint is down
         self.endpoints: dict[str, int | None] = {}
+        self.reports = ReportLog()     # first sightings of cases, kept eight weeks
 
     def expect_endpoint(self, endpoint: str) -> None:
         self.endpoints.setdefault(endpoint, None)
@@ -119,7 +167,13 @@ class Situation:
             found = self.locator.locate(rec.lon, rec.lat)
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
-        return self._upsert(self.cases, rec.case_id, rec)
+        new = rec.case_id not in self.cases
+        if not self._upsert(self.cases, rec.case_id, rec):
+            return False
+        if new:
+            self.reports.add(rec.case_id, Report(rec.reported_at, rec.district, rec.category),
+                             self.clock.now_ms())
+        return True
 
     def _upsert_sensor(self, rec: SensorReading) -> bool:
         if rec.district is None:
@@ -150,7 +204,10 @@ class Situation:
         for src, n in per_src.items():
             health = self.sources[src]
             health.records += n
-            health._recent.append((now, n))
+            recent = health._recent
+            recent.append((now, n))
+            while now - recent[0][0] > RATE_WINDOW_MS:       # bounded without a reader too
+                recent.popleft()
         for (src, reason), n in batch.rejects.items():
             self._source(src, now).rejected[reason] += n
             self.rejected[reason] += n
@@ -170,6 +227,7 @@ class Situation:
                if c.status in CLOSED_CASE_STATUSES and now - c.ts > CLOSED_KEEP_MS]
         for cid in old:
             del self.cases[cid]
+        self.reports.prune(now)
 
     # ---- questions widgets ask ------------------------------------------------------------
     def now_ms(self) -> int:

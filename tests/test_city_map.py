@@ -216,3 +216,49 @@ def test_picking_a_case_in_the_queue_zooms_every_map_to_it(qtbot):
     qtbot.waitUntil(lambda: run_js(qtbot, city, "cw.centre()")[2] == 16, timeout=5000)
     lat, lon, _ = run_js(qtbot, city, "cw.centre()")
     assert abs(lat - 39.99) < 1e-3 and abs(lon - 116.48) < 1e-3
+
+
+def test_heat_overlay_counts_the_cases_of_the_last_six_hours(qtbot):
+    from situation.heat import case_heat
+    sc = standard()
+    sc.case("C-OLD", 20, reported_at=sc.clock.now_ms() - 7 * 3_600_000)   # outside the window
+    m = loaded_map(qtbot, sc.situation)
+    m.buttons["heat"].setChecked(True)
+    qtbot.waitUntil(lambda: run_js(qtbot, m, "cw.overlay !== null"), timeout=5000)
+    grid = case_heat(sc.situation, 6 * 3_600_000)
+    assert grid.total == 5                          # the five cases of the standard scenario
+    assert f"近6小时 {int(grid.total)} 起" in m.summary.text()
+    assert run_js(qtbot, m, "cw.overlay._url.startsWith('data:image/png')")
+    m.buttons["heat"].setChecked(False)
+    qtbot.waitUntil(lambda: run_js(qtbot, m, "cw.overlay === null"), timeout=5000)
+
+
+def test_the_wall_menu_exports_the_public_map(qtbot, tmp_path):
+    from PySide6.QtGui import QGuiApplication
+    from ui.wall import build_wall
+    sc = standard()
+    (w,) = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
+    qtbot.addWidget(w)
+    actions = [a.text() for a in w.menu().actions() if a.text()]
+    assert actions[0].startswith("导出公众城市地图")
+    target = tmp_path / "public.html"
+    assert w.export("public_map", str(target))
+    page = target.read_text(encoding="utf-8")
+    assert "C-LATE" in page and "U1" not in page.replace("U1F", "")
+    assert str(target) in w.header.message.text()
+    assert not w.export("open311", str(tmp_path / "missing" / "x.json"))
+    assert "无法写入" in w.header.message.text()           # said on the wall, nothing lost
+
+
+def test_the_wall_runs_on_with_a_missing_tile_file(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    status = tmp_path / "status.json"
+    out = subprocess.run([sys.executable, "main.py", "--demo", "--run-for", "3", "--tiles",
+                          str(tmp_path / "nowhere.mbtiles"), "--status-out", str(status)],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    doc = json.loads(status.read_text())
+    assert "city_map" in doc["windows"][0]["panels"] and doc["units"] > 100

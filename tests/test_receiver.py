@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import zmq
 
-from feeds.receiver import Receiver
+from feeds.receiver import Receiver, wait_for
 from situation.clock import ManualClock
 from situation.store import Situation
 from tests.pubhelp import TestPublisher, drain_until, record
 
 T0 = 1_700_000_000_000
+
+
+def _try_bind(sock, endpoint) -> bool:
+    try:
+        sock.bind(endpoint)
+        return True
+    except zmq.ZMQError:
+        return False
 
 
 def test_publisher_restart_reconnect_and_down_up():
@@ -38,7 +46,8 @@ def test_publisher_restart_reconnect_and_down_up():
         # It comes back on the same port, counting from 0 again (a restart).
         sock = ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(endpoint)
+        # ZeroMQ closes the old listener on its I/O thread a moment later: retry, bounded.
+        assert wait_for(lambda: _try_bind(sock, endpoint), timeout_s=5), "port never freed"
         assert sock.poll(10_000), "the receiver did not reconnect by itself"
         sock.recv()
         for seq in range(3):

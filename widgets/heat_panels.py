@@ -1,0 +1,458 @@
+"""Heatmap panels (pyqtgraph): where cases come from — a raster of case counts (or a sensor
+metric) over the district outlines — and when — districts × hour of day, today against an
+average day. Both derive everything from the situation on every refresh (``situation.heat``),
+on the situation's clock; what they keep is view settings (window, layer, area, zoom).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
+
+from feeds.districts import city_bbox, load_districts
+from situation.catalog import METRIC_UNITS, district_name
+from situation.heat import (CITY_CELL_M, COS_LAT, HEAT_STOPS, HOUR_MS, SENSOR_LAYERS,
+                            UNIT_CELL_M, WINDOWS_MS, case_heat, district_bbox, district_hours,
+                            grid_for_view, heat_levels, local_day_hour, sensor_heat)
+from situation.store import Change
+from situation.thresholds import THRESHOLDS
+from ui import theme
+from widgets.panel import Panel
+
+# The panels' own words (zh, en).
+STRINGS: dict[str, tuple[str, str]] = {
+    "window": ("时段", "Window"),
+    "layer": ("图层", "Layer"),
+    "area": ("范围", "Area"),
+    "win.1": ("近1小时", "Last 1 h"),
+    "win.6": ("近6小时", "Last 6 h"),
+    "win.24": ("近24小时", "Last 24 h"),
+    "layer.cases": ("案件", "Cases"),
+    "layer.air.pm25": ("PM2.5", "PM2.5"),
+    "layer.noise.laeq": ("噪声", "Noise"),
+    "layer.crowd.density": ("人流密度", "Crowd density"),
+    "layer.waste.fill_pct": ("垃圾桶满溢", "Bin fill"),
+    "city": ("全市", "Whole city"),
+    "grid.500": ("500 m 网格", "500 m grid"),
+    "grid.100": ("100 m 单元网格", "100 m unit grid"),
+    "sum.cases": ("{win} {n} 起 · {grid}", "{win}: {n} cases · {grid}"),
+    "sum.cases_view": ("{win} 视野内 {n} 起 · {grid}", "{win}: {n} cases in view · {grid}"),
+    "sum.sensors": ("{layer} · {n} 台 · {grid}", "{layer} · {n} sensors · {grid}"),
+    "sum.outside": (" · 图外 {n} 起", " · {n} off the map"),
+    "axis.hour": ("时（北京时间）", "hour (Beijing time)"),
+    "bar.cases": ("案件数 / 格", "cases per cell"),
+    "bar.diff": ("今日 − 日均", "today − average"),
+    "sum.hours": ("今日 {today} 起 · 同期日均 {typical} · {delta}",
+                  "Today {today} · typical by now {typical} · {delta}"),
+    "sum.hours_new": ("今日 {today} 起 · 尚无往日数据", "Today {today} · no past days yet"),
+    "sum.days": (" · {days} 天均值", " · {days}-day average"),
+}
+
+
+def t(key: str, lang: str, **values) -> str:
+    zh, en = STRINGS[key]
+    text = zh if lang == "zh" else en
+    return text.format(**values) if values else text
+
+
+def heat_colormap() -> pg.ColorMap:
+    pos = [p for p, _, _ in HEAT_STOPS]
+    colours = [(*pg.mkColor(c).getRgb()[:3], a) for _, c, a in HEAT_STOPS]
+    return pg.ColorMap(pos, colours)
+
+
+def diverging_colormap() -> pg.ColorMap:
+    """Below average blue, average the panel's own dark, above amber then red."""
+    stops = [(0.0, "#60a5fa"), (0.3, "#1e40af"), (0.5, "#18243a"), (0.65, "#7c2d12"),
+             (0.82, "#f59e0b"), (1.0, "#ef4444")]
+    return pg.ColorMap([p for p, _ in stops], [pg.mkColor(c) for _, c in stops])
+
+
+# Colour scale of each sensor layer: its top is the alarm threshold.
+SENSOR_LEVELS = {("air", "pm25"): (0.0, THRESHOLDS[("air", "pm25")][1]),
+                 ("noise", "laeq"): (40.0, THRESHOLDS[("noise", "laeq")][1]),
+                 ("crowd", "density"): (0.0, THRESHOLDS[("crowd", "density")][1]),
+                 ("waste", "fill_pct"): (0.0, 100.0)}
+
+COMBO_STYLE = f"""
+QComboBox {{ background: {theme.HEADER}; color: {theme.TEXT}; border: 1px solid {theme.PANEL_EDGE};
+            border-radius: 4px; padding: 2px 10px; }}
+QComboBox QAbstractItemView {{ background: {theme.HEADER}; color: {theme.TEXT};
+            selection-background-color: #1e3a64; }}
+"""
+
+
+def _combo(items: list[tuple[str, object]], current: int = 0) -> QComboBox:
+    box = QComboBox()
+    box.setFont(theme.font(20))
+    box.setStyleSheet(COMBO_STYLE)
+    box.setFocusPolicy(Qt.NoFocus)
+    for text, data in items:
+        box.addItem(text, data)
+    box.setCurrentIndex(current)
+    return box
+
+
+def _plot(background: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background=background)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.getPlotItem().setContentsMargins(4, 4, 4, 4)
+    return plot
+
+
+def _style_axis(axis, px: int) -> None:
+    axis.setStyle(tickFont=theme.font(px), tickLength=0)
+    axis.setTextPen(pg.mkPen(theme.TEXT))
+    axis.setPen(pg.mkPen(theme.PANEL_EDGE))
+
+
+def _colour_bar(cmap: pg.ColorMap, label: str, image: pg.ImageItem, plot: pg.PlotWidget,
+                values: tuple[float, float]) -> pg.ColorBarItem:
+    bar = pg.ColorBarItem(values=values, colorMap=cmap, interactive=False, width=22,
+                          colorMapMenu=False)
+    bar.setImageItem(image, insert_in=plot.getPlotItem())
+    axis = bar.getAxis("right")
+    _style_axis(axis, 18)
+    axis.setWidth(56)
+    for key in ("top", "bottom", "left"):
+        bar.getAxis(key).setPen(pg.mkPen(theme.PANEL_EDGE))
+    left = bar.getAxis("left")
+    left.setTextPen(pg.mkPen(theme.TEXT))       # the label's colour, not the frame's
+    left.label.setFont(theme.font(20))
+    left.setLabel(label, color=theme.TEXT, **{"font-size": "20px"})
+    return bar
+
+
+class SpatialHeatPanel(Panel):
+    """Cases per cell over a window of the situation's clock (or a sensor metric's latest
+    mean per cell) as a raster over the 16 district outlines: 500 m cells for the city, the
+    100 m unit grid for the visible area when the view spans about one district."""
+
+    name = "spatial_heat"
+    LABEL_PX = 22
+    MIN_CELL_PX = 8
+
+    def __init__(self, situation, lang: str = "zh", parent=None):
+        super().__init__(situation, lang, parent)
+        controls = QHBoxLayout()
+        controls.setSpacing(10)
+        self.window_box = _combo([(t(f"win.{w // HOUR_MS}", lang), w) for w in WINDOWS_MS], 1)
+        self.layer_box = _combo([(t("layer.cases", lang), None)]
+                                + [(t(f"layer.{k}.{m}", lang), (k, m)) for k, m in SENSOR_LAYERS])
+        self.area_box = _combo([(t("city", lang), None)]
+                               + [(district_name(d.adcode, lang), d.adcode)
+                                  for d in load_districts()])
+        for key, box in (("window", self.window_box), ("layer", self.layer_box),
+                         ("area", self.area_box)):
+            label = QLabel(t(key, lang))
+            label.setFont(theme.font(18))
+            label.setStyleSheet(f"color: {theme.MUTED};")
+            controls.addWidget(label)
+            controls.addWidget(box)
+            controls.addSpacing(8)
+        controls.addStretch(1)
+        self.body.addLayout(controls)
+
+        self.plot = _plot(theme.PANEL)
+        pi = self.plot.getPlotItem()
+        pi.hideAxis("left")
+        pi.hideAxis("bottom")
+        vb = pi.getViewBox()
+        # 1° of longitude is cos 40° as long as 1° of latitude on the ground
+        vb.setAspectLocked(True, ratio=COS_LAT)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setZValue(0)
+        self.plot.addItem(self.image)
+        # At city scale a 500 m cell is two or three pixels: the cells holding something are
+        # also drawn as squares big enough to see, in the same colours.
+        self.cells = pg.ScatterPlotItem(pxMode=True, symbol="s", pen=None)
+        self.cells.setZValue(15)
+        self.plot.addItem(self.cells)
+        self._lut = heat_colormap().getLookupTable(nPts=256, alpha=True)
+        self._outlines()
+        self.bar = _colour_bar(heat_colormap(), t("bar.cases", lang), self.image, self.plot,
+                               (0.0, 3.0))
+        self.body.addWidget(self.plot, 1)
+        self.grid = None           # the grid last drawn (derived, for tests and tooltips)
+        self.show_area(None)
+        vb.sigRangeChanged.connect(self._view_moved)
+        self.window_box.currentIndexChanged.connect(self._settings_changed)
+        self.layer_box.currentIndexChanged.connect(self._settings_changed)
+        self.area_box.currentIndexChanged.connect(
+            lambda _i: self.show_area(self.area_box.currentData()))
+
+    def _outlines(self) -> None:
+        xs, ys = [], []
+        for d in load_districts():
+            for ring in d.rings:
+                xs.extend([ring[:, 0], [np.nan]])
+                ys.extend([ring[:, 1], [np.nan]])
+        self.outline = pg.PlotDataItem(np.concatenate(xs), np.concatenate(ys), connect="finite",
+                                       pen=pg.mkPen(theme.MUTED, width=1.4))
+        self.outline.setZValue(10)
+        self.plot.addItem(self.outline)
+        self.labels = []
+        for d in load_districts():
+            item = pg.TextItem(district_name(d.adcode, self.lang),
+                               color=pg.mkColor(232, 238, 248, 215), anchor=(0.5, 0.5))
+            item.setFont(theme.font(self.LABEL_PX, bold=True))
+            item.setPos(*d.centroid)
+            item.setZValue(12)
+            self.plot.addItem(item)
+            self.labels.append(item)
+
+    # ---- view settings ----------------------------------------------------------------
+    def show_area(self, adcode: str | None) -> None:
+        """Zoom to a district (its 100 m unit grid) or the whole city (None)."""
+        west, south, east, north = district_bbox(adcode) if adcode else city_bbox()
+        vb = self.plot.getPlotItem().getViewBox()
+        vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
+        vb.disableAutoRange()
+        self.dirty = True
+        self.refresh()
+
+    def set_window(self, window_ms: int) -> None:
+        self.window_box.setCurrentIndex(WINDOWS_MS.index(window_ms))
+
+    def set_layer(self, layer: tuple[str, str] | None) -> None:
+        """None: cases; (kind, metric): a sensor metric."""
+        for i in range(self.layer_box.count()):
+            if self.layer_box.itemData(i) == layer:
+                self.layer_box.setCurrentIndex(i)
+                return
+        raise KeyError(layer)
+
+    def _settings_changed(self, _index=None) -> None:
+        self.window_box.setEnabled(self.layer_box.currentData() is None)
+        self.dirty = True
+        self.refresh()
+
+    def _view_moved(self, *_args) -> None:
+        self.dirty = True
+
+    def on_changed(self, change: Change) -> None:
+        if change.cases or change.sensors:
+            self.dirty = True
+
+    def view_bbox(self) -> tuple[float, float, float, float]:
+        (x0, x1), (y0, y1) = self.plot.getPlotItem().getViewBox().viewRange()
+        return x0, y0, x1, y1
+
+    # ---- drawing -------------------------------------------------------------------------
+    def derive(self):
+        """The grid to draw: the city at 500 m, or the visible area at 100 m."""
+        view = self.view_bbox()
+        cell = grid_for_view(view)
+        bbox = None
+        if cell == UNIT_CELL_M:
+            cw, cs, ce, cn = city_bbox()
+            bbox = (max(view[0], cw), max(view[1], cs), min(view[2], ce), min(view[3], cn))
+            if bbox[0] >= bbox[2] or bbox[1] >= bbox[3]:
+                bbox, cell = None, CITY_CELL_M          # looking off the city: show it all
+        layer = self.layer_box.currentData()
+        if layer is None:
+            return case_heat(self.situation, self.window_box.currentData(), cell, bbox)
+        return sensor_heat(self.situation, *layer, cell_m=cell, bbox=bbox)
+
+    def refresh(self) -> None:
+        grid = self.grid = self.derive()
+        lang = self.lang
+        if grid.counts:
+            shown = np.where(grid.values > 0, grid.values, np.nan)     # no case: no colour
+            levels = heat_levels(grid)
+            label = t("bar.cases", lang)
+        else:
+            shown = grid.values
+            layer = self.layer_box.currentData()
+            levels = SENSOR_LEVELS.get(layer) or heat_levels(grid)
+            unit = METRIC_UNITS.get(layer[1], "") if layer else ""
+            label = f"{self.layer_box.currentText()} {unit}".strip()
+        self.image.setImage(shown, autoLevels=False)
+        self.image.setRect(QRectF(grid.west, grid.south, grid.nx * grid.dlon,
+                                  grid.ny * grid.dlat))
+        self.bar.setLevels(levels)
+        self.bar.getAxis("right").setTicks([_count_ticks(levels[1])] if grid.counts else None)
+        self._draw_cells(grid, shown, levels)
+        self._place_labels()
+        self.bar.getAxis("left").setLabel(label, color=theme.TEXT, **{"font-size": "20px"})
+        gridname = t(f"grid.{grid.cell_m}", lang)
+        if grid.counts:
+            win = self.window_box.currentText()
+            whole_city = grid.cell_m == CITY_CELL_M
+            text = t("sum.cases" if whole_city else "sum.cases_view", lang, win=win,
+                     n=int(grid.total), grid=gridname)
+            if grid.outside and whole_city:
+                text += t("sum.outside", lang, n=grid.outside)
+        else:
+            text = t("sum.sensors", lang, layer=self.layer_box.currentText(),
+                     n=int(grid.total), grid=gridname)
+        self.summary.setText(text)
+        self.dirty = False
+
+
+    def _pixel_deg(self) -> tuple[float, float] | None:
+        """Degrees of longitude and latitude per screen pixel (None before the view has a
+        size)."""
+        try:
+            px = self.plot.getPlotItem().getViewBox().viewPixelSize()
+        except Exception:       # no size yet (never shown)
+            return None
+        if not all(math.isfinite(v) and v > 0 for v in px):
+            return None
+        return px
+
+    def _draw_cells(self, grid, shown: np.ndarray, levels: tuple[float, float]) -> None:
+        px = self._pixel_deg()
+        cell_px = grid.dlon / px[0] if px else 0.0
+        iy, ix = np.nonzero(np.isfinite(shown))
+        if cell_px >= self.MIN_CELL_PX or iy.size == 0:
+            self.cells.setData([], [])
+            return
+        lo, hi = levels
+        v = shown[iy, ix]
+        idx = np.clip((v - lo) / (hi - lo) * (len(self._lut) - 1), 0, len(self._lut) - 1)
+        colours = self._lut[idx.astype(int)]
+        brushes = [pg.mkBrush(*c) for c in colours]
+        order = np.argsort(v)                        # the hottest drawn last, on top
+        self.cells.setData(x=(grid.west + (ix[order] + 0.5) * grid.dlon),
+                           y=(grid.south + (iy[order] + 0.5) * grid.dlat),
+                           size=self.MIN_CELL_PX, brush=[brushes[i] for i in order])
+
+    def _place_labels(self) -> None:
+        """A district's name only where it fits inside the district at this zoom (东城 and
+        西城 appear once the view is close enough not to pile them onto 朝阳)."""
+        px = self._pixel_deg()
+        x0, y0, x1, y1 = self.view_bbox()
+        for d, item in zip(load_districts(), self.labels):
+            if px is None:
+                item.setVisible(True)
+                continue
+            text = item.textItem.toPlainText()
+            wide = sum(1.0 if ord(ch) > 0x2e80 else 0.6 for ch in text) * self.LABEL_PX
+            half_w, half_h = wide / 2 * px[0], self.LABEL_PX * 0.7 * px[1]
+            cx, cy = d.centroid
+            within = x0 + half_w <= cx <= x1 - half_w and y0 + half_h <= cy <= y1 - half_h
+            item.setVisible(within and (d.bbox[2] - d.bbox[0]) / px[0] >= wide * 1.25)
+
+
+def _count_ticks(top: float) -> list[tuple[float, str]]:
+    """Whole-number ticks for a count scale 0 … top, five or six of them."""
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9)
+                if top / s <= 6)
+    return [(float(v), str(v)) for v in range(0, int(top) + 1, step)]
+
+
+class TemporalHeatPanel(Panel):
+    """Districts × hour of day (Beijing time): today's case counts against the average day
+    before them. Colour is today − average (blue below, red above, blank for hours still to
+    come; the hour under way is held against the share of its average elapsed so far); a cell
+    where today is at least twice that and at least 3 cases is boxed and shows its count; a
+    line marks now on the situation's clock."""
+
+    name = "temporal_heat"
+    PEAK_FACTOR = 2.0
+    PEAK_MIN = 3
+
+    def __init__(self, situation, lang: str = "zh", parent=None):
+        super().__init__(situation, lang, parent)
+        self.codes = [d.adcode for d in load_districts()]
+        n = len(self.codes)
+        self.plot = _plot(theme.PANEL)
+        pi = self.plot.getPlotItem()
+        vb = pi.getViewBox()
+        vb.invertY(True)                  # first district on top
+        vb.setMouseEnabled(x=False, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setRect(QRectF(0, 0, 24, n))
+        self.plot.addItem(self.image)
+        # thin panel-coloured lines between cells so each reads as a tile
+        sep = pg.mkPen(theme.PANEL, width=2)
+        for y in range(1, n):
+            self.plot.addItem(pg.InfiniteLine(pos=y, angle=0, pen=sep))
+        for x in range(1, 24):
+            self.plot.addItem(pg.InfiniteLine(pos=x, angle=90, pen=sep))
+        left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
+        _style_axis(left, 20)
+        _style_axis(bottom, 18)
+        left.setTicks([[(i + 0.5, district_name(c, lang)) for i, c in enumerate(self.codes)]])
+        bottom.setTicks([[(h + 0.5, f"{h}") for h in range(0, 24, 2)],
+                         [(h + 0.5, f"{h}") for h in range(1, 24, 2)]])
+        left.setWidth(96 if lang == "zh" else 130)
+        bottom.setLabel(t("axis.hour", lang), color=theme.MUTED, **{"font-size": "18px"})
+        bottom.label.setFont(theme.font(18))
+        self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3))
+        self.now_line.setZValue(24)                # under the peak boxes and their counts
+        self.plot.addItem(self.now_line)
+        self.peak_boxes = pg.ScatterPlotItem(pxMode=False, symbol="s", size=0.92,
+                                             brush=pg.mkBrush(None),
+                                             pen=pg.mkPen(theme.TEXT, width=2.5))
+        self.peak_boxes.setZValue(25)
+        self.plot.addItem(self.peak_boxes)
+        self.peak_labels: list[pg.TextItem] = []
+        self.bar = _colour_bar(diverging_colormap(), t("bar.diff", lang), self.image, self.plot,
+                               (-2.0, 2.0))
+        vb.setRange(xRange=(0, 24), yRange=(0, n), padding=0)
+        vb.disableAutoRange()
+        self.body.addWidget(self.plot, 1)
+        self.hours = None          # the figures last drawn (derived)
+        self.peaks: list[tuple[str, int]] = []
+
+    def on_changed(self, change: Change) -> None:
+        if change.cases:
+            self.dirty = True
+
+    def _peak_label(self, i: int) -> pg.TextItem:
+        while len(self.peak_labels) <= i:
+            item = pg.TextItem("", color=theme.TEXT, anchor=(0.5, 0.5))
+            item.setFont(theme.font(17, bold=True))
+            item.setZValue(26)
+            self.plot.addItem(item)
+            self.peak_labels.append(item)
+        return self.peak_labels[i]
+
+    def refresh(self) -> None:
+        now = self.situation.now_ms()
+        hours = self.hours = district_hours(self.situation)
+        today = hours.today.to_numpy(dtype=float)
+        avg = hours.average.to_numpy(dtype=float)
+        _, hour_now = local_day_hour(np.array([now]))
+        h = int(hour_now[0])
+        frac = (now % HOUR_MS) / HOUR_MS       # Beijing is a whole hours off UTC
+        expected = avg.copy()
+        expected[:, h] *= frac                   # the hour under way: its share so far
+        diff = today - expected
+        diff[:, h + 1:] = np.nan                 # hours still to come: blank
+        self.image.setImage(diff, autoLevels=False)
+        self.image.setRect(QRectF(0, 0, 24, len(self.codes)))
+        top = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 0.0
+        span = max(2.0, float(math.ceil(top)))
+        self.bar.setLevels((-span, span))
+        self.now_line.setPos(h + frac)
+        # peaks: today ≥ 2 × average and ≥ 3 cases (with no history, any cell ≥ 3)
+        peak = (today >= self.PEAK_FACTOR * expected) & (today >= self.PEAK_MIN)
+        rows, cols = np.nonzero(peak)
+        self.peaks = [(self.codes[r], int(c)) for r, c in zip(rows, cols)]
+        self.peak_boxes.setData(x=cols + 0.5, y=rows + 0.5)
+        for i, (r, c) in enumerate(zip(rows, cols)):
+            label = self._peak_label(i)
+            label.setText(str(int(today[r, c])))
+            label.setPos(c + 0.5, r + 0.5)
+            label.setVisible(True)
+        for label in self.peak_labels[len(rows):]:
+            label.setVisible(False)
+        # summary: today so far against the average day up to the same time
+        total = int(today.sum())
+        if hours.days:
+            typical = avg[:, :h].sum() + avg[:, h].sum() * frac
+            delta = (f"{(total - typical) / typical:+.0%}" if typical >= 1
+                     else f"{total - typical:+.0f}")
+            text = t("sum.hours", self.lang, today=total, typical=f"{typical:.0f}", delta=delta)
+            text += t("sum.days", self.lang, days=hours.days)
+        else:
+            text = t("sum.hours_new", self.lang, today=total)
+        self.summary.setText(text)
+        self.dirty = False
