@@ -1,7 +1,7 @@
 """The wall: one window per screen, each a header (title, mode, key figures, the clock) over
 a grid of panels. Which panels go on which screen depends on how many screens there are.
 
-Windows redraw from the situation: a panel marked dirty by a change is redrawn at most four
+Windows redraw from the situation: a panel marked dirty by a change is redrawn at most twice
 times a second, and everything once a second as the clock ticks (countdowns, staleness).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ui.bridge import SituationBridge
 from widgets.header import Header
 from widgets.registry import PANELS
 
-REDRAW_MS = 250
+REDRAW_MS = 500            # panels redraw at most twice a second, whatever the feed rate
 
 # screens → per screen: (title zh, title en, rows); a row is (stretch, [(panel, stretch), …])
 Row = tuple[int, list[tuple[str, int]]]
