@@ -24,7 +24,8 @@ test: $(STAMP)
 		$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/ingest.py $(BENCH_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) bench/map.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,7 +20,7 @@ class CaseQueue(TablePanel):
     name = "case_queue"
     columns = ("col.case_id", "col.category", "col.district", "col.stage", "col.age",
                "col.left", "col.unit", "col.source")
-    stretch_column = 1
+    stretch_column = 6          # the unit column takes the slack: words never get cut
 
     def on_changed(self, change: Change) -> None:
         if change.cases:
