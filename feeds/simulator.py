@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 import zmq
 
+from feeds.decode import MessageDecoder
 from feeds.districts import District, load_districts, points_in_rings
 from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
 
@@ -539,17 +540,53 @@ class DemoCity:
         if best is None:
             c.next_at = t + 5 * MINUTE           # nobody free: look again later
             return
+        self._assign(c, best, t)
+
+    def _assign(self, c: CaseState, u: FieldUnit, t: int, due_at: int | None = None) -> None:
         c.next_at = 0
-        c.status, c.unit_id = "dispatched", best.id
+        c.status, c.unit_id = "dispatched", u.id
         # The time to resolve runs from dispatch; most cases make it, some do not.
-        c.due_at = t + c.limit_ms
+        c.due_at = due_at if due_at is not None else t + c.limit_ms
         share = self.rng.uniform(0.15, 0.75) if self.rng.random() > 0.12 else self.rng.uniform(1.05, 1.6)
         c.work_ms = int(c.limit_ms * share)
         self._publish_case(c, t)
-        self._move_unit(best, t)
-        best.status, best.case_id, best.target = "dispatched", c.id, (c.lon, c.lat)
-        best.until = t + int(self.rng.uniform(0.5, 2) * MINUTE)   # acknowledges, sets off
-        self._publish_unit(best, t)
+        self._move_unit(u, t)
+        u.status, u.case_id, u.target = "dispatched", c.id, (c.lon, c.lat)
+        u.until = t + int(self.rng.uniform(0.5, 2) * MINUTE)   # acknowledges, sets off
+        self._publish_unit(u, t)
+
+    # ---- what the dispatch service decided ------------------------------------------------------
+    def follow(self, rec: Record) -> None:
+        """A commander's order, as the dispatch service published it, becomes the city's truth:
+        the unit sets off for the case (or, recalled, comes free and its case waits again)."""
+        t = self.t
+        if isinstance(rec, Case) and rec.status == "dispatched" and rec.unit_id:
+            c, u = self.cases.get(rec.case_id), self.units.get(rec.unit_id)
+            if c is None or u is None or (c.unit_id == u.id and c.status != "registered"):
+                return
+            if u.case_id and u.case_id != c.id and u.case_id in self.cases:
+                self._requeue(self.cases[u.case_id], t)       # the commander's order wins
+            if c.unit_id and c.unit_id != u.id and c.unit_id in self.units:
+                self._free(self.units[c.unit_id], t)
+            self._assign(c, u, t, rec.due_at)
+        elif isinstance(rec, Unit) and rec.status == "available" and rec.case_id is None:
+            u = self.units.get(rec.unit_id)
+            if u is None or u.case_id is None:
+                return
+            if u.case_id in self.cases:
+                self._requeue(self.cases[u.case_id], t)
+            self._free(u, t)
+
+    def _requeue(self, c: CaseState, t: int) -> None:
+        c.status, c.unit_id = "registered", None
+        c.due_at = t + DISPATCH_LIMIT[c.priority]
+        c.next_at = t + 10 * MINUTE          # the district dispatcher looks again later
+        self._publish_case(c, t)
+
+    def _free(self, u: FieldUnit, t: int) -> None:
+        self._move_unit(u, t)
+        u.status, u.case_id, u.target, u.until = "available", None, None, 0
+        self._publish_unit(u, t)
 
     def _overdue(self, c: CaseState, t: int) -> None:
         late = t - c.due_at
@@ -686,16 +723,22 @@ def _bind(endpoint: str, context: zmq.Context) -> zmq.Socket:
 
 
 def publish_loop(sock: zmq.Socket, city: DemoCity, now_ms: Callable[[], int],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, orders: zmq.Socket | None = None,
+                 orders_src: str = "dispatch") -> None:
     sent_times: list[tuple[float, int]] = []
     next_hb = 0.0
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
+    decoder = MessageDecoder()
     while not stop.is_set():
         joined = False
-        while poller.poll(0):
+        while sock.poll(0):
             msg = sock.recv()
             joined |= msg[:1] == b"\x01"
+        while orders is not None and orders.poll(0):       # the service's decisions
+            for rec in decoder.decode(orders.recv_multipart()).records:
+                if rec.src == orders_src:
+                    city.follow(rec)
         now = now_ms()
         # The snapshot first: its records take their seq before this step's records.
         batches = city.snapshot() if joined else []
@@ -720,17 +763,27 @@ class Running(NamedTuple):
 
 
 def start_in_thread(endpoint: str, *, city: DemoCity, now_ms: Callable[[], int],
-                    context: zmq.Context | None = None) -> Running:
-    """Bind now (a port in use raises here, in the caller), then publish from a thread."""
-    sock = _bind(endpoint, context or zmq.Context.instance())
+                    context: zmq.Context | None = None, follow: str | None = None) -> Running:
+    """Bind now (a port in use raises here, in the caller), then publish from a thread.
+    ``follow``: the dispatch service's feed, whose orders the city carries out."""
+    ctx = context or zmq.Context.instance()
+    sock = _bind(endpoint, ctx)
     bound = sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
     stop = threading.Event()
+    orders = None
+    if follow:
+        orders = ctx.socket(zmq.SUB)
+        orders.setsockopt(zmq.LINGER, 0)
+        orders.setsockopt(zmq.SUBSCRIBE, b"")
+        orders.connect(follow)
 
     def run():
         try:
-            publish_loop(sock, city, now_ms, stop)
+            publish_loop(sock, city, now_ms, stop, orders)
         finally:
             sock.close(0)
+            if orders is not None:
+                orders.close(0)
 
     thread = threading.Thread(target=run, name="demo-city", daemon=True)
     thread.start()

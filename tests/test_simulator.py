@@ -179,3 +179,23 @@ def test_simulator_port_in_use_exit_2():
         ctx.term()
     assert out.returncode == 2
     assert "cannot bind" in out.stderr and "in use" in out.stderr.lower()
+
+
+def test_the_city_carries_out_the_dispatch_services_orders():
+    import msgspec
+    city = DemoCity(seed=5, start_ms=START + 10 * HOUR, warmup_ms=2 * HOUR)
+    case = next(c for c in city.cases.values() if c.status in ("registered", "reported"))
+    unit = next(u for u in city.units.values() if u.status == "available")
+    order = msgspec.structs.replace(case.last, src="dispatch", status="dispatched",
+                                    unit_id=unit.id, ts=city.t, due_at=city.t + HOUR)
+    city.follow(order)
+    out = city.step(city.t + 5 * 60_000)
+    assert unit.case_id == case.id and unit.status in ("dispatched", "en_route", "on_scene")
+    assert case.unit_id == unit.id and case.due_at == order.due_at
+    assert any(isinstance(r, Unit) and r.unit_id == unit.id and r.case_id == case.id
+               for _, rs in out for r in rs)                 # the city publishes it moving
+    recall = msgspec.structs.replace(unit.last, src="dispatch", status="available",
+                                     case_id=None, ts=city.t)
+    city.follow(recall)
+    assert unit.status == "available" and unit.case_id is None
+    assert case.status == "registered" and case.unit_id is None

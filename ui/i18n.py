@@ -50,6 +50,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.restarts": ("重启", "Restarts"),
     "col.why": ("拒收原因", "Why refused"),
     "overdue": ("超期", "overdue"),
+    "unconfirmed": ("未确认", "unconfirmed"),
     "stale": ("失联", "stale"),
     "up": ("正常", "up"),
     "down": ("中断", "down"),

@@ -13,6 +13,9 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMenu, QVBoxLayout, QWid
 from situation.store import Change, Situation
 from ui import theme
 from ui.bridge import SituationBridge
+from situation.catalog import unit_kind_name
+from situation.suggest import nearest_available
+from widgets.case_queue import CASE_MIME, UNIT_MIME
 from widgets.header import Header
 from widgets.registry import PANELS
 
@@ -152,7 +155,7 @@ class WallWindow(QWidget):
 
 
 def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, mode: str,
-               screens) -> list[WallWindow]:
+               screens, orders=None) -> list[WallWindow]:
     """One window per screen, placed on it."""
     windows = []
     for screen, (zh, en, rows) in zip(screens, layout_for(len(screens))):
@@ -160,16 +163,83 @@ def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, 
         w.setScreen(screen)
         w.setGeometry(screen.geometry())
         windows.append(w)
-    link_panels(windows)
+    link_panels(windows, orders)
     return windows
 
 
-def link_panels(windows: list[WallWindow]) -> None:
-    """A case picked in any queue is shown on every map; double-click follows it."""
+def link_panels(windows: list[WallWindow], orders=None) -> None:
+    """A case picked in any queue is shown on every map; double-click follows it. With an
+    order channel (``ui.dispatch.DispatchController``): drag a unit onto a case (in the queue
+    or on the map) or a case onto a unit to dispatch; D on a case to pick from the nearest
+    units; right-click a unit to recall it."""
     panels = [p for w in windows for p in w.panels]
     queues = [p for p in panels if p.name == "case_queue"]
+    rosters = [p for p in panels if p.name == "unit_roster"]
     maps = [p for p in panels if p.name == "city_map"]
     for q in queues:
         for m in maps:
             q.selected.connect(m.zoom_to_case)
             q.activated.connect(m.follow_case)
+    if orders is None:
+        return
+    for q in queues:
+        q.orders = orders
+        q.enable_drag_drop(CASE_MIME, UNIT_MIME, orders.dispatch)
+        q.dispatch_key.connect(lambda case_id, q=q: suggest_menu(q, orders, case_id))
+    for r in rosters:
+        r.orders = orders
+        r.enable_drag_drop(UNIT_MIME, CASE_MIME, lambda unit_id, case_id: orders.dispatch(
+            case_id, unit_id))
+        r.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        r.table.customContextMenuRequested.connect(lambda pos, r=r: recall_menu(r, orders, pos))
+    for m in maps:
+        m.unit_dropped.connect(orders.dispatch)
+
+    def mark_dirty():
+        for p in queues + rosters:
+            p.dirty = True
+    orders.changed.connect(mark_dirty)
+    for w in windows:
+        orders.said.connect(lambda text, alarm, w=w: w.header.flash(text, error=alarm))
+
+
+def suggestion_actions(situation, case_id: str, lang: str) -> list[tuple[str, str]]:
+    """(label, unit id) for the three nearest available units: distance and time to arrive."""
+    case = situation.cases.get(case_id)
+    if case is None:
+        return []
+    zh = lang == "zh"
+    out = []
+    for sug in nearest_available(situation, case):
+        km, mins = sug.distance_m / 1000, max(1, round(sug.eta_s / 60))
+        label = (f"{sug.unit.callsign}  {unit_kind_name(sug.unit.kind, lang)}  {km:.1f} km  "
+                 + (f"约 {mins} 分钟到达" if zh else f"about {mins} min away"))
+        out.append((label, sug.unit.unit_id))
+    return out
+
+
+def suggest_menu(queue, orders, case_id: str) -> None:
+    menu = QMenu(queue)
+    actions = suggestion_actions(queue.situation, case_id, queue.lang)
+    if not actions:
+        menu.addAction("没有可派的待命单元" if queue.lang == "zh" else "No unit available").setEnabled(False)
+    for label, unit_id in actions:
+        menu.addAction(label, lambda u=unit_id: orders.dispatch(case_id, u))
+    row = queue.model.keys.index(case_id) if case_id in queue.model.keys else 0
+    rect = queue.table.visualRect(queue.model.index(row, 1))
+    menu.popup(queue.table.viewport().mapToGlobal(rect.bottomLeft()))
+
+
+def recall_menu(roster, orders, pos) -> None:
+    index = roster.table.indexAt(pos)
+    if not index.isValid():
+        return
+    unit_id = roster.model.keys[index.row()]
+    unit = roster.situation.units.get(unit_id)
+    if unit is None or unit.case_id is None:
+        return
+    menu = QMenu(roster)
+    menu.addAction((f"召回 {unit.callsign}（{unit.case_id}）" if roster.lang == "zh"
+                    else f"Recall {unit.callsign} ({unit.case_id})"),
+                   lambda: orders.recall(unit_id))
+    menu.popup(roster.table.viewport().mapToGlobal(pos))

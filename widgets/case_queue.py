@@ -5,6 +5,9 @@ deadline; cases with no deadline last. Urgent priority breaks ties.
 """
 from __future__ import annotations
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+
 from situation.catalog import SOURCES, category_name, district_name, stage_name
 from situation.store import Change
 from ui import theme
@@ -16,14 +19,31 @@ DUE_SOON_MS = 15 * 60_000
 SOON_SUMMARY_MS = 60 * 60_000
 
 
+CASE_MIME = "application/x-citywall-case"
+UNIT_MIME = "application/x-citywall-unit"
+
+
 class CaseQueue(TablePanel):
     name = "case_queue"
+    orders = None               # the console's DispatchController, when it can send orders
+    dispatch_key = Signal(str)  # D or Enter on a selected case: suggest units
     columns = ("col.case_id", "col.category", "col.district", "col.stage", "col.age",
                "col.left", "col.unit", "col.source")
     stretch_column = 6          # the unit column takes the slack: words never get cut
 
+    def __init__(self, situation, lang="zh", parent=None):
+        super().__init__(situation, lang, parent)
+        for key in (Qt.Key_D, Qt.Key_Return, Qt.Key_Enter):
+            QShortcut(QKeySequence(key), self.table, self._ask_dispatch,
+                      context=Qt.WidgetWithChildrenShortcut)
+        self.table.setFocusPolicy(Qt.StrongFocus)
+
+    def _ask_dispatch(self) -> None:
+        if self._selected is not None:
+            self.dispatch_key.emit(self._selected)
+
     def on_changed(self, change: Change) -> None:
-        if change.cases:
+        if change.cases or change.units:
             self.dirty = True
 
     def derive(self, now: int):
@@ -43,6 +63,15 @@ class CaseQueue(TablePanel):
             row_bg = theme.ALARM_BG if late else None
             flags = " ".join(tr(f"flag.{f}", lang) for f in c.flags)
             unit = s.units.get(c.unit_id) if c.unit_id else None
+            unit_cell = Cell(unit.callsign if unit else (c.unit_id or "—"),
+                             None if unit or c.unit_id else theme.DIM, row_bg)
+            order = self.orders.order_for_case(c.case_id) if self.orders else None
+            if order is not None:          # this console's order, not yet seen on the feed
+                sent = s.units.get(order.unit_id)
+                name = sent.callsign if sent else order.unit_id
+                unit_cell = (Cell(f"⚠ {name} {tr('unconfirmed', lang)}", theme.ALARM, row_bg, True)
+                             if order.state == "unconfirmed"
+                             else Cell(f"⏳ {name}", theme.ACCENT, row_bg, True))
             left_fg = theme.ALARM if late else theme.WARN if near else theme.TEXT
             cat = category_name(c.category, lang)
             if c.priority == 1:
@@ -57,8 +86,7 @@ class CaseQueue(TablePanel):
                 Cell(stage_name(c.status, lang), theme.ACCENT, row_bg),
                 Cell(hm(now - c.reported_at, lang), theme.MUTED, row_bg),
                 Cell(time_left(c.due_at, now, lang), left_fg, row_bg, bold=late or near),
-                Cell(unit.callsign if unit else (c.unit_id or "—"),
-                     None if unit or c.unit_id else theme.DIM, row_bg),
+                unit_cell,
                 Cell((src[0] if lang == "zh" else src[1]) if src else c.source, theme.MUTED,
                      row_bg),
             ])

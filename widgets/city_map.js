@@ -179,6 +179,15 @@
     },
     following: function () { return follow; },
     wholeCity: function () { auto = true; follow = null; return ensureView(); },
+    caseNear: function (x, y, px) {       // the case marker nearest a point of the view
+      var best = "", bestD = px;
+      for (var id in markers.cases) {
+        var p = map.latLngToContainerPoint(markers.cases[id].getLatLng());
+        var d = Math.sqrt((p.x - x) * (p.x - x) + (p.y - y) * (p.y - y));
+        if (d <= bestD) { best = id; bestD = d; }
+      }
+      return best;
+    },
     viewBounds: function () {
       var b = map.getBounds();
       return [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()];

@@ -19,7 +19,7 @@ from pathlib import Path
 import folium
 import msgspec
 from branca.element import Element
-from PySide6.QtCore import QUrl, Qt, Signal
+from PySide6.QtCore import QEvent, QUrl, Qt, Signal
 from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineSettings
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton
@@ -34,6 +34,7 @@ from situation.thresholds import reading_level
 from ui import theme
 from ui.i18n import tr
 from widgets import tiles as tile_sources
+from widgets.case_queue import UNIT_MIME
 from widgets.format import ago, number, time_left
 from widgets.panel import Panel
 
@@ -177,6 +178,7 @@ def sensor_js(r) -> dict:
 
 class CityMap(Panel):
     name = "city_map"
+    unit_dropped = Signal(str, str)       # case id, unit id: a unit dragged onto a case
     tile_source: "tile_sources.TileSource | None" = None     # set once by the app
 
     def __init__(self, situation, lang="zh", parent=None):
@@ -207,6 +209,8 @@ class CityMap(Panel):
         row.addStretch(1)
         self.body.addLayout(row)
         self.view = QWebEngineView()
+        self.view.setAcceptDrops(True)
+        self.view.installEventFilter(self)       # unit drops: the view and the widget
         self.page = MapPage(self.view)
         self.page.settings().setAttribute(
             QWebEngineSettings.WebAttribute.LocalContentCanAccessFileUrls, True)
@@ -229,6 +233,35 @@ class CityMap(Panel):
             tile_sources.install(self.page.profile(), src)
         self.page.setHtml(build_page(lang, src.url if src and not src.problem else None),
                           QUrl(base_url()))
+
+    # ---- dropping a unit on a case ---------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:
+        proxy = self.view.focusProxy()
+        if proxy is not None and not getattr(self, "_proxy_filtered", False):
+            proxy.installEventFilter(self)         # Chromium's widget gets the real drags
+            proxy.setAcceptDrops(True)
+            self._proxy_filtered = True
+        kind = event.type()
+        if kind in (QEvent.DragEnter, QEvent.DragMove):
+            if event.mimeData().hasFormat(UNIT_MIME):
+                event.acceptProposedAction()
+                return True
+        elif kind == QEvent.Drop and event.mimeData().hasFormat(UNIT_MIME):
+            unit_id = bytes(event.mimeData().data(UNIT_MIME)).decode("utf-8", "replace")
+            pos = event.position().toPoint()
+            if obj is not self.view:
+                pos = obj.mapTo(self.view, pos)
+            self.drop_unit_at(unit_id, pos.x(), pos.y())
+            event.acceptProposedAction()
+            return True
+        return super().eventFilter(obj, event)
+
+    def drop_unit_at(self, unit_id: str, x: int, y: int) -> None:
+        """Find the case under the drop (within a finger's width) and say so."""
+        def found(case_id):
+            if isinstance(case_id, str) and case_id:
+                self.unit_dropped.emit(case_id, unit_id)
+        self.js(f"cw.caseNear({int(x)}, {int(y)}, 28)", found)
 
     # ---- page life ----------------------------------------------------------------------
     def _on_loaded(self, ok: bool) -> None:

@@ -10,7 +10,7 @@ import html
 
 from typing import NamedTuple
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QByteArray, QMimeData, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QTableView, QVBoxLayout, QWidget)
@@ -68,6 +68,11 @@ class RowsModel(QAbstractTableModel):
     def __init__(self, headers: list[str], parent=None):
         super().__init__(parent)
         self.headers = headers
+        # Drag and drop (dispatch): rows carry their key as ``drag_mime``; a drop of
+        # ``accept_mime`` on a row calls ``on_drop(row key, dropped key)``.
+        self.drag_mime: str | None = None
+        self.accept_mime: str | None = None
+        self.on_drop = None
         self.keys: list[str] = []
         self.rows: list[list[Cell]] = []
         self._bold = theme.font(theme.BASE_PX + 2, bold=True)
@@ -89,6 +94,43 @@ class RowsModel(QAbstractTableModel):
         self.beginResetModel()
         self.keys, self.rows = keys, rows
         self.endResetModel()
+
+    def flags(self, index):
+        f = super().flags(index)
+        if index.isValid():
+            if self.drag_mime:
+                f |= Qt.ItemIsDragEnabled
+            if self.accept_mime:
+                f |= Qt.ItemIsDropEnabled
+        return f
+
+    def mimeTypes(self) -> list[str]:
+        return [m for m in (self.drag_mime, self.accept_mime) if m]
+
+    def mimeData(self, indexes):
+        data = QMimeData()
+        rows = sorted({i.row() for i in indexes})
+        if rows and self.drag_mime:
+            data.setData(self.drag_mime, QByteArray(self.keys[rows[0]].encode("utf-8")))
+        return data
+
+    def supportedDragActions(self):
+        return Qt.CopyAction
+
+    def supportedDropActions(self):
+        return Qt.CopyAction
+
+    def canDropMimeData(self, data, action, row, column, parent) -> bool:
+        return bool(self.accept_mime and data.hasFormat(self.accept_mime)
+                    and (parent.isValid() or 0 <= row < len(self.keys)))
+
+    def dropMimeData(self, data, action, row, column, parent) -> bool:
+        if not self.canDropMimeData(data, action, row, column, parent) or self.on_drop is None:
+            return False
+        target = self.keys[parent.row() if parent.isValid() else row]
+        dropped = bytes(data.data(self.accept_mime)).decode("utf-8", "replace")
+        self.on_drop(target, dropped)
+        return False          # nothing moves in the table: the order goes out, the feed answers
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
@@ -185,4 +227,17 @@ class TablePanel(Panel):
 
     def selected_key(self) -> str | None:
         return self._selected
+
+    def enable_drag_drop(self, drag_mime: str, accept_mime: str, on_drop) -> None:
+        """Rows can be dragged out as ``drag_mime``; ``accept_mime`` dropped on a row calls
+        ``on_drop(row key, dropped key)``."""
+        self.model.drag_mime, self.model.accept_mime = drag_mime, accept_mime
+        self.model.on_drop = on_drop
+        t = self.table
+        t.setDragEnabled(True)
+        t.setAcceptDrops(True)
+        t.viewport().setAcceptDrops(True)
+        t.setDropIndicatorShown(True)
+        t.setDragDropMode(QAbstractItemView.DragDrop)
+        t.setDefaultDropAction(Qt.CopyAction)
 

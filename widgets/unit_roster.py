@@ -18,6 +18,7 @@ BUSY = {"dispatched", "en_route", "on_scene", "returning"}
 
 class UnitRoster(TablePanel):
     name = "unit_roster"
+    orders = None               # the console's DispatchController, when it can send orders
     columns = ("col.callsign", "col.kind", "col.status", "col.district", "col.case",
                "col.seen")
     stretch_column = 4
@@ -48,10 +49,16 @@ class UnitRoster(TablePanel):
             status = unit_status_name(u.status, lang)
             if stale:
                 status = f"{tr('stale', lang)} · {status}"
+            status_cell = Cell(status, theme.ALARM if stale else STATUS_COLOUR.get(u.status))
+            order = self.orders.order_for_unit(u.unit_id) if self.orders else None
+            if order is not None:
+                status_cell = (Cell(f"⚠ {tr('unconfirmed', lang)}", theme.ALARM, bold=True)
+                               if order.state == "unconfirmed" else
+                               Cell(f"⏳ → {order.case_id or '—'}", theme.ACCENT, bold=True))
             rows.append([
                 Cell(u.callsign, grey, bold=not stale),
                 Cell(unit_kind_name(u.kind, lang), grey or theme.MUTED),
-                Cell(status, theme.ALARM if stale else STATUS_COLOUR.get(u.status)),
+                status_cell,
                 Cell(district_name(s.locator.locate(u.lon, u.lat), lang), grey),
                 Cell(u.case_id or "—", grey or (None if u.case_id else theme.DIM)),
                 Cell(ago(now - u.ts, lang), theme.ALARM if stale else theme.MUTED),

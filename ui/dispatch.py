@@ -1,0 +1,153 @@
+"""Orders from this console: the glue between what a commander does (a drop, a key, a menu)
+and the dispatch client in ``feeds/``. Commands go ui → feeds; the outcome comes back twice —
+the service's reply and, for an accepted order, the case and unit records on the feed — and an
+order stays pending until both are in.
+
+The orders this console sent are console state, not the city's: they live here, and panels ask
+``orders_for_case`` / ``order_for_unit`` to mark what is pending.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from situation.store import Situation
+
+POLL_MS = 20
+
+
+@dataclass
+class Order:
+    order_id: str
+    kind: str                   # dispatch | recall
+    case_id: str | None
+    unit_id: str
+    state: str = "pending"      # pending → acked → done | rejected | unconfirmed
+    reason: str | None = None
+    resent: int = 0
+
+
+class DispatchController(QObject):
+    changed = Signal()                  # an order moved on: panels redraw their marks
+    said = Signal(str, bool)            # a line for the commander; True for an alarm
+
+    def __init__(self, situation: Situation, client, lang: str = "zh", parent=None):
+        super().__init__(parent)
+        self.situation, self.client, self.lang = situation, client, lang
+        self.orders: dict[str, Order] = {}
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start()
+
+    # ---- what the commander does ------------------------------------------------------------
+    def dispatch(self, case_id: str, unit_id: str) -> str | None:
+        st = self.situation
+        case, unit = st.cases.get(case_id), st.units.get(unit_id)
+        zh = self.lang == "zh"
+        if case is None or unit is None:
+            self.said.emit("找不到该案件或单元" if zh else "No such case or unit", True)
+            return None
+        try:
+            order_id = self.client.send("dispatch", case_id=case_id, unit_id=unit_id)
+        except (PermissionError, ValueError, OSError) as exc:      # training guard, socket
+            self.said.emit(str(exc), True)
+            return None
+        self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id)
+        self.said.emit((f"派遣 {unit.callsign} → {case_id}：等待确认" if zh
+                        else f"Dispatch {unit.callsign} → {case_id}: waiting for the service"),
+                       False)
+        self.changed.emit()
+        return order_id
+
+    def recall(self, unit_id: str) -> str | None:
+        unit = self.situation.units.get(unit_id)
+        if unit is None:
+            return None
+        try:
+            order_id = self.client.send("recall", unit_id=unit_id)
+        except (PermissionError, ValueError, OSError) as exc:
+            self.said.emit(str(exc), True)
+            return None
+        self.orders[order_id] = Order(order_id, "recall", unit.case_id, unit_id)
+        self.changed.emit()
+        return order_id
+
+    # ---- what comes back -----------------------------------------------------------------------
+    def poll(self) -> None:
+        moved = False
+        for event in self.client.poll():
+            moved |= self._event(event)
+        moved |= self._settle()
+        if moved:
+            self.changed.emit()
+
+    def _event(self, event) -> bool:
+        kind, *rest = event
+        zh = self.lang == "zh"
+        if kind == "ack":
+            order_id, reply = rest
+            order = self.orders.get(order_id)
+            if order is None:
+                return False
+            if reply.get("result") == "accepted":
+                order.state = "acked"
+            else:
+                order.state, order.reason = "rejected", reply.get("reason") or "?"
+                unit = self.situation.units.get(order.unit_id)
+                who = unit.callsign if unit else order.unit_id
+                self.said.emit((f"派遣未获接受：{who} → {order.case_id}：{order.reason}" if zh
+                                else f"Order refused: {who} → {order.case_id}: {order.reason}"),
+                               True)
+            return True
+        if kind == "resent":
+            order = self.orders.get(rest[0])
+            if order is not None:
+                order.resent += 1
+            return False
+        if kind == "unconfirmed":
+            order = self.orders.get(rest[0])
+            if order is None:
+                return False
+            order.state = "unconfirmed"
+            self.said.emit(("调度服务未确认该指令，请电话核实" if zh
+                            else "The dispatch service did not confirm the order: check by phone"),
+                           True)
+            return True
+        return False
+
+    def _settle(self) -> bool:
+        """An accepted order is done once the feed shows what it changed."""
+        moved = False
+        st = self.situation
+        for order in self.orders.values():
+            if order.state != "acked":
+                continue
+            unit = st.units.get(order.unit_id)
+            if order.kind == "dispatch":
+                case = st.cases.get(order.case_id)
+                seen = (case is not None and case.unit_id == order.unit_id
+                        and unit is not None and unit.case_id == order.case_id)
+            else:
+                seen = unit is not None and unit.case_id is None
+            if seen:
+                order.state = "done"
+                moved = True
+        return moved
+
+    # ---- what panels ask -----------------------------------------------------------------------
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.state in ("pending", "acked", "unconfirmed")]
+
+    def order_for_case(self, case_id: str) -> Order | None:
+        for o in self.open_orders():
+            if o.case_id == case_id:
+                return o
+        return None
+
+    def order_for_unit(self, unit_id: str) -> Order | None:
+        for o in self.open_orders():
+            if o.unit_id == unit_id:
+                return o
+        return None
