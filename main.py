@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -62,6 +64,10 @@ def build_parser() -> OneLineParser:
     src.add_argument("--clock", choices=("wall", "feed"), default="wall",
                      help="live clock: wall time, or follow the publishers' heartbeats")
     src.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES)
+    src.add_argument("--dispatch", type=endpoint, metavar="ENDPOINT",
+                     help="the dispatch service to send orders to (with --demo: its own)")
+    src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
+                     metavar="NAME", help="this console's name in its orders")
     out = p.add_argument_group("running")
     out.add_argument("--headless", action="store_true", help="no window; write status JSON")
     out.add_argument("--run-for", type=positive_float, metavar="SECONDS",

@@ -70,7 +70,11 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     # A tile source that cannot be used is said on the map, which keeps its district basemap.
     CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
     bridge = SituationBridge(session.situation, session.receivers)
-    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens)
+    orders = None
+    if session.client is not None:
+        from ui.dispatch import DispatchController
+        orders = DispatchController(session.situation, session.client, args.lang)
+    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens, orders)
     for w in windows:
         w.showFullScreen()          # a wall console owns its screen; F11 or Esc leaves it
     bridge.start()
@@ -99,6 +103,8 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         QTimer.singleShot(int(args.run_for * 1000), finish)
     app.exec()
     bridge.stop()
+    if orders is not None:
+        orders.stop()
     if at_exit is not None:
         at_exit()               # the exports: after finish() or the last window closed
     return 0

@@ -41,6 +41,10 @@ class DispatchController(QObject):
         self._timer.timeout.connect(self.poll)
         self._timer.start()
 
+    def stop(self) -> None:
+        """Before the client closes: nothing polls a closed socket."""
+        self._timer.stop()
+
     # ---- what the commander does ------------------------------------------------------------
     def dispatch(self, case_id: str, unit_id: str) -> str | None:
         st = self.situation
@@ -91,10 +95,10 @@ class DispatchController(QObject):
             order = self.orders.get(order_id)
             if order is None:
                 return False
-            if reply.get("result") == "accepted":
+            if getattr(reply, "result", None) == "accepted":
                 order.state = "acked"
             else:
-                order.state, order.reason = "rejected", reply.get("reason") or "?"
+                order.state, order.reason = "rejected", getattr(reply, "reason", None) or "?"
                 unit = self.situation.units.get(order.unit_id)
                 who = unit.callsign if unit else order.unit_id
                 self.said.emit((f"派遣未获接受：{who} → {order.case_id}：{order.reason}" if zh

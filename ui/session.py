@@ -19,6 +19,8 @@ from situation.clock import Clock, FeedClock, ScaledClock, WallClock
 from situation.store import Situation
 
 DEMO_ENDPOINT = "inproc://citywall-demo"
+DEMO_DISPATCH = "inproc://citywall-dispatch"            # the demo's own dispatch service
+DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
 
 
 @dataclass
@@ -29,10 +31,16 @@ class Session:
     mode: str                                   # LIVE or DEMO (later REPLAY, TRAINING)
     _stops: list[threading.Event] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
+    client: object | None = None                # feeds.dispatch_client.DispatchClient
+    services: list = field(default_factory=list)
 
     def stop(self) -> None:
         for r in self.receivers:
             r.stop()
+        if self.client is not None:
+            self.client.close()
+        for svc in self.services:
+            svc.stop()
         for ev in self._stops:
             ev.set()
         for t in self._threads:
@@ -57,6 +65,8 @@ def build_session(args) -> Session:
     ctx = zmq.Context.instance()
     feeds = list(args.feed or [])
     stops, threads = [], []
+    services = []
+    client = None
     if args.demo:
         from feeds.simulator import DemoCity, start_in_thread
         # The only wall-time read of a demo: where its city's day begins.
@@ -64,18 +74,29 @@ def build_session(args) -> Session:
         clock: Clock = ScaledClock(start_ms, args.speed)
         city = DemoCity(seed=args.seed, start_ms=start_ms)
         endpoint = args.demo_feed or DEMO_ENDPOINT
+        # The demo's dispatch service learns the city and decides; the city follows it.
+        from feeds.dispatch_service import DispatchService
+        service = DispatchService([endpoint], DEMO_DISPATCH, DEMO_DISPATCH_FEED,
+                                  Path(tempfile.mkdtemp(prefix="citywall-demo-")) / "dispatch.db",
+                                  now_ms=clock.now_ms, context=ctx)
         try:
             thread, stop, _ = start_in_thread(endpoint, city=city, now_ms=clock.now_ms,
-                                              context=ctx)
+                                              context=ctx, follow=DEMO_DISPATCH_FEED)
         except zmq.ZMQError as exc:
             raise OSError(f"cannot bind the demo city on {endpoint}: {exc}") from None
         stops.append(stop)
         threads.append(thread)
-        feeds.insert(0, endpoint)
+        services.append(service.start())
+        feeds[:0] = [endpoint, DEMO_DISPATCH_FEED]
         mode = "DEMO"
     else:
         clock = FeedClock() if args.clock == "feed" else WallClock()
         mode = "LIVE"
+    dispatch = args.dispatch or (DEMO_DISPATCH if args.demo else None)
+    if dispatch:
+        from feeds.dispatch_client import DispatchClient
+        client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
+                                mode="LIVE")
     situation = Situation(clock)
     try:
         receivers = [Receiver(feeds, context=ctx,
@@ -86,7 +107,7 @@ def build_session(args) -> Session:
         raise OSError(f"cannot subscribe to {' '.join(feeds)}: {exc}") from None
     for ep in feeds:
         situation.expect_endpoint(ep)
-    return Session(clock, situation, receivers, mode, stops, threads)
+    return Session(clock, situation, receivers, mode, stops, threads, client, services)
 
 
 def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:

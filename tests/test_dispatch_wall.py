@@ -1,0 +1,141 @@
+"""Dispatch from the wall, end to end: a drop on the case queue, on the unit roster and on the
+map sends a real order through the demo's dispatch service (ROUTER/DEALER in process, its
+SQLite file on disk); the service accepts, the demo city carries it out, and the console sees
+the case and the unit move on."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from ui.bridge import SituationBridge
+from ui.dispatch import DispatchController
+from ui.session import build_session
+from ui.wall import build_wall, suggestion_actions
+from widgets.case_queue import CASE_MIME, UNIT_MIME
+
+START = 1_795_483_800_000          # 2026-11-24 09:30 Beijing
+
+
+@pytest.fixture
+def wall(qtbot):
+    args = argparse.Namespace(demo=True, feed=None, demo_feed=None, speed=1.0, seed=4,
+                              start_ms=START, clock="wall", max_record_bytes=65536,
+                              dispatch=None, console_id="test-console")
+    session = build_session(args)
+    bridge = SituationBridge(session.situation, session.receivers)
+    orders = DispatchController(session.situation, session.client, "zh")
+    (w,) = build_wall(session.situation, bridge, "zh", "DEMO", QGuiApplication.screens()[:1],
+                      orders)
+    qtbot.addWidget(w)
+    w.show()
+    bridge.start()
+    st = session.situation
+    qtbot.waitUntil(lambda: len(st.units) > 100 and any(
+        c.status == "registered" and c.unit_id is None for c in st.cases.values()),
+        timeout=20000)
+    yield session, w, orders
+    bridge.stop()
+    orders.stop()
+    session.stop()
+
+
+def pick(st):
+    case = next(c for c in st.cases.values() if c.status == "registered" and c.unit_id is None)
+    unit = min((u for u in st.units.values() if u.status == "available"
+                and not st.unit_stale(u)), key=lambda u: abs(u.lat - case.lat) + abs(u.lon - case.lon))
+    return case, unit
+
+
+def drop(widget, pos: QPoint, mime: str, key: str) -> None:
+    data = QMimeData()
+    data.setData(mime, key.encode())
+    for cls in (QDragEnterEvent, QDragMoveEvent):
+        QApplication.sendEvent(widget, cls(pos, Qt.CopyAction, data, Qt.LeftButton,
+                                           Qt.NoModifier))
+    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), Qt.CopyAction, data, Qt.LeftButton,
+                                              Qt.NoModifier))
+
+
+def row_pos(panel, key) -> QPoint:
+    panel.refresh()
+    row = panel.model.keys.index(key)
+    panel.table.scrollTo(panel.model.index(row, 1))
+    return panel.table.visualRect(panel.model.index(row, 1)).center()
+
+
+def assigned(st, case_id, unit_id) -> bool:
+    c, u = st.cases.get(case_id), st.units.get(unit_id)
+    return c is not None and u is not None and c.unit_id == unit_id and u.case_id == case_id
+
+
+def test_drop_a_unit_on_a_case_in_the_queue(qtbot, wall):
+    session, w, orders = wall
+    st = session.situation
+    queue = next(p for p in w.panels if p.name == "case_queue")
+    case, unit = pick(st)
+    drop(queue.table.viewport(), row_pos(queue, case.case_id), UNIT_MIME, unit.unit_id)
+    assert len(orders.orders) == 1
+    (order,) = orders.orders.values()
+    assert (order.case_id, order.unit_id, order.state) == (case.case_id, unit.unit_id, "pending")
+    queue.refresh()
+    assert cells_text(queue, case.case_id)[6].startswith("⏳")      # shown pending
+    qtbot.waitUntil(lambda: order.state == "done", timeout=10000)
+    assert assigned(st, case.case_id, unit.unit_id)
+    assert st.cases[case.case_id].status in ("dispatched", "on_scene")
+    assert session.services[0].counts["accepted"] == 1
+
+
+def test_drop_a_case_on_a_unit_in_the_roster_and_a_refusal_in_plain_words(qtbot, wall):
+    session, w, orders = wall
+    st = session.situation
+    roster = next(p for p in w.panels if p.name == "unit_roster")
+    case, unit = pick(st)
+    drop(roster.table.viewport(), row_pos(roster, unit.unit_id), CASE_MIME, case.case_id)
+    qtbot.waitUntil(lambda: any(o.state == "done" for o in orders.orders.values()), timeout=10000)
+    # The same unit again, to another case: it is busy now; the service says so.
+    other = next(c for c in st.cases.values() if c.status == "registered" and c.unit_id is None
+                 and c.case_id != case.case_id)
+    oid = orders.dispatch(other.case_id, unit.unit_id)
+    qtbot.waitUntil(lambda: orders.orders[oid].state == "rejected", timeout=10000)
+    assert orders.orders[oid].reason
+    assert "派遣未获接受" in w.header.message.text()
+
+
+def test_drop_a_unit_on_a_case_on_the_map(qtbot, wall):
+    session, w, orders = wall
+    st = session.situation
+    city = next(p for p in w.panels if p.name == "city_map")
+    qtbot.waitUntil(lambda: city.loaded, timeout=20000)
+    case, unit = pick(st)
+    city.on_changed(type("C", (), {"units": set(), "cases": {case.case_id}, "sensors": set()})())
+    city.refresh()
+    box = []
+    city.js(f"cw.zoomTo('cases', {json.dumps(case.case_id)}, 17); "
+            f"JSON.stringify(__CW_MAP__.latLngToContainerPoint([{case.lat}, {case.lon}]))",
+            box.append)
+    qtbot.waitUntil(lambda: bool(box), timeout=5000)
+    p = json.loads(box[0])
+    drop(city.view, QPoint(int(p["x"]), int(p["y"])), UNIT_MIME, unit.unit_id)
+    qtbot.waitUntil(lambda: any(o.case_id == case.case_id for o in orders.orders.values()),
+                    timeout=5000)
+    qtbot.waitUntil(lambda: assigned(st, case.case_id, unit.unit_id), timeout=10000)
+
+
+def test_keyboard_dispatch_suggests_the_three_nearest_units(qtbot, wall):
+    session, w, orders = wall
+    st = session.situation
+    case, unit = pick(st)
+    actions = suggestion_actions(st, case.case_id, "zh")
+    assert len(actions) == 3
+    assert actions[0][1] == unit.unit_id or "km" in actions[0][0]
+    assert all("km" in label and "分钟到达" in label for label, _ in actions)
+
+
+def cells_text(panel, key):
+    row = panel.model.keys.index(key)
+    return [panel.model.data(panel.model.index(row, c)) for c in range(panel.model.columnCount())]
