@@ -5,6 +5,7 @@ the newer ``ts`` wins and an older record arriving late changes nothing.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -23,6 +24,16 @@ SENSOR_HISTORY = 120             # readings kept per sensor (two hours at one a 
 CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
 RATE_WINDOW_MS = 5_000
 REPORT_LOG_MS = 8 * 7 * 24 * 3_600_000   # the report log: eight weeks of first sightings
+# Unit tracks (巡查即监察: where the units went), for patrol coverage. A position is kept when
+# the unit moved at least TRACK_MIN_MOVE_M since the last kept one, or TRACK_REFRESH_MS passed
+# (so a parked unit still leaves a point a minute); kept for TRACK_KEEP_MS of the situation's
+# clock and at most TRACK_MAX points a unit.
+TRACK_KEEP_MS = 24 * 3_600_000
+TRACK_MAX = 12_000
+TRACK_MIN_MOVE_M = 25.0
+TRACK_REFRESH_MS = 60_000
+_M_PER_DEG_LAT = 111_000.0
+_M_PER_DEG_LON = _M_PER_DEG_LAT * math.cos(math.radians(40.0))   # as situation.heat
 
 
 @dataclass
@@ -121,6 +132,15 @@ class Situation:
         # endpoint → clock ms of its last message (None: never): a silent endpoint is down
         self.endpoints: dict[str, int | None] = {}
         self.reports = ReportLog()     # first sightings of cases, kept eight weeks
+        # Supervision history of each case held (pruned with the case), from the records' ts:
+        # the first ts seen in each status, the first ts each flag was seen, and the first
+        # stage deadline the case was seen to miss (a record of it dated after the held
+        # record's ``due_at`` while that record was open).
+        self.case_stages: dict[str, dict[str, int]] = {}
+        self.case_flags: dict[str, dict[str, int]] = {}
+        self.case_late: dict[str, int] = {}
+        # unit id → (ts, lon, lat) of its reported positions, oldest first (see TRACK_*)
+        self.tracks: dict[str, deque[tuple[int, float, float]]] = {}
 
     def expect_endpoint(self, endpoint: str) -> None:
         self.endpoints.setdefault(endpoint, None)
@@ -138,6 +158,7 @@ class Situation:
                     change.cases.add(rec.case_id)
             elif isinstance(rec, Unit):
                 if self._upsert(self.units, rec.unit_id, rec):
+                    self._track(rec, now)
                     change.units.add(rec.unit_id)
             elif isinstance(rec, SensorReading):
                 if self._upsert_sensor(rec):
@@ -154,6 +175,19 @@ class Situation:
         self.version += 1
         return change
 
+    def load(self, records) -> Change:
+        """Records that did not come over a feed — a dispatch service's snapshot for a console
+        joining mid-shift — upserted like any other (newer ts wins), but not counted as heard
+        from their sources: a source is up only when its publisher is."""
+        change = Change()
+        for rec in records:
+            if isinstance(rec, Case) and self._upsert_case(rec):
+                change.cases.add(rec.case_id)
+            elif isinstance(rec, Unit) and self._upsert(self.units, rec.unit_id, rec):
+                change.units.add(rec.unit_id)
+        self.version += 1
+        return change
+
     def _upsert(self, table: dict, key: str, rec) -> bool:
         held = table.get(key)
         if held is not None and rec.ts < held.ts:
@@ -167,13 +201,45 @@ class Situation:
             found = self.locator.locate(rec.lon, rec.lat)
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
-        new = rec.case_id not in self.cases
+        held = self.cases.get(rec.case_id)
         if not self._upsert(self.cases, rec.case_id, rec):
             return False
-        if new:
+        if held is None:
             self.reports.add(rec.case_id, Report(rec.reported_at, rec.district, rec.category),
                              self.clock.now_ms())
+        self._history(rec, held)
         return True
+
+    def _history(self, rec: Case, held: Case | None) -> None:
+        """Stage history of an accepted case record (records only move forward in ts)."""
+        cid = rec.case_id
+        stages = self.case_stages.get(cid)
+        if stages is None:
+            stages = self.case_stages[cid] = {}
+        stages.setdefault(rec.status, rec.ts)
+        if rec.flags:
+            flags = self.case_flags.get(cid)
+            if flags is None:
+                flags = self.case_flags[cid] = {}
+            for flag in rec.flags:
+                flags.setdefault(flag, rec.ts)
+        if (held is not None and held.due_at is not None and rec.ts > held.due_at
+                and held.status not in CLOSED_CASE_STATUSES):
+            self.case_late.setdefault(cid, held.due_at)
+
+    def _track(self, rec: Unit, now: int) -> None:
+        """Keep the unit's position for patrol coverage (thinned; see TRACK_*)."""
+        if rec.ts <= now - TRACK_KEEP_MS:
+            return
+        track = self.tracks.get(rec.unit_id)
+        if track is None:
+            track = self.tracks[rec.unit_id] = deque(maxlen=TRACK_MAX)
+        elif track:
+            ts, lon, lat = track[-1]
+            moved = math.hypot((rec.lon - lon) * _M_PER_DEG_LON, (rec.lat - lat) * _M_PER_DEG_LAT)
+            if moved < TRACK_MIN_MOVE_M and rec.ts - ts < TRACK_REFRESH_MS:
+                return
+        track.append((rec.ts, rec.lon, rec.lat))
 
     def _upsert_sensor(self, rec: SensorReading) -> bool:
         if rec.district is None:
@@ -227,7 +293,20 @@ class Situation:
                if c.status in CLOSED_CASE_STATUSES and now - c.ts > CLOSED_KEEP_MS]
         for cid in old:
             del self.cases[cid]
+            self.case_stages.pop(cid, None)
+            self.case_flags.pop(cid, None)
+            self.case_late.pop(cid, None)
         self.reports.prune(now)
+        self._prune_tracks(now)
+
+    def _prune_tracks(self, now: int) -> None:
+        oldest = now - TRACK_KEEP_MS
+        for uid in list(self.tracks):
+            track = self.tracks[uid]
+            while track and track[0][0] <= oldest:
+                track.popleft()
+            if not track:
+                del self.tracks[uid]
 
     # ---- questions widgets ask ------------------------------------------------------------
     def now_ms(self) -> int:

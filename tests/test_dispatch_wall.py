@@ -139,3 +139,64 @@ def test_keyboard_dispatch_suggests_the_three_nearest_units(qtbot, wall):
 def cells_text(panel, key):
     row = panel.model.keys.index(key)
     return [panel.model.data(panel.model.index(row, c)) for c in range(panel.model.columnCount())]
+
+
+def test_recall_and_the_order_audit(qtbot, wall):
+    from widgets.order_audit import OrderAudit
+    session, w, orders = wall
+    st = session.situation
+    audit = OrderAudit(st, "zh")
+    audit.orders = orders
+    qtbot.addWidget(audit)
+    case, unit = pick(st)
+    oid = orders.dispatch(case.case_id, unit.unit_id)
+    qtbot.waitUntil(lambda: orders.orders[oid].state == "done", timeout=10000)
+    rid = orders.recall(unit.unit_id)
+    qtbot.waitUntil(lambda: orders.orders[rid].state == "done", timeout=10000)
+    qtbot.waitUntil(lambda: st.units[unit.unit_id].case_id is None
+                    and st.cases[case.case_id].unit_id is None, timeout=10000)
+    audit.refresh()
+    assert audit.model.keys == [rid, oid]                       # newest first
+    assert [cells_text(audit, k)[1] for k in (rid, oid)] == ["召回", "派遣"]
+    assert all(cells_text(audit, k)[4] == "已执行" for k in (rid, oid))
+
+
+def test_a_console_started_mid_shift_shows_every_open_case_at_once(tmp_path):
+    """The cases' own publisher has gone quiet; a new console learns them from the service's
+    snapshot alone."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import zmq
+
+    from feeds.dispatch_service import DispatchService
+    from tests.pubhelp import TestPublisher, record
+    ctx = zmq.Context()
+    pub = TestPublisher(ctx)
+    svc = DispatchService([pub.endpoint], "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+                          tmp_path / "d.db", context=ctx).start()
+    try:
+        pub.wait_subscriber()
+        now = time.time_ns() // 1_000_000
+        for i in range(7):
+            pub.send("case", record("case", src="cases", seq=i, ts=now, case_id=f"M{i}"))
+        pub.send("unit", record("unit", src="cases", seq=7, ts=now, unit_id="MU"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(svc.cases) < 7:
+            time.sleep(0.05)
+        pub.close()
+        status = tmp_path / "status.json"
+        out = subprocess.run([sys.executable, "main.py", "--headless", "--feed",
+                              svc.feed_endpoint, "--dispatch", svc.dispatch_endpoint,
+                              "--run-for", "1", "--status-out", str(status)],
+                             cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-1500:]
+        doc = json.loads(status.read_text())
+        assert doc["open_cases"] == 7 and doc["units"] == 1
+        assert "cases" not in doc["sources"]        # held, but its publisher was never heard
+    finally:
+        svc.stop()
+        ctx.term()

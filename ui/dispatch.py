@@ -26,6 +26,8 @@ class Order:
     state: str = "pending"      # pending → acked → done | rejected | unconfirmed
     reason: str | None = None
     resent: int = 0
+    sent_ms: int = 0            # by the situation's clock
+    answered_ms: int | None = None
 
 
 class DispatchController(QObject):
@@ -58,7 +60,8 @@ class DispatchController(QObject):
         except (PermissionError, ValueError, OSError) as exc:      # training guard, socket
             self.said.emit(str(exc), True)
             return None
-        self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id)
+        self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id,
+                                      sent_ms=st.now_ms())
         self.said.emit((f"派遣 {unit.callsign} → {case_id}：等待确认" if zh
                         else f"Dispatch {unit.callsign} → {case_id}: waiting for the service"),
                        False)
@@ -74,7 +77,8 @@ class DispatchController(QObject):
         except (PermissionError, ValueError, OSError) as exc:
             self.said.emit(str(exc), True)
             return None
-        self.orders[order_id] = Order(order_id, "recall", unit.case_id, unit_id)
+        self.orders[order_id] = Order(order_id, "recall", unit.case_id, unit_id,
+                                      sent_ms=self.situation.now_ms())
         self.changed.emit()
         return order_id
 
@@ -95,6 +99,7 @@ class DispatchController(QObject):
             order = self.orders.get(order_id)
             if order is None:
                 return False
+            order.answered_ms = self.situation.now_ms()
             if getattr(reply, "result", None) == "accepted":
                 order.state = "acked"
             else:

@@ -98,6 +98,8 @@ def build_session(args) -> Session:
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
                                 mode="LIVE")
     situation = Situation(clock)
+    if client is not None and not args.demo:
+        join_mid_shift(client, situation)
     try:
         receivers = [Receiver(feeds, context=ctx,
                               max_record_bytes=args.max_record_bytes).start()]
@@ -108,6 +110,21 @@ def build_session(args) -> Session:
     for ep in feeds:
         situation.expect_endpoint(ep)
     return Session(clock, situation, receivers, mode, stops, threads, client, services)
+
+
+def join_mid_shift(client, situation: Situation, timeout_s: float = 3.0) -> int | None:
+    """A console started mid-shift asks the dispatch service for every open case and unit, so
+    it shows them at once instead of waiting for each to change; the feed then carries on from
+    the snapshot's seq (records at or below it are already held: upserts make them harmless).
+    The seq, or None when the service did not answer (said on stderr; the console runs on)."""
+    import sys
+    try:
+        snap = client.snapshot(timeout_s)
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"citywall: warning: no snapshot from the dispatch service: {exc}", file=sys.stderr)
+        return None
+    situation.load([*snap.cases, *snap.units])
+    return snap.seq
 
 
 def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:

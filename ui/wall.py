@@ -27,18 +27,23 @@ BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
     1: [("综合", "Overview", [
         (6, [("case_queue", 11), ("city_map", 9)]),
         (4, [("unit_roster", 6), ("sensor_tiles", 10), ("feed_health", 5)])])],
-    2: [("指挥调度", "Command", [(1, [("case_queue", 9), ("city_map", 11)])]),
+    2: [("指挥调度", "Command", [(1, [("supervision_kpis", 1)]),
+                                 (5, [("case_queue", 9), ("city_map", 11)])]),
         ("队伍、感知与研判", "Units, sensing, analysis", [
             (5, [("unit_roster", 4), ("sensor_tiles", 6)]),
             (5, [("temporal_heat", 6), ("feed_health", 4)])])],
-    3: [("案件指挥", "Cases", [(1, [("case_queue", 9), ("city_map", 11)])]),
-        ("队伍与接入", "Units and feeds", [(3, [("unit_roster", 3), ("district_board", 2)]),
-                                          (1, [("feed_health", 1)])]),
+    3: [("案件指挥", "Cases", [(1, [("supervision_kpis", 1)]),
+                              (5, [("case_queue", 9), ("city_map", 11)])]),
+        ("队伍与监察", "Units and supervision", [
+            (3, [("unit_roster", 3), ("district_supervision", 2)]),
+            (2, [("feed_health", 1), ("order_audit", 1)])]),
         ("感知与研判", "Sensing and analysis", [
             (2, [("sensor_tiles", 1)]), (3, [("spatial_heat", 2), ("temporal_heat", 3)])])],
 }
-# Screens beyond three: the spatial heatmap on a screen of its own, then more maps.
-EXTRA_SCREENS = [("案件热力", "Case heat", [(1, [("spatial_heat", 1)])]),
+# Screens beyond three: patrol supervision, the spatial heatmap alone, then more maps.
+EXTRA_SCREENS = [("巡查监察", "Patrol supervision", [(1, [("patrol_coverage", 3),
+                                                        ("district_board", 2)])]),
+                 ("案件热力", "Case heat", [(1, [("spatial_heat", 1)])]),
                  ("城市运行图", "City map", [(1, [("city_map", 1)])])]
 
 
@@ -194,9 +199,12 @@ def link_panels(windows: list[WallWindow], orders=None) -> None:
         r.table.customContextMenuRequested.connect(lambda pos, r=r: recall_menu(r, orders, pos))
     for m in maps:
         m.unit_dropped.connect(orders.dispatch)
+    audits = [p for p in panels if p.name == "order_audit"]
+    for a in audits:
+        a.orders = orders
 
     def mark_dirty():
-        for p in queues + rosters:
+        for p in queues + rosters + audits:
             p.dirty = True
     orders.changed.connect(mark_dirty)
     for w in windows:
