@@ -500,6 +500,8 @@ class PatrolCoverage(Panel):
     def _due(self) -> bool:
         if self._computed is None or self._computed[1] != self.hours:
             return True
+        if self.coverage is not None and not self.coverage.units and self.situation.tracks:
+            return True              # nothing had reported yet: do not wait the full pause
         return self.situation.clock.link_ms() - self._computed[0] >= self.RECOMPUTE_MS
 
     def display(self) -> tuple[np.ndarray, QRectF]:
