@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from feeds.schema import CLOSED_CASE_STATUSES, Case
+from situation.atomic import write_text_atomic
 from situation.catalog import category_name
 from situation.store import Situation
 
@@ -103,20 +103,7 @@ def write_open311(situation: Situation, path: str | os.PathLike, lang: str = "zh
     """Write the requests as one JSON array (UTF-8), atomically."""
     doc = open311_requests(situation, include_closed, lang)
     text = json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)            # an export is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 def _check_datetime(value: str) -> str | None:

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from branca.element import Element, MacroElement
 from feeds.districts import DATA_FILE, District, city_bbox, load_districts
 from feeds.schema import CASE_STATUSES, Case
 from situation.catalog import category_name, district_name, stage_name
+from situation.atomic import write_text_atomic
 from situation.mapkit import offline_map
 from situation.store import Situation
 
@@ -489,20 +489,3 @@ def write_public_map(situation: Situation, path: str | os.PathLike, lang: str = 
     """Build the page and write it atomically (a reader never sees half a file)."""
     text = build_public_map(situation, lang)
     return write_text_atomic(path, text)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)            # an export is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path

@@ -15,6 +15,7 @@ from pathlib import Path
 import zmq
 
 from feeds.receiver import Receiver
+from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
 from situation.store import Situation
 
@@ -131,7 +132,4 @@ def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
     """Write then rename, so a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, ensure_ascii=False, indent=1))
