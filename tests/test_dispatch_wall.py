@@ -127,13 +127,23 @@ def test_drop_a_unit_on_a_case_on_the_map(qtbot, wall):
 
 
 def test_keyboard_dispatch_suggests_the_three_nearest_units(qtbot, wall):
+    import math
     session, w, orders = wall
     st = session.situation
-    case, unit = pick(st)
+    case, _unit = pick(st)
+    speeds = {"foot_patrol": 1.3, "vehicle": 8.0, "enforcement": 6.0, "sanitation": 4.0}
+
+    def eta_s(u):           # worked out here, independently: metres along the streets / speed
+        kx = 111_000 * math.cos(math.radians((u.lat + case.lat) / 2))
+        d = math.hypot((u.lon - case.lon) * kx, (u.lat - case.lat) * 111_000)
+        return d * 1.35 / speeds[u.kind]
+    free = [u for u in st.units.values() if u.status == "available" and not st.unit_stale(u)]
+    expected = [u.unit_id for u in sorted(free, key=lambda u: (eta_s(u), u.unit_id))[:3]]
     actions = suggestion_actions(st, case.case_id, "zh")
-    assert len(actions) == 3
-    assert actions[0][1] == unit.unit_id or "km" in actions[0][0]
-    assert all("km" in label and "分钟到达" in label for label, _ in actions)
+    assert [unit_id for _, unit_id in actions] == expected
+    first = st.units[expected[0]]
+    assert first.callsign in actions[0][0]
+    assert f"约 {max(1, round(eta_s(first) / 60))} 分钟到达" in actions[0][0]
 
 
 def cells_text(panel, key):
