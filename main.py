@@ -3,6 +3,7 @@
     python main.py --demo                      the wall on the built-in demo city
     python main.py --feed tcp://host:5556      the wall on live feeds
     python main.py --headless --demo --run-for 30 --status-out status.json
+    python main.py duty-plan --history FILE.parquet --day 2026-11-24 --out plan.csv
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def build_parser() -> OneLineParser:
     src.add_argument("--clock", choices=("wall", "feed"), default="wall",
                      help="live clock: wall time, or follow the publishers' heartbeats")
     src.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES)
+    src.add_argument("--history", metavar="FILE", help="demand history (CSV or Parquet: ts, "
+                     "district, category) for the peak-duty chart")
     src.add_argument("--dispatch", type=endpoint, metavar="ENDPOINT",
                      help="the dispatch service to send orders to (with --demo: its own)")
     src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
@@ -89,7 +92,60 @@ def build_parser() -> OneLineParser:
     return p
 
 
+def duty_plan_main(argv: list[str]) -> int:
+    """``main.py duty-plan``: the duty plan of one day as CSV (the chart's code path,
+    ``situation.peakduty.duty_plan``). Bad input: one line on stderr, exit 2."""
+    p = OneLineParser(prog="citywall duty-plan",
+                      description="Write the duty plan (demand forecast and staffing per "
+                                  "district and slot) of one day as CSV.")
+    p.add_argument("--history", required=True, metavar="FILE.parquet|FILE.csv",
+                   help="events: ts (ms since the epoch, UTC), district (adcode), category")
+    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="the local day to plan")
+    p.add_argument("--out", required=True, type=export_file, metavar="plan.csv")
+    p.add_argument("--roster", metavar="FILE.csv", help="unit_id,district,shift")
+    p.add_argument("--slot-minutes", type=int, default=60, metavar="N")
+    p.add_argument("--target-share", type=float, default=0.8, metavar="SHARE",
+                   help="share of cases with a unit within the target time (default 0.8)")
+    p.add_argument("--target-minutes", type=float, default=15.0, metavar="MIN")
+    p.add_argument("--handling-minutes", type=float, default=30.0, metavar="MIN",
+                   help="mean handling time of a case (default 30)")
+    p.add_argument("--tz", default="Asia/Shanghai", help="the city's time zone")
+    args = p.parse_args(argv)
+    from situation.history import HistoryError, load_history
+    from situation.peakduty import DutyConfig, duty_plan, load_roster, parse_day, write_plan
+    try:
+        cfg = DutyConfig(slot_minutes=args.slot_minutes, tz=args.tz,
+                         target_share=args.target_share, target_minutes=args.target_minutes,
+                         handling_min=args.handling_minutes)
+        day = parse_day(args.day)
+    except ValueError as exc:
+        p.error(str(exc))
+    try:
+        loaded = load_history(args.history)
+        roster = load_roster(args.roster, cfg) if args.roster else None
+    except HistoryError as exc:
+        p.error(str(exc))
+    for problem in loaded.problems + (roster.attrs["problems"] if roster is not None else []):
+        print(f"citywall duty-plan: warning: {problem}", file=sys.stderr)
+    try:
+        plan = duty_plan(loaded.events, day, cfg, roster=roster)
+    except ValueError as exc:
+        p.error(f"{args.history}: {exc}")
+    try:
+        write_plan(plan, args.out)
+    except OSError as exc:
+        print(f"citywall duty-plan: error: cannot write {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"duty plan {day.isoformat()}: {len(plan)} rows to {args.out} "
+          f"({loaded.used} events used, {loaded.skipped} skipped)", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["duty-plan"]:
+        return duty_plan_main(argv[1:])
     args = build_parser().parse_args(argv)
     if not args.demo and not args.feed:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]

@@ -55,6 +55,28 @@ def chromium_flags() -> None:
         os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
+def load_duty_history(session: Session, args) -> None:
+    """The peak-duty chart's history: ``--history FILE``; with ``--demo`` and no file, four
+    weeks of the demo city's rhythm up to its start. A file that cannot be used is said on the
+    chart (the command line's ``duty-plan`` exits 2 instead); the wall runs on."""
+    from situation.history import HistoryError, load_history
+    from widgets.peak_duty import PeakDuty
+    PeakDuty.history, PeakDuty.problem = None, None
+    path = getattr(args, "history", None)
+    if path:
+        try:
+            loaded = load_history(path)
+        except HistoryError as exc:
+            PeakDuty.problem = str(exc)
+        else:
+            PeakDuty.history = loaded.events
+            if loaded.problems:
+                PeakDuty.problem = "; ".join(loaded.problems)
+    elif session.mode == "DEMO":
+        from feeds.simulator import history_events
+        PeakDuty.history = history_events(28, seed=args.seed, end_ms=session.clock.now_ms())
+
+
 def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:
     chromium_flags()
     register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
@@ -69,6 +91,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     from widgets.tiles import open_tile_source
     # A tile source that cannot be used is said on the map, which keeps its district basemap.
     CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
+    load_duty_history(session, args)
     bridge = SituationBridge(session.situation, session.receivers)
     orders = None
     if session.client is not None:

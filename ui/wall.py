@@ -31,19 +31,19 @@ BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
                                  (5, [("case_queue", 9), ("city_map", 11)])]),
         ("队伍、感知与研判", "Units, sensing, analysis", [
             (5, [("unit_roster", 4), ("sensor_tiles", 6)]),
-            (5, [("temporal_heat", 6), ("feed_health", 4)])])],
+            (5, [("peak_duty", 6), ("feed_health", 4)])])],
     3: [("案件指挥", "Cases", [(1, [("supervision_kpis", 1)]),
                               (5, [("case_queue", 9), ("city_map", 11)])]),
         ("队伍与监察", "Units and supervision", [
             (3, [("unit_roster", 3), ("district_supervision", 2)]),
             (2, [("feed_health", 1), ("order_audit", 1)])]),
         ("感知与研判", "Sensing and analysis", [
-            (2, [("sensor_tiles", 1)]), (3, [("spatial_heat", 2), ("temporal_heat", 3)])])],
+            (2, [("sensor_tiles", 1)]), (3, [("peak_duty", 3), ("temporal_heat", 2)])])],
 }
-# Screens beyond three: patrol supervision, the spatial heatmap alone, then more maps.
+# Screens beyond three: patrol supervision, the heatmaps, then more maps.
 EXTRA_SCREENS = [("巡查监察", "Patrol supervision", [(1, [("patrol_coverage", 3),
                                                         ("district_board", 2)])]),
-                 ("案件热力", "Case heat", [(1, [("spatial_heat", 1)])]),
+                 ("案件热力", "Case heat", [(1, [("spatial_heat", 3), ("temporal_heat", 2)])]),
                  ("城市运行图", "City map", [(1, [("city_map", 1)])])]
 
 
@@ -119,6 +119,8 @@ class WallWindow(QWidget):
                     self.ask_export_public_map)
         m.addAction("导出 Open311 案件…" if zh else "Export cases as Open311…",
                     self.ask_export_open311)
+        m.addAction("导出今日勤务计划…" if zh else "Export today's duty plan…",
+                    self.ask_export_duty_plan)
         m.addSeparator()
         m.addAction("全屏 / 窗口 (F11)" if zh else "Full screen / window (F11)",
                     self.toggle_full_screen)
@@ -139,14 +141,26 @@ class WallWindow(QWidget):
         if path:
             self.export("open311", path)
 
+    def ask_export_duty_plan(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "", "citywall-duty-plan.csv", "CSV (*.csv)")
+        if path:
+            self.export("duty_plan", path)
+
     def export(self, what: str, path: str) -> bool:
         """Write an export now; say where it went, or why it could not be written."""
         from situation.open311 import write_open311
         from situation.public_map import write_public_map
-        write = write_public_map if what == "public_map" else write_open311
         zh = self.lang == "zh"
         try:
-            write(self.situation, path, self.lang)
+            if what == "duty_plan":
+                write_duty_plan(self.situation, path)
+            else:
+                write = write_public_map if what == "public_map" else write_open311
+                write(self.situation, path, self.lang)
+        except ValueError as exc:       # no history to plan today from
+            self.header.flash(("无法生成勤务计划：" if zh else "No duty plan: ") + str(exc),
+                              error=True)
+            return False
         except OSError as exc:          # said on the wall; nothing modal blocks the picture
             reason = exc.strerror or str(exc)
             self.header.flash((f"无法写入 {path}：{reason}" if zh
@@ -170,6 +184,13 @@ def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, 
         windows.append(w)
     link_panels(windows, orders)
     return windows
+
+
+def write_duty_plan(situation: Situation, path: str) -> None:
+    """Today's duty plan as the ``duty-plan`` command writes it (the chart's code path)."""
+    from situation.peakduty import DutyConfig, write_plan
+    from widgets.peak_duty import PeakDuty, today_plan
+    write_plan(today_plan(situation, PeakDuty.config or DutyConfig(), situation.now_ms()), path)
 
 
 def link_panels(windows: list[WallWindow], orders=None) -> None:

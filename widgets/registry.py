@@ -7,6 +7,7 @@ from widgets.district_board import DistrictBoard
 from widgets.feed_health import FeedHealth
 from widgets.heat_panels import SpatialHeatPanel, TemporalHeatPanel
 from widgets.order_audit import OrderAudit
+from widgets.peak_duty import PeakDuty
 from widgets.supervision import DistrictSupervision, PatrolCoverage, SupervisionKpis
 from widgets.sensor_tiles import SensorTiles
 from widgets.unit_roster import UnitRoster
@@ -14,4 +15,4 @@ from widgets.unit_roster import UnitRoster
 PANELS = {cls.name: cls for cls in (CaseQueue, UnitRoster, SensorTiles, FeedHealth,
                                     DistrictBoard, CityMap, SpatialHeatPanel,
                                     TemporalHeatPanel, OrderAudit, SupervisionKpis,
-                                    DistrictSupervision, PatrolCoverage)}
+                                    DistrictSupervision, PatrolCoverage, PeakDuty)}
