@@ -67,6 +67,14 @@ def build_parser() -> OneLineParser:
     src.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES)
     src.add_argument("--history", metavar="FILE", help="demand history (CSV or Parquet: ts, "
                      "district, category) for the peak-duty chart")
+    src.add_argument("--roster", metavar="FILE.csv",
+                     help="unit_id,district,shift for the peak-duty chart (default: the units' shift)")
+    src.add_argument("--slot-minutes", type=int, default=60, metavar="N",
+                     help="peak-duty time slot (must divide a day; default 60)")
+    src.add_argument("--target-share", type=float, default=0.8, metavar="SHARE",
+                     help="peak duty: share of cases with a unit within the target (default 0.8)")
+    src.add_argument("--target-minutes", type=float, default=15.0, metavar="MIN",
+                     help="peak duty: the target time (default 15)")
     src.add_argument("--dispatch", type=endpoint, metavar="ENDPOINT",
                      help="the dispatch service to send orders to (with --demo: its own)")
     src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
@@ -151,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]
     if args.headless and args.screenshot_dir:
         build_parser().error("--screenshot-dir needs windows; drop --headless")
+    from situation.peakduty import DutyConfig
+    try:
+        args.duty = DutyConfig(slot_minutes=args.slot_minutes, target_share=args.target_share,
+                               target_minutes=args.target_minutes)
+    except ValueError as exc:
+        build_parser().error(str(exc))
     from ui.session import build_session
     try:
         session = build_session(args)

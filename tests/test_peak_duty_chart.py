@@ -79,3 +79,62 @@ def test_a_day_the_history_cannot_speak_for_is_said_on_the_chart(qtbot):
     p.refresh()
     assert "outside the history" in p.notice.text() and p.plan is None
     PeakDuty.history = None
+
+
+def test_a_bad_history_file_is_said_on_the_chart_and_the_wall_runs(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    bad = tmp_path / "history.csv"
+    bad.write_text("when,where\n1,2\n")
+    status = tmp_path / "status.json"
+    shots = tmp_path / "shots"
+    out = subprocess.run([sys.executable, "main.py", "--demo", "--run-for", "3",
+                          "--history", str(bad), "--status-out", str(status),
+                          "--screenshot-dir", str(shots)],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert json.loads(status.read_text())["units"] > 100
+
+
+def test_the_menu_writes_todays_duty_plan(qtbot, tmp_path):
+    from PySide6.QtGui import QGuiApplication
+    from situation.peakduty import PLAN_COLUMNS
+    from ui.wall import build_wall
+    PeakDuty.history, PeakDuty.problem, PeakDuty.config = history(), None, DutyConfig()
+    try:
+        sc = Scenario(start_ms=DAY0 + 14 * 86_400_000 + 8 * HOUR)
+        (w,) = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
+        qtbot.addWidget(w)
+        assert any(a.text().startswith("导出今日勤务计划") for a in w.menu().actions())
+        target = tmp_path / "plan.csv"
+        assert w.export("duty_plan", str(target))
+        plan = pd.read_csv(target)
+        assert tuple(plan.columns) == PLAN_COLUMNS and len(plan) == 16 * 24
+        assert plan["slot_start"].iloc[0].startswith("2026-11-24T00:00")
+        late = Scenario(start_ms=DAY0 + 60 * 86_400_000)     # no history for that day
+        (w2,) = build_wall(late.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
+        qtbot.addWidget(w2)
+        assert not w2.export("duty_plan", str(tmp_path / "late.csv"))
+        assert "无法生成勤务计划" in w2.header.message.text()
+    finally:
+        PeakDuty.history = PeakDuty.config = PeakDuty.problem = None
+
+
+def test_the_chart_names_what_is_wrong_with_the_history_file(qtbot, tmp_path):
+    from types import SimpleNamespace
+    from ui.app import load_duty_history
+    bad = tmp_path / "history.csv"
+    bad.write_text("when,where\n1,2\n")
+    sc = Scenario(start_ms=DAY0 + 14 * 86_400_000)
+    load_duty_history(SimpleNamespace(mode="LIVE", clock=sc.clock),
+                      SimpleNamespace(history=str(bad), roster=None, duty=DutyConfig(), seed=1))
+    try:
+        p = PeakDuty(sc.situation, "zh")
+        qtbot.addWidget(p)
+        p.refresh()
+        assert str(bad) in p.notice.text() and "ts" in p.notice.text()
+    finally:
+        PeakDuty.history = PeakDuty.config = PeakDuty.problem = PeakDuty.roster = None

@@ -60,14 +60,21 @@ def load_duty_history(session: Session, args) -> None:
     weeks of the demo city's rhythm up to its start. A file that cannot be used is said on the
     chart (the command line's ``duty-plan`` exits 2 instead); the wall runs on."""
     from situation.history import HistoryError, load_history
+    from situation.peakduty import load_roster
     from widgets.peak_duty import PeakDuty
-    PeakDuty.history, PeakDuty.problem = None, None
+    PeakDuty.history, PeakDuty.problem, PeakDuty.roster = None, None, None
+    PeakDuty.config = getattr(args, "duty", None)
+    if getattr(args, "roster", None):
+        try:
+            PeakDuty.roster = load_roster(args.roster, PeakDuty.config)
+        except HistoryError as exc:
+            PeakDuty.problem = str(exc)
     path = getattr(args, "history", None)
     if path:
         try:
             loaded = load_history(path)
         except HistoryError as exc:
-            PeakDuty.problem = str(exc)
+            PeakDuty.problem = " · ".join(filter(None, (PeakDuty.problem, str(exc))))
         else:
             PeakDuty.history = loaded.events
             if loaded.problems:

@@ -54,14 +54,15 @@ def today_plan(situation, cfg, now_ms: int):
     events = seen if PeakDuty.history is None else pd.concat([PeakDuty.history, seen],
                                                              ignore_index=True)
     day = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(cfg.tz)).date().isoformat()
-    return duty_plan(events, day, cfg, situation=situation, now_ms=now_ms,
-                     handling_min=cfg.handling_min)
+    return duty_plan(events, day, cfg, roster=PeakDuty.roster, situation=situation,
+                     now_ms=now_ms, handling_min=cfg.handling_min)
 
 
 class PeakDuty(Panel):
     name = "peak_duty"
     history = None             # events of the history file or the demo's (set by the app)
     problem = None             # what was wrong with the history file, said on the panel
+    roster = None              # a roster CSV (``--roster``), else the units' own shifts
     config = None              # a situation.peakduty.DutyConfig (set by the app), else defaults
 
     def __init__(self, situation, lang="zh", parent=None):
