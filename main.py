@@ -88,6 +88,11 @@ def build_parser() -> OneLineParser:
     out.add_argument("--screenshot-dir", metavar="DIR",
                      help="save one PNG per screen window at exit")
     out.add_argument("--lang", choices=("zh", "en"), default="zh")
+    out.add_argument("--layout", metavar="NAME|PATH",
+                     help="a layout file (TOML) or a preset in layouts/: commander, wall-2, "
+                          "wall-3, night, training; default: built in for the screens found")
+    out.add_argument("--list-screens", action="store_true",
+                     help="print the screens Qt sees (name, geometry, DPI) and exit")
     out.add_argument("--tiles", metavar="URL|FILE.mbtiles",
                      help="basemap: an XYZ template on the local network "
                           "(http://tiles.local/{z}/{x}/{y}.png) or an .mbtiles file; "
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.demo and not args.feed:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]
+    if args.list_screens:
+        from ui.app import list_screens
+        return list_screens()
     if args.headless and args.screenshot_dir:
         build_parser().error("--screenshot-dir needs windows; drop --headless")
     from situation.peakduty import DutyConfig

@@ -45,3 +45,49 @@ def test_two_screens_two_windows_on_their_geometry(tmp_path):
     # The demo city was seen: units and sensors arrived within the run.
     assert doc["units"] > 100 and doc["sensors"] > 250
     assert doc["mode"] == "DEMO"
+
+
+def run_wall(tmp_path, screens, *extra):
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps({"screens": screens}))
+    status = tmp_path / "status.json"
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}")
+    out = subprocess.run([sys.executable, "main.py", "--demo", "--run-for", "3",
+                          "--status-out", str(status), *extra],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(status.read_text()), out.stderr
+
+
+def screen(name, i):
+    return {"name": name, "x": 1920 * i, "y": 0, "width": 1920, "height": 1080,
+            "logicalDpiX": 96, "logicalDpiY": 96}
+
+
+def test_layout_file_places_its_panels_on_three_screens(tmp_path):
+    from layouts.engine import load_layout
+    from widgets.registry import PANELS
+    wanted = load_layout("wall-3", set(PANELS))
+    doc, _ = run_wall(tmp_path, [screen(f"s{i}", i) for i in range(3)], "--layout", "wall-3")
+    wins = sorted(doc["windows"], key=lambda w: w["x"])
+    assert [w["x"] for w in wins] == [0, 1920, 3840]
+    for w, s in zip(wins, wanted.screens):
+        assert w["panels"] == ["clock", *[c.panel for c in s.cells]]
+
+
+def test_a_layout_for_more_screens_folds_onto_those_attached(tmp_path):
+    from layouts.engine import load_layout
+    from widgets.registry import PANELS
+    wanted = {c.panel for s in load_layout("wall-3", set(PANELS)).screens for c in s.cells}
+    doc, _ = run_wall(tmp_path, [screen("a", 0), screen("b", 1)], "--layout", "wall-3")
+    shown = set().union(*(w["panels"] for w in doc["windows"]))
+    assert len(doc["windows"]) == 2 and wanted <= shown
+
+
+def test_a_bad_layout_file_opens_the_built_in_layout_and_says_why(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[[screen]]\nrows = 1\ncols = 1\n'
+                   'cells = [ { panel = "no_such_panel", row = 0, col = 0 } ]\n')
+    doc, err = run_wall(tmp_path, [screen("a", 0)], "--layout", str(bad))
+    assert f"{bad}:5" in err and "no_such_panel" in err
+    assert "case_queue" in doc["windows"][0]["panels"]

@@ -180,3 +180,42 @@ def test_durations_read_with_their_units():
     assert hm(45 * MIN) == "45分" and hm(125 * MIN) == "2时05分"
     assert hm(3 * 24 * 60 * MIN + 60 * MIN, "en") == "3d1h"
     assert time_left(None, 0) == "—" and time_left(0, 90_000, "en") == "overdue 1m30s"
+
+
+def test_wall_mode_frameless_pointer_hides_when_idle_and_program_close_does_not_ask(qtbot, sc):
+    from PySide6.QtWidgets import QApplication
+    (w,) = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
+    qtbot.addWidget(w)
+    assert w.windowFlags() & Qt.FramelessWindowHint
+    from PySide6.QtCore import QPoint
+    from ui.wall import IDLE_CURSOR_MS, idle_pointer
+    pointer = idle_pointer()
+    here = pointer.last
+    for _ in range(IDLE_CURSOR_MS // pointer.POLL_MS):     # five idle seconds, without waiting
+        pointer.poll(here)
+    assert QApplication.overrideCursor().shape() == Qt.BlankCursor
+    pointer.poll(here + QPoint(3, 0))                       # a touch of the mouse
+    assert QApplication.overrideCursor() is None
+    assert w.close()                                     # the program closes it: no question
+
+
+def test_list_screens_prints_what_qt_sees(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps({"screens": [
+        {"name": "left", "x": 0, "y": 0, "width": 1920, "height": 1080, "logicalDpiX": 96,
+         "logicalDpiY": 96},
+        {"name": "right", "x": 1920, "y": 0, "width": 2560, "height": 1440, "logicalDpiX": 96,
+         "logicalDpiY": 96}]}))
+    out = subprocess.run([sys.executable, "main.py", "--list-screens"],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=60,
+                         env=dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}"))
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split("\t")[:3] == ["0", "left", "1920x1080+0+0"]
+    assert lines[1].split("\t")[:3] == ["1", "right", "2560x1440+1920+0"]

@@ -84,6 +84,34 @@ def load_duty_history(session: Session, args) -> None:
         PeakDuty.history = history_events(28, seed=args.seed, end_ms=session.clock.now_ms())
 
 
+def load_wall_layout(name: str | None, screens: int):
+    """(layout or None for the built-in, the problem to say): a bad layout file never stops
+    the wall — it opens on the built-in layout and says why, on the wall and on stderr."""
+    if not name:
+        return None, None
+    from layouts import engine
+    from ui.wall import default_layout
+    from widgets.registry import PANELS
+    layout, problem = engine.load_or_default(name, set(PANELS), default_layout(screens))
+    if problem:
+        print(f"citywall: warning: {problem}", file=sys.stderr)
+    return layout, problem
+
+
+def list_screens() -> int:
+    """What Qt sees, one screen a line: the names a layout file can match."""
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    screens = app.screens()
+    if not screens:
+        print("citywall: error: Qt reports no screens", file=sys.stderr)
+        return EXIT_USAGE
+    for i, sc in enumerate(screens):
+        g = sc.geometry()
+        print(f"{i}\t{sc.name() or '(unnamed)'}\t{g.width()}x{g.height()}+{g.x()}+{g.y()}"
+              f"\t{sc.logicalDotsPerInch():.0f} dpi\t×{sc.devicePixelRatio():g}")
+    return 0
+
+
 def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:
     chromium_flags()
     register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
@@ -104,7 +132,9 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     if session.client is not None:
         from ui.dispatch import DispatchController
         orders = DispatchController(session.situation, session.client, args.lang)
-    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens, orders)
+    layout, notice = load_wall_layout(getattr(args, "layout", None), len(screens))
+    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens, orders,
+                         layout, notice)
     for w in windows:
         w.showFullScreen()          # a wall console owns its screen; F11 or Esc leaves it
     bridge.start()

@@ -6,9 +6,10 @@ times a second, and everything once a second as the clock ticks (countdowns, sta
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMenu, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QCursor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QMenu, QMessageBox,
+                               QVBoxLayout, QWidget)
 
 from situation.store import Change, Situation
 from ui import theme
@@ -17,8 +18,10 @@ from situation.catalog import unit_kind_name
 from situation.suggest import nearest_available
 from widgets.case_queue import CASE_MIME, UNIT_MIME
 from widgets.header import Header
+from layouts import engine
 from widgets.registry import PANELS
 
+IDLE_CURSOR_MS = 5_000      # the pointer hides after this long without moving
 REDRAW_MS = 500            # panels redraw at most twice a second, whatever the feed rate
 
 # screens → per screen: (title zh, title en, rows); a row is (stretch, [(panel, stretch), …])
@@ -54,10 +57,55 @@ def layout_for(screens: int) -> list[tuple[str, str, list[Row]]]:
     return BUILT_IN[3] + extra
 
 
+class IdlePointer(QObject):
+    """Hides the mouse pointer over the wall after a few idle seconds; a touch brings it back.
+    It watches where the pointer is twice a second rather than filtering every event of the
+    application: a Python filter on all events crashes beside QtWebEngine."""
+
+    POLL_MS = 500
+
+    def __init__(self, app: QApplication):
+        super().__init__(app)
+        self.hidden = False
+        self.still_ms = 0
+        self.last = QCursor.pos()
+        self.timer = QTimer(self)
+        self.timer.setInterval(self.POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self.timer.start()
+
+    def poll(self, pos=None) -> None:
+        pos = QCursor.pos() if pos is None else pos
+        if pos != self.last:                       # a touch of the mouse
+            self.last, self.still_ms = pos, 0
+            if self.hidden:
+                QApplication.restoreOverrideCursor()
+                self.hidden = False
+            return
+        self.still_ms += self.POLL_MS
+        if self.still_ms >= IDLE_CURSOR_MS and not self.hidden:
+            QApplication.setOverrideCursor(Qt.BlankCursor)
+            self.hidden = True
+
+
+_idle_pointer: IdlePointer | None = None
+
+
+def idle_pointer() -> IdlePointer:
+    global _idle_pointer
+    if _idle_pointer is None:
+        _idle_pointer = IdlePointer(QApplication.instance())
+    return _idle_pointer
+
+
 class WallWindow(QWidget):
     def __init__(self, situation: Situation, bridge: SituationBridge | None, lang: str,
-                 mode: str, rows: list[Row], title: str = "", parent=None):
-        super().__init__(parent)
+                 mode: str, screen: "engine.Screen", parent=None):
+        title = screen.title_zh if lang == "zh" else screen.title_en
+        # Wall mode: no frame (set before any child exists: changing it later recreates the
+        # native window under QtWebEngine's view), the pointer hides when idle (IdlePointer),
+        # and a stray key never closes it (closeEvent).
+        super().__init__(parent, Qt.FramelessWindowHint)
         self.situation = situation
         self.setWindowTitle(f"CityWall · {title}" if title else "CityWall")
         self.setStyleSheet(f"background: {theme.BG};")
@@ -66,19 +114,21 @@ class WallWindow(QWidget):
         outer.setSpacing(0)
         self.header = Header(situation, lang, mode, title)
         outer.addWidget(self.header)
-        body = QVBoxLayout()
+        # The layout's grid: each panel over its rows and columns, stretched as the file says.
+        body = QGridLayout()
         body.setContentsMargins(12, 12, 12, 12)
         body.setSpacing(12)
         outer.addLayout(body, 1)
+        for r in range(screen.rows):
+            body.setRowStretch(r, screen.row_stretch[r] if screen.row_stretch else 1)
+        for c in range(screen.cols):
+            body.setColumnStretch(c, screen.col_stretch[c] if screen.col_stretch else 1)
+        self.screen_layout = screen
         self.panels = []
-        for stretch, cells in rows:
-            line = QHBoxLayout()
-            line.setSpacing(12)
-            for name, cell_stretch in cells:
-                panel = PANELS[name](situation, lang)
-                self.panels.append(panel)
-                line.addWidget(panel, cell_stretch)
-            body.addLayout(line, stretch)
+        for cell in screen.cells:
+            panel = PANELS[cell.panel](situation, lang)
+            self.panels.append(panel)
+            body.addWidget(panel, cell.row, cell.col, cell.rowspan, cell.colspan)
         if bridge is not None:
             bridge.changed.connect(self.on_changed)
             bridge.tick.connect(self.refresh_now)
@@ -86,6 +136,7 @@ class WallWindow(QWidget):
         self._redraw.setInterval(REDRAW_MS)
         self._redraw.timeout.connect(self.refresh_dirty)
         self._redraw.start()
+        idle_pointer()
         QShortcut(QKeySequence(Qt.Key_F11), self, self.toggle_full_screen)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.showNormal)
         self.lang = lang
@@ -110,6 +161,18 @@ class WallWindow(QWidget):
         self.header.refresh()
         for p in self.panels:
             p.refresh()
+
+    def closeEvent(self, event) -> None:
+        """Closing from the window system (a stray Alt+F4, a click) asks first; closing from
+        the program (the end of a run) does not."""
+        if event.spontaneous():
+            zh = self.lang == "zh"
+            answer = QMessageBox.question(self, "CityWall", "关闭指挥大屏？" if zh
+                                          else "Close the wall?")
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
+        super().closeEvent(event)
 
     # ---- the wall's menu (right-click the header) -------------------------------------------
     def menu(self) -> QMenu:
@@ -173,16 +236,41 @@ class WallWindow(QWidget):
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
 
 
+def default_layout(screens: int) -> "engine.Layout":
+    """The built-in layout for this many screens, as a layout file would give it."""
+    return engine.from_rows(f"built-in-{screens}", layout_for(screens))
+
+
+def place(layout: "engine.Layout | None", screens) -> tuple[list, str | None]:
+    """(QScreen, layout screen) pairs — one per attached screen — and what was folded. A layout
+    naming more screens than are attached folds the rest onto the screens present; screens
+    the layout does not name show the built-in extras (the heatmaps, more maps)."""
+    if layout is None:
+        return list(zip(screens, default_layout(len(screens)).screens)), None
+    placed, message = engine.assign(layout, [s.name() for s in screens])
+    by_index = {idx: shown for idx, shown, _folded in placed}
+    extras = default_layout(max(len(screens), 4)).screens
+    out = [(sc, by_index.get(i, extras[min(i, len(extras) - 1)]))
+           for i, sc in enumerate(screens)]
+    return out, message
+
+
 def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, mode: str,
-               screens, orders=None) -> list[WallWindow]:
-    """One window per screen, placed on it."""
+               screens, orders=None, layout: "engine.Layout | None" = None,
+               notice: str | None = None) -> list[WallWindow]:
+    """One window per screen, placed on it, showing its screen of the layout (the built-in
+    one for this many screens when none is given). ``notice``: a layout problem to say."""
     windows = []
-    for screen, (zh, en, rows) in zip(screens, layout_for(len(screens))):
-        w = WallWindow(situation, bridge, lang, mode, rows, zh if lang == "zh" else en)
+    pairs, folded = place(layout, screens)
+    for screen, shown in pairs:
+        w = WallWindow(situation, bridge, lang, mode, shown)
         w.setScreen(screen)
         w.setGeometry(screen.geometry())
         windows.append(w)
     link_panels(windows, orders)
+    said = " · ".join(t for t in (notice, folded) if t)
+    if said and windows:
+        windows[0].header.flash(said, error=True)
     return windows
 
 

@@ -10,7 +10,8 @@ import html
 
 from typing import NamedTuple
 
-from PySide6.QtCore import QAbstractTableModel, QByteArray, QMimeData, QModelIndex, Qt, Signal
+from PySide6.QtCore import (QAbstractTableModel, QByteArray, QMimeData, QModelIndex, QSize, Qt,
+                            Signal)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QTableView, QVBoxLayout, QWidget)
@@ -48,6 +49,11 @@ class Panel(QFrame):
 
     def on_changed(self, change: Change) -> None:
         self.dirty = True
+
+    def sizeHint(self) -> QSize:
+        # The same modest hint for every panel, so a layout's stretches decide the sizes,
+        # not whichever panel happens to ask for more.
+        return QSize(320, 240)
 
     def refresh(self) -> None:
         """Redraw from the situation. Called on a timer and on every clock tick."""

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy,
+                               QVBoxLayout)
 
 from feeds.districts import load_districts
 from situation.catalog import district_name
@@ -129,8 +130,11 @@ class PeakDuty(Panel):
         self.peaks = QLabel("")
         self.peaks.setTextFormat(Qt.PlainText)
         self.peaks.setFont(theme.font(20))
-        self.peaks.setWordWrap(True)
+        self.peaks.setWordWrap(False)     # height-for-width would make the row grab height
         self.peaks.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        # The list shows what fits; it must not push the chart's row taller than its share.
+        self.peaks.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
+        self.plot.setMinimumHeight(160)
         side.addWidget(self.peaks, 1)
         line.addLayout(side, 1)
         self.body.addLayout(line, 1)
