@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 from ui.bridge import SituationBridge
 from ui.session import Session, write_json_atomic
 from ui.theme import apply_theme
-from ui.wall import build_wall
+from ui.wall import Wall
 from widgets.tiles import register_scheme
 
 EXIT_USAGE = 2
@@ -98,6 +98,18 @@ def load_wall_layout(name: str | None, screens: int):
     return layout, problem
 
 
+def load_shift_schedule(name: str | None):
+    """(shifts or None, the problem to say): a bad schedule file never stops the wall."""
+    if not name:
+        return None, None
+    from layouts import engine
+    try:
+        return engine.load_schedule(name), None
+    except engine.LayoutError as exc:
+        print(f"citywall: warning: {exc}", file=sys.stderr)
+        return None, str(exc)
+
+
 def list_screens() -> int:
     """What Qt sees, one screen a line: the names a layout file can match."""
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
@@ -132,16 +144,25 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     if session.client is not None:
         from ui.dispatch import DispatchController
         orders = DispatchController(session.situation, session.client, args.lang)
-    layout, notice = load_wall_layout(getattr(args, "layout", None), len(screens))
-    windows = build_wall(session.situation, bridge, args.lang, session.mode, screens, orders,
-                         layout, notice)
-    for w in windows:
-        w.showFullScreen()          # a wall console owns its screen; F11 or Esc leaves it
+    schedule, problem = load_shift_schedule(getattr(args, "shifts", None))
+    if schedule:                     # the shift's layout now, then on the situation's clock
+        from layouts import engine
+        key = engine.shift_at(schedule, session.clock.now_ms()).layout
+    else:
+        key = getattr(args, "layout", None)
+    layout, notice = load_wall_layout(key, len(screens))
+    notice = " · ".join(t for t in (problem, notice) if t) or None
+    wall = Wall(session.situation, bridge, args.lang, session.mode, orders, layout, notice,
+                schedule, layout_key=key)
+    wall.build(screens)              # full screen: a wall console owns its screen
+    # A screen plugged in or out re-lays the wall; nothing the situation holds is lost.
+    app.screenAdded.connect(lambda _s: wall.relayout(QGuiApplication.screens()))
+    app.screenRemoved.connect(lambda _s: wall.relayout(QGuiApplication.screens()))
     bridge.start()
 
     def status_doc() -> dict:
         doc = session.status()
-        doc["windows"] = window_status(windows)
+        doc["windows"] = window_status(wall.windows)
         return doc
 
     if args.status_out:
@@ -151,10 +172,10 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
 
     def finish():
         bridge.drain()
-        for w in windows:
+        for w in wall.windows:
             w.refresh_now()
         if args.screenshot_dir:
-            save_screenshots(windows, args.screenshot_dir)
+            save_screenshots(wall.windows, args.screenshot_dir)
         if args.status_out:
             write_json_atomic(args.status_out, status_doc())
         app.quit()

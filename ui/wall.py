@@ -6,7 +6,8 @@ times a second, and everything once a second as the clock ticks (countdowns, sta
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QTimer
+import shiboken6
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QMenu, QMessageBox,
                                QVBoxLayout, QWidget)
@@ -184,6 +185,13 @@ class WallWindow(QWidget):
                     self.ask_export_open311)
         m.addAction("导出今日勤务计划…" if zh else "Export today's duty plan…",
                     self.ask_export_duty_plan)
+        wall = getattr(self, "wall", None)
+        if wall is not None and wall.schedule:
+            act = m.addAction("保持当前布局（不随班次切换）" if zh
+                              else "Hold this layout (ignore the shift schedule)")
+            act.setCheckable(True)
+            act.setChecked(wall.held)
+            act.toggled.connect(wall.hold)
         m.addSeparator()
         m.addAction("全屏 / 窗口 (F11)" if zh else "Full screen / window (F11)",
                     self.toggle_full_screen)
@@ -315,9 +323,94 @@ def link_panels(windows: list[WallWindow], orders=None) -> None:
     def mark_dirty():
         for p in queues + rosters + audits:
             p.dirty = True
+
+    def say(text, alarm):
+        for w in windows:
+            if shiboken6.isValid(w):            # a re-laid wall has new windows
+                w.header.flash(text, error=alarm)
     orders.changed.connect(mark_dirty)
-    for w in windows:
-        orders.said.connect(lambda text, alarm, w=w: w.header.flash(text, error=alarm))
+    orders.said.connect(say)
+
+
+class Wall(QObject):
+    """The windows of the wall and what re-lays them: a screen plugged in or out, or the
+    shift schedule's layout coming due. The situation, the orders and the selected case carry
+    over; only the windows are new."""
+
+    relaid = Signal()
+
+    def __init__(self, situation: Situation, bridge, lang: str, mode: str, orders=None,
+                 layout: "engine.Layout | None" = None, notice: str | None = None,
+                 schedule: "list[engine.Shift] | None" = None, tz: str = "Asia/Shanghai",
+                 layout_key: str | None = None):
+        super().__init__()
+        self.layout_key = layout_key            # the name or path the layout came from
+        self.situation, self.bridge, self.lang, self.mode = situation, bridge, lang, mode
+        self.orders, self.layout, self.notice = orders, layout, notice
+        self.schedule, self.tz = schedule, tz
+        self.held = False                       # the duty officer keeps the current layout
+        self.windows: list[WallWindow] = []
+        self.screens: list = []
+        if bridge is not None and schedule:
+            bridge.tick.connect(self.follow_schedule)
+
+    def build(self, screens, show: bool = True) -> list[WallWindow]:
+        self.screens = list(screens)
+        self.windows = build_wall(self.situation, self.bridge, self.lang, self.mode,
+                                  self.screens, self.orders, self.layout, self.notice)
+        for w in self.windows:
+            w.wall = self
+            if show:
+                w.showFullScreen()
+        self.relaid.emit()
+        return self.windows
+
+    def selected_case(self) -> str | None:
+        for w in self.windows:
+            for p in w.panels:
+                if p.name == "case_queue" and p.selected_key():
+                    return p.selected_key()
+        return None
+
+    def relayout(self, screens=None, layout=None) -> list[WallWindow]:
+        picked = self.selected_case()
+        if layout is not None:
+            self.layout, self.notice = layout, None
+        old = self.windows
+        self.build(self.screens if screens is None else screens,
+                   show=any(w.isVisible() for w in old))
+        for w in old:                           # closed by the program: nothing asks
+            w.close()
+            w.deleteLater()
+        for w in self.windows:
+            w.refresh_now()
+            for p in w.panels:
+                if picked and p.name == "case_queue" and picked in p.model.keys:
+                    p.table.selectRow(p.model.keys.index(picked))
+        return self.windows
+
+    def follow_schedule(self) -> None:
+        """On the situation's clock: a countdown a minute before the switch, then the shift's
+        layout (unless held)."""
+        if not self.schedule:
+            return
+        now = self.situation.now_ms()
+        text = engine.banner(self.schedule, now, self.tz, held=self.held)
+        if text:
+            for w in self.windows:
+                w.header.flash(text)
+        due = engine.layout_due(self.schedule, now, self.layout_key, held=self.held, tz=self.tz)
+        if due and due != self.layout_key:
+            from widgets.registry import PANELS
+            layout, problem = engine.load_or_default(due, set(PANELS),
+                                                     default_layout(len(self.screens)))
+            self.layout_key = due
+            self.relayout(layout=layout)
+            if problem:
+                self.windows[0].header.flash(problem, error=True)
+
+    def hold(self, held: bool = True) -> None:
+        self.held = held
 
 
 def suggestion_actions(situation, case_id: str, lang: str) -> list[tuple[str, str]]:
