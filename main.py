@@ -91,6 +91,9 @@ def build_parser() -> OneLineParser:
     out.add_argument("--layout", metavar="NAME|PATH",
                      help="a layout file (TOML) or a preset in layouts/: commander, wall-2, "
                           "wall-3, night, training; default: built in for the screens found")
+    out.add_argument("--console", action="store_true",
+                     help="the commander's console: one window of docks (default layout "
+                          "commander) instead of the full-screen wall")
     out.add_argument("--shifts", metavar="NAME|PATH",
                      help="a shift schedule (layouts/shifts.toml): each shift's layout, followed "
                           "on the situation's clock, with a countdown before the switch")

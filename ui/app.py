@@ -110,6 +110,44 @@ def load_shift_schedule(name: str | None):
         return None, str(exc)
 
 
+def run_console(app, session: Session, args, bridge, orders, layout, at_exit) -> int:
+    """The commander's console: one normal window with docks (``--console``)."""
+    from layouts import engine
+    from ui.console import CommanderConsole
+    from ui.wall import link_panels
+    from widgets.registry import PANELS
+    if not isinstance(layout, engine.Layout):
+        layout, problem = engine.load_or_default(layout or "commander", set(PANELS),
+                                                 engine.load_layout("commander", set(PANELS)))
+    console = CommanderConsole(session.situation, bridge, args.lang, session.mode,
+                               layout.screens[0])
+    link_panels([console], orders)
+    console.show()
+    bridge.start()
+
+    def finish():
+        bridge.drain()
+        console.refresh_now()
+        if args.screenshot_dir:
+            save_screenshots([console], args.screenshot_dir)
+        if args.status_out:
+            doc = session.status()
+            doc["windows"] = window_status([console])
+            write_json_atomic(args.status_out, doc)
+        app.quit()
+
+    if args.run_for:
+        QTimer.singleShot(int(args.run_for * 1000), finish)
+    app.exec()
+    console.save()
+    bridge.stop()
+    if orders is not None:
+        orders.stop()
+    if at_exit is not None:
+        at_exit()
+    return 0
+
+
 def list_screens() -> int:
     """What Qt sees, one screen a line: the names a layout file can match."""
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
@@ -152,6 +190,8 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         key = getattr(args, "layout", None)
     layout, notice = load_wall_layout(key, len(screens))
     notice = " · ".join(t for t in (problem, notice) if t) or None
+    if getattr(args, "console", False):
+        return run_console(app, session, args, bridge, orders, layout or key, at_exit)
     wall = Wall(session.situation, bridge, args.lang, session.mode, orders, layout, notice,
                 schedule, layout_key=key)
     wall.build(screens)              # full screen: a wall console owns its screen
