@@ -20,3 +20,22 @@ def publisher():
     pub = TestPublisher()
     yield pub
     pub.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _web_pages_go_before_the_application():
+    """QtWebEngine wants every page deleted before its profile and the application go; left
+    to interpreter shutdown, the order is arbitrary and the process can crash on exit after
+    every test passed. Close and delete every widget, and let the deletions run, first."""
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance()
+    if app is None:
+        return
+    for w in QApplication.topLevelWidgets():
+        w.close()
+        w.deleteLater()
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        app.processEvents()
