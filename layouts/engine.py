@@ -43,13 +43,14 @@ import json
 import math
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from situation.atomic import write_text_atomic
 
 PRESET_DIR = Path(__file__).resolve().parent
 MAX_GRID = 240                     # rows or columns per screen: a sanity bound, not a design
@@ -361,20 +362,7 @@ def save_layout(layout: Layout, path: str | os.PathLike) -> Path:
     path = Path(path)
     text = to_toml(layout)
     tomllib.loads(text)                        # never write what we could not read back
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 # ---- geometry: exact proportions -----------------------------------------------------------

@@ -104,7 +104,8 @@ def test_failed_save_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(engine.os, "replace", boom)
+    import situation.atomic
+    monkeypatch.setattr(situation.atomic.os, "replace", boom)
     with pytest.raises(OSError):
         save_layout(load_layout("commander", KNOWN), p)
     assert p.read_text(encoding="utf-8") == before

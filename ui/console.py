@@ -7,10 +7,11 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu
 
 from layouts import engine
-from situation.store import Change, Situation
+from situation.store import Situation
 from ui import theme
 from ui.i18n import tr
 from widgets.header import Header
+from widgets.host import PanelHost
 from widgets.registry import PANELS
 
 STATE_VERSION = 1
@@ -27,7 +28,7 @@ def dock_area(cell: engine.Cell, screen: engine.Screen):
     return Qt.LeftDockWidgetArea if cell.col < screen.cols / 2 else Qt.RightDockWidgetArea
 
 
-class CommanderConsole(QMainWindow):
+class CommanderConsole(PanelHost, QMainWindow):
     def __init__(self, situation: Situation, bridge, lang: str, mode: str,
                  screen: engine.Screen, settings: QSettings | None = None, parent=None):
         super().__init__(parent)
@@ -76,26 +77,9 @@ class CommanderConsole(QMainWindow):
         self.refresh_now()
 
     # ---- the same contract as a wall window ---------------------------------------------------
-    def panel_names(self) -> list[str]:
-        return [self.header.clock.name] + [p.name for p in self.panels if self.shown(p)]
-
     def shown(self, panel) -> bool:
         dock = panel.parent()
         return not isinstance(dock, QDockWidget) or not dock.isHidden()
-
-    def on_changed(self, change: Change) -> None:
-        for p in self.panels:
-            p.on_changed(change)
-
-    def refresh_dirty(self) -> None:
-        for p in self.panels:
-            if p.dirty:
-                p.refresh()
-
-    def refresh_now(self) -> None:
-        self.header.refresh()
-        for p in self.panels:
-            p.refresh()
 
     # ---- as it was left ----------------------------------------------------------------------
     def save(self) -> None:

@@ -12,13 +12,14 @@ from PySide6.QtGui import QCursor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QMenu, QMessageBox,
                                QVBoxLayout, QWidget)
 
-from situation.store import Change, Situation
+from situation.store import Situation
 from ui import theme
 from ui.bridge import SituationBridge
 from situation.catalog import unit_kind_name
 from situation.suggest import nearest_available
 from widgets.case_queue import CASE_MIME, UNIT_MIME
 from widgets.header import Header
+from widgets.host import PanelHost
 from layouts import engine
 from widgets.registry import PANELS
 
@@ -99,7 +100,7 @@ def idle_pointer() -> IdlePointer:
     return _idle_pointer
 
 
-class WallWindow(QWidget):
+class WallWindow(PanelHost, QWidget):
     def __init__(self, situation: Situation, bridge: SituationBridge | None, lang: str,
                  mode: str, screen: "engine.Screen", parent=None):
         title = screen.title_zh if lang == "zh" else screen.title_en
@@ -145,23 +146,6 @@ class WallWindow(QWidget):
         self.header.customContextMenuRequested.connect(self.show_menu)
         QShortcut(QKeySequence("Ctrl+E"), self, self.ask_export_public_map)
         self.refresh_now()
-
-    def panel_names(self) -> list[str]:
-        return [self.header.clock.name] + [p.name for p in self.panels]
-
-    def on_changed(self, change: Change) -> None:
-        for p in self.panels:
-            p.on_changed(change)
-
-    def refresh_dirty(self) -> None:
-        for p in self.panels:
-            if p.dirty:
-                p.refresh()
-
-    def refresh_now(self) -> None:
-        self.header.refresh()
-        for p in self.panels:
-            p.refresh()
 
     def closeEvent(self, event) -> None:
         """Closing from the window system (a stray Alt+F4, a click) asks first; closing from
