@@ -3,6 +3,8 @@
     python main.py --demo                      the wall on the built-in demo city
     python main.py --feed tcp://host:5556      the wall on live feeds
     python main.py --headless --demo --run-for 30 --status-out status.json
+    python main.py --replay day.mcap --speed 8  a recorded day, with a transport bar
+    python main.py --replay day.mcap --training --debrief-out debrief.html
     python main.py duty-plan --history FILE.parquet --day 2026-11-24 --out plan.csv
 """
 from __future__ import annotations
@@ -49,6 +51,36 @@ def write_exports(situation, args) -> int:
     return code
 
 
+def check_replay_options(args) -> None:
+    """Options that cannot go together: one line, exit 2."""
+    p = build_parser()
+    if args.replay:
+        if args.demo or args.feed:
+            p.error("--replay has no network: drop --demo/--feed (a trainer republishes a "
+                    "recording with python -m feeds.replay)")
+        if args.dispatch:
+            p.error("--replay sends no orders to a dispatch service; with --training they go "
+                    "to the in-process training service")
+        if args.record_dir:
+            p.error("--record-dir records live feeds, not a replay")
+    else:
+        for flag, given in (("--training", args.training), ("--debrief-out", args.debrief_out)):
+            if given:
+                p.error(f"{flag} needs --replay FILE.mcap")
+    if args.debrief_out and not args.training:
+        p.error("--debrief-out needs --training")
+
+
+def write_debrief(session, path: str, lang: str) -> int:
+    from situation.debrief import write_debrief_html
+    try:
+        write_debrief_html(session.exercise.debrief(session.clock.now_ms()), path, lang)
+    except OSError as exc:
+        print(f"citywall: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="citywall", description="City-management command-center wall.")
     src = p.add_argument_group("sources")
@@ -79,6 +111,19 @@ def build_parser() -> OneLineParser:
                      help="the dispatch service to send orders to (with --demo: its own)")
     src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
                      metavar="NAME", help="this console's name in its orders")
+    rep = p.add_argument_group("recording and replay")
+    rep.add_argument("--record-dir", metavar="DIR",
+                     help="record every message received, as hourly MCAP files in DIR")
+    rep.add_argument("--record-max-mb", type=positive_float, default=2048, metavar="MB",
+                     help="with --record-dir: remove the oldest files past this size "
+                          "(default 2048)")
+    rep.add_argument("--replay", metavar="FILE.mcap",
+                     help="replay a recording (no network); --speed and --start apply to it")
+    rep.add_argument("--training", action="store_true",
+                     help="with --replay: the trainee dispatches against the recorded day; "
+                          "orders go to an in-process training service only")
+    rep.add_argument("--debrief-out", type=export_file, metavar="FILE.html",
+                     help="with --training: write the exercise's debrief here at exit")
     out = p.add_argument_group("running")
     out.add_argument("--headless", action="store_true", help="no window; write status JSON")
     out.add_argument("--run-for", type=positive_float, metavar="SECONDS",
@@ -166,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["duty-plan"]:
         return duty_plan_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if not args.demo and not args.feed:
+    check_replay_options(args)
+    if not args.demo and not args.feed and not args.replay:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]
     if args.list_screens:
         from ui.app import list_screens
@@ -179,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                                target_minutes=args.target_minutes)
     except ValueError as exc:
         build_parser().error(str(exc))
-    from ui.session import build_session
+    from ui.session import ReplayOptionError, build_session
     try:
         session = build_session(args)
+    except ReplayOptionError as exc:
+        build_parser().error(str(exc))
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -190,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     def at_exit() -> None:          # after the last drain, so the exports match the status
         nonlocal export_code
         export_code = write_exports(session.situation, args)
+        if args.debrief_out and session.exercise is not None:
+            export_code = write_debrief(session, args.debrief_out, args.lang) or export_code
 
     try:
         if args.headless:

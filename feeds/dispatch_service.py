@@ -253,6 +253,79 @@ class _Tx:
                              _enc.encode(rec).decode()))
 
 
+# ---- deciding an order ------------------------------------------------------------------
+CaseOf = Callable[[str], Case | None]
+UnitOf = Callable[[str], Unit | None]
+
+
+def decide(order: Order, case_of: CaseOf, unit_of: UnitOf,
+           now: int) -> tuple[str | None, list[Case | Unit]]:
+    """Judge a ``dispatch`` or ``recall`` against the picture the two look-ups give, at ``now``:
+    ``(None, the changed records)`` when accepted, ``(reason, [])`` when refused. Pure: the live
+    service and the training desk (``situation.training``) decide alike. The records keep the
+    ``src``/``seq`` of what they replace; the caller stamps its own."""
+    if isinstance(order, DispatchOrder):
+        return _dispatch(order, case_of, unit_of, now)
+    if isinstance(order, RecallOrder):
+        return _recall(order, case_of, unit_of, now)
+    return reason("unknown_type", detail=repr(type(order).__struct_config__.tag)), []
+
+
+def _dispatch(order: DispatchOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
+    case, unit = case_of(order.case_id), unit_of(order.unit_id)
+    if case is None:
+        return reason("unknown_case", case_id=order.case_id), []
+    if unit is None:
+        return reason("unknown_unit", unit_id=order.unit_id), []
+    if case.status in CLOSED_CASE_STATUSES:
+        return reason("case_not_open", case_id=case.case_id, status=case.status), []
+    if case.unit_id is not None or case.status in WORKING_CASE:
+        working = unit_of(case.unit_id) if case.unit_id else None
+        return reason("case_assigned", case_id=case.case_id, status=case.status,
+                      unit=working.callsign if working else case.unit_id), []
+    if case.status not in ("reported", "registered"):
+        return reason("case_past_dispatch", case_id=case.case_id, status=case.status), []
+    if unit.case_id is not None:
+        return reason("unit_assigned", callsign=unit.callsign, status=unit.status,
+                      case_id=unit.case_id), []
+    if unit.status != "available":
+        return reason("unit_not_available", callsign=unit.callsign, status=unit.status), []
+    ts = change_ts(now, case, unit)
+    limit = RESOLVE_MS.get(case.category, DEFAULT_RESOLVE_MS)
+    return None, [
+        msgspec.structs.replace(case, ts=ts, status="dispatched", unit_id=unit.unit_id,
+                                due_at=ts + limit),
+        msgspec.structs.replace(unit, ts=ts, status="dispatched", case_id=case.case_id)]
+
+
+def _recall(order: RecallOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
+    unit = unit_of(order.unit_id)
+    if unit is None:
+        return reason("unknown_unit", unit_id=order.unit_id), []
+    if unit.case_id is None and unit.status not in BUSY:
+        return reason("unit_not_assigned", callsign=unit.callsign, status=unit.status), []
+    case = case_of(unit.case_id) if unit.case_id else None
+    # Its case goes back to registered while it is being worked; a case already
+    # resolved (or closed) keeps its stage: the work is done.
+    if case is not None and not (case.unit_id == unit.unit_id
+                                 and case.status in WORKING_CASE):
+        case = None
+    ts = change_ts(now, case, unit)
+    records: list[Case | Unit] = []
+    if case is not None:
+        records.append(msgspec.structs.replace(
+            case, ts=ts, status="registered", unit_id=None,
+            due_at=ts + DISPATCH_LIMIT.get(case.priority, DISPATCH_LIMIT[3])))
+    records.append(msgspec.structs.replace(unit, ts=ts, status="available", case_id=None))
+    return None, records
+
+
+def change_ts(now: int, *held: Case | Unit | None) -> int:
+    """``now``, but never older than what it replaces: consoles keep the record with the
+    greater ``ts``, so the change must be the newest."""
+    return max([now] + [r.ts + 1 for r in held if r is not None])
+
+
 # ---- the service ------------------------------------------------------------------------
 class DispatchService:
     def __init__(self, sources: Iterable[str], dispatch_endpoint: str, feed_endpoint: str,
@@ -601,64 +674,10 @@ class DispatchService:
     def _judge(self, tx: _Tx, order: Order) -> str | None:
         """Decide one order against the picture as the orders before it left it, and stage
         the records it makes. ``None`` when accepted, else the reason."""
-        if isinstance(order, DispatchOrder):
-            return self._dispatch(tx, order)
-        if isinstance(order, RecallOrder):
-            return self._recall(tx, order)
-        return reason("unknown_type", detail=repr(type(order).__struct_config__.tag))
-
-    def _dispatch(self, tx: _Tx, order: DispatchOrder) -> str | None:
-        case, unit = tx.case(order.case_id), tx.unit(order.unit_id)
-        if case is None:
-            return reason("unknown_case", case_id=order.case_id)
-        if unit is None:
-            return reason("unknown_unit", unit_id=order.unit_id)
-        if case.status in CLOSED_CASE_STATUSES:
-            return reason("case_not_open", case_id=case.case_id, status=case.status)
-        if case.unit_id is not None or case.status in WORKING_CASE:
-            working = tx.unit(case.unit_id) if case.unit_id else None
-            return reason("case_assigned", case_id=case.case_id, status=case.status,
-                          unit=working.callsign if working else case.unit_id)
-        if case.status not in ("reported", "registered"):
-            return reason("case_past_dispatch", case_id=case.case_id, status=case.status)
-        if unit.case_id is not None:
-            return reason("unit_assigned", callsign=unit.callsign, status=unit.status,
-                          case_id=unit.case_id)
-        if unit.status != "available":
-            return reason("unit_not_available", callsign=unit.callsign, status=unit.status)
-        ts = self._change_ts(case, unit)
-        limit = RESOLVE_MS.get(case.category, DEFAULT_RESOLVE_MS)
-        tx.emit(order.order_id, msgspec.structs.replace(
-            case, ts=ts, status="dispatched", unit_id=unit.unit_id, due_at=ts + limit))
-        tx.emit(order.order_id, msgspec.structs.replace(
-            unit, ts=ts, status="dispatched", case_id=case.case_id))
-        return None
-
-    def _recall(self, tx: _Tx, order: RecallOrder) -> str | None:
-        unit = tx.unit(order.unit_id)
-        if unit is None:
-            return reason("unknown_unit", unit_id=order.unit_id)
-        if unit.case_id is None and unit.status not in BUSY:
-            return reason("unit_not_assigned", callsign=unit.callsign, status=unit.status)
-        case = tx.case(unit.case_id) if unit.case_id else None
-        # Its case goes back to registered while it is being worked; a case already
-        # resolved (or closed) keeps its stage: the work is done.
-        if case is not None and not (case.unit_id == unit.unit_id
-                                     and case.status in WORKING_CASE):
-            case = None
-        ts = self._change_ts(case, unit)
-        if case is not None:
-            tx.emit(order.order_id, msgspec.structs.replace(
-                case, ts=ts, status="registered", unit_id=None,
-                due_at=ts + DISPATCH_LIMIT.get(case.priority, DISPATCH_LIMIT[3])))
-        tx.emit(order.order_id, msgspec.structs.replace(
-            unit, ts=ts, status="available", case_id=None))
-        return None
-
-    def _change_ts(self, *held: Case | Unit | None) -> int:
-        """Now by the service's clock, but never older than what it replaces: consoles keep
-        the record with the greater ``ts``, so the change must be the newest."""
-        return max([self.now_ms()] + [r.ts + 1 for r in held if r is not None])
+        problem, records = decide(order, tx.case, tx.unit, self.now_ms())
+        for rec in records:
+            tx.emit(order.order_id, rec)
+        return problem
 
     def _ack(self, order_id: str, problem: str | None) -> bytes:
         return encode_message(Ack(order_id=order_id, result="accepted" if problem is None

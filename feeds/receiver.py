@@ -29,7 +29,7 @@ MAX_PENDING = 1_000_000    # records not yet drained: past this, stop reading an
 class Receiver:
     def __init__(self, endpoints: Iterable[str], *, context: zmq.Context | None = None,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 tap: Callable[[str, list[bytes]], None] | None = None):
+                 tap: Callable[[str, list[bytes], int | None], None] | None = None):
         self.endpoints = [check_endpoint(e) for e in endpoints]
         self._ctx = context or zmq.Context.instance()
         self._decoder = MessageDecoder(max_record_bytes)
@@ -41,7 +41,9 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._tap = tap          # sees every raw message (the recorder), on this thread
+        # Sees every raw message with its first record's ts (None for a rejected one), on this
+        # thread: the recorder. It must not raise.
+        self._tap = tap
         self._pending_records = 0
         self.messages = 0
 
@@ -135,9 +137,9 @@ class Receiver:
     def _take(self, frames: list[bytes], batch: Batch, endpoint: str) -> None:
         self.messages += 1
         batch.messages += 1
-        if self._tap is not None:
-            self._tap(endpoint, frames)
         decoded = self._decoder.decode(frames)
+        if self._tap is not None:
+            self._tap(endpoint, frames, decoded.records[0].ts if decoded.records else None)
         for rej in decoded.rejects:
             batch.rejects[(rej.src, rej.reason)] += 1
             batch.heard.add(rej.src)

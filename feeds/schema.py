@@ -46,6 +46,11 @@ class Record(msgspec.Struct, kw_only=True):
     seq: Seq
     ts: int
 
+    def __deepcopy__(self, memo):
+        # Records are never changed in place (a change is a new record), so a copy of the
+        # picture (a replay's keyframe) shares them instead of copying every one.
+        return self
+
 
 class SensorReading(Record, kw_only=True):
     id: str

@@ -21,7 +21,10 @@ Layout files are TOML (read with the standard library's `tomllib`, written by `t
     ]
 
 `row`/`col` are 0-based; `rowspan`/`colspan` default to 1. Cells must lie inside the grid and
-must not overlap; grid cells left empty are allowed. A panel may appear on several screens.
+must not overlap; grid cells left empty are allowed. A ROTATION is a cell whose `panel` is a
+list: `{ panel = ["peak_duty", "temporal_heat"], every = 20, row = 1, col = 0 }` shows the
+panels in turn, each for `every` seconds (default 20, at least 1) — presentation pacing, not
+domain time. A one-panel list is a plain cell. A panel may appear on several screens.
 `[[screen.cells]]` tables work as well as the inline array. Unknown keys are errors (a typo
 such as `colsapn` would otherwise silently become 1).
 
@@ -44,7 +47,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -56,18 +59,25 @@ PRESET_DIR = Path(__file__).resolve().parent
 MAX_GRID = 240                     # rows or columns per screen: a sanity bound, not a design
 
 SCREEN_KEYS = {"match", "title", "rows", "cols", "cells", "row_stretch", "col_stretch"}
-CELL_KEYS = {"panel", "row", "col", "rowspan", "colspan"}
+CELL_KEYS = {"panel", "row", "col", "rowspan", "colspan", "every"}
+ROTATE_EVERY_S = 20                # a rotation's default page time, in real seconds
 TOP_KEYS = {"name", "screen"}
 
 
 # ---- data ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cell:
-    panel: str
+    panel: str                     # the panel shown (a rotation's first page)
     row: int
     col: int
     rowspan: int = 1
     colspan: int = 1
+    then: tuple[str, ...] = ()     # a rotation: the panels that follow, in turn
+    every: float = ROTATE_EVERY_S  # seconds a rotation's page stays (unused without `then`)
+
+    @property
+    def pages(self) -> tuple[str, ...]:
+        return (self.panel, *self.then)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,8 @@ class Screen:
     col_stretch: tuple[int, ...] | None = None
 
     def panels(self) -> list[str]:
-        return [c.panel for c in self.cells]
+        """Every panel on the screen, a rotation's pages included: all are shown there."""
+        return [p for c in self.cells for p in c.pages]
 
 
 @dataclass(frozen=True)
@@ -281,13 +292,9 @@ def parse_layout(text: str, path: str, known_panels, default_name: str = "") -> 
                 if key not in CELL_KEYS:
                     fail(cl, f"{label}: unknown cell key {key!r} "
                          f"(expected: {', '.join(sorted(CELL_KEYS))})")
-            panel = c.get("panel")
-            if not isinstance(panel, str) or not panel:
-                fail(cl, f"{label}: cell {j + 1} has no panel name")
-            if panel not in known:
-                close = difflib.get_close_matches(panel, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                fail(cl, f"{label}: unknown panel {panel!r}{hint} (known: {_shorten(known)})")
+            pages, every = _pages(c, known, lambda problem: fail(cl, f"{label}: {problem}"),
+                                  j)
+            panel = pages[0]
             vals = {}
             for key, lo in (("row", 0), ("col", 0), ("rowspan", 1), ("colspan", 1)):
                 if key in ("row", "col") and key not in c:
@@ -296,7 +303,8 @@ def parse_layout(text: str, path: str, known_panels, default_name: str = "") -> 
                 if not _is_int(v) or v < lo:
                     fail(cl, f"{label}: panel {panel!r}: {key} must be a whole number ≥ {lo}")
                 vals[key] = v
-            cell = Cell(panel, vals["row"], vals["col"], vals["rowspan"], vals["colspan"])
+            cell = Cell(panel, vals["row"], vals["col"], vals["rowspan"], vals["colspan"],
+                        pages[1:], every)
             if cell.row + cell.rowspan > rows or cell.col + cell.colspan > cols:
                 fail(cl, f"{label}: panel {panel!r} spans rows {cell.row}–"
                      f"{cell.row + cell.rowspan - 1}, columns {cell.col}–"
@@ -313,6 +321,32 @@ def parse_layout(text: str, path: str, known_panels, default_name: str = "") -> 
         screens.append(Screen(match, title[0], title[1], rows, cols, tuple(cells),
                               stretch["row_stretch"], stretch["col_stretch"]))
     return Layout(name, tuple(screens), path)
+
+
+def _pages(c: dict, known: set, fail, j: int) -> tuple[tuple[str, ...], float]:
+    """A cell's panels — one name, or a rotation's list — and its page time in seconds."""
+    raw = c.get("panel")
+    rotation = isinstance(raw, list)
+    names = raw if rotation else [raw]
+    if rotation and not names:
+        fail(f"cell {j + 1}: panel = [] names no panel (a rotation lists one or more)")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            fail(f"cell {j + 1} has no panel name" if not rotation else
+                 f"cell {j + 1}: a rotation lists panel names, not {name!r}")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            fail(f"unknown panel {name!r}{hint} (known: {_shorten(known)})")
+    if len(set(names)) != len(names):
+        fail(f"panel {names[0]!r}: a rotation lists a panel twice ({', '.join(names)})")
+    every = c.get("every", ROTATE_EVERY_S)
+    if "every" in c and not rotation:
+        fail(f"panel {names[0]!r}: every is for a rotation (panel = [\"a\", \"b\"])")
+    if (isinstance(every, bool) or not isinstance(every, (int, float))
+            or not math.isfinite(every) or every < 1):
+        fail(f"panel {names[0]!r}: every must be a number of seconds ≥ 1, not {every!r}")
+    return tuple(names), every if len(names) > 1 else ROTATE_EVERY_S   # one page: no pacing
 
 
 def _top_key_line(text: str, key: str) -> int:
@@ -337,6 +371,10 @@ def _s(v: str) -> str:
     return json.dumps(v, ensure_ascii=False)     # a JSON string is a valid TOML basic string
 
 
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
 def to_toml(layout: Layout) -> str:
     out = [f"name = {_s(layout.name)}"]
     for s in layout.screens:
@@ -352,7 +390,9 @@ def to_toml(layout: Layout) -> str:
         for c in s.cells:
             span = (f", rowspan = {c.rowspan}" if c.rowspan != 1 else "") + \
                    (f", colspan = {c.colspan}" if c.colspan != 1 else "")
-            out.append(f"  {{ panel = {_s(c.panel)}, row = {c.row}, col = {c.col}{span} }},")
+            panel = _s(c.panel) if not c.then else (
+                f"[{', '.join(map(_s, c.pages))}], every = {_num(c.every)}")
+            out.append(f"  {{ panel = {panel}, row = {c.row}, col = {c.col}{span} }},")
         out.append("]")
     return "\n".join(out) + "\n"
 
@@ -426,7 +466,7 @@ def merge(target: Screen, folded: list[Screen]) -> Screen:
         heights += [Fraction(w, sum(rw)) for w in rw]
         for c in s.cells:
             c0, c1 = xs.index(b[c.col]), xs.index(b[c.col + c.colspan])
-            cells.append(Cell(c.panel, base + c.row, c0, c.rowspan, c1 - c0))
+            cells.append(replace(c, row=base + c.row, col=c0, colspan=c1 - c0))
     return Screen(target.match,
                   " + ".join(s.title_zh for s in parts if s.title_zh),
                   " + ".join(s.title_en for s in parts if s.title_en),
@@ -614,6 +654,26 @@ def next_switch(schedule: list[Shift], now_ms: int, tz: str = "Asia/Shanghai"
     return int(at.timestamp() * 1000), current_shift(schedule, cur.end_min % DAY_MIN)
 
 
+def shift_window(schedule: list[Shift], now_ms: int, tz: str = "Asia/Shanghai"
+                 ) -> tuple[Shift, int, int]:
+    """(the shift covering now_ms, when this turn of it began, when it ends), epoch ms: the
+    window a handover summary reports on. The shift before is ``shift_window(.., start - 1)``."""
+    end, _ = next_switch(schedule, now_ms, tz)
+    t = _local(now_ms, tz)
+    cur = current_shift(schedule, t.hour * 60 + t.minute)
+    begin = t.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        minutes=cur.start_min)
+    while begin > t:                              # a shift over midnight began yesterday
+        begin -= timedelta(days=1)
+    begin = begin.replace(tzinfo=None).replace(tzinfo=ZoneInfo(tz))
+    return cur, int(begin.timestamp() * 1000), end
+
+
+def shift_title(shift: Shift, lang: str = "zh") -> str:
+    return (shift.title_zh or SHIFT_ZH.get(shift.name, shift.name)) if lang == "zh" \
+        else shift.name
+
+
 def banner(schedule: list[Shift], now_ms: int, tz: str = "Asia/Shanghai",
            held: bool = False, lead_s: int = 60) -> str | None:
     """The countdown text within the last `lead_s` seconds before a switch, else None.
@@ -626,7 +686,7 @@ def banner(schedule: list[Shift], now_ms: int, tz: str = "Asia/Shanghai",
     if not 0 < left <= lead_s * 1000:
         return None
     secs = math.ceil(left / 1000)
-    zh = nxt.title_zh or SHIFT_ZH.get(nxt.name, nxt.name)
+    zh = shift_title(nxt, "zh")
     return f"{secs} 秒后切换到{zh}布局 / {nxt.name} layout in {secs} s"
 
 

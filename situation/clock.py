@@ -6,6 +6,7 @@ they move by hand, so nothing in a test sleeps to let time pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class Clock:
@@ -45,25 +46,27 @@ class ScaledClock(Clock):
     """Starts at ``start_ms`` and runs ``speed`` times faster than the wall; can be paused,
     re-speeded and set (a replay's transport drives it)."""
 
-    def __init__(self, start_ms: int, speed: float = 1.0):
+    def __init__(self, start_ms: int, speed: float = 1.0,
+                 wall_s: Callable[[], float] = time.monotonic):
         if not speed > 0:
             raise ValueError(f"speed must be greater than zero, not {speed}")
+        self._wall = wall_s            # real seconds; a test passes its own to run at 10×
         self._anchor_city = int(start_ms)
-        self._anchor_wall = time.monotonic()
+        self._anchor_wall = self._wall()
         self.speed = float(speed)
         self.paused = False
 
     def now_ms(self) -> int:
         if self.paused:
             return self._anchor_city
-        return self._anchor_city + int((time.monotonic() - self._anchor_wall) * 1000 * self.speed)
+        return self._anchor_city + round((self._wall() - self._anchor_wall) * 1000 * self.speed)
 
     def link_ms(self) -> int:
-        return int(time.monotonic() * 1000)
+        return int(self._wall() * 1000)
 
     def _rebase(self) -> None:
         self._anchor_city = self.now_ms()
-        self._anchor_wall = time.monotonic()
+        self._anchor_wall = self._wall()
 
     def set_speed(self, speed: float) -> None:
         if not speed > 0:
@@ -77,7 +80,7 @@ class ScaledClock(Clock):
 
     def set(self, ms: int) -> None:
         self._anchor_city = int(ms)
-        self._anchor_wall = time.monotonic()
+        self._anchor_wall = self._wall()
 
 
 class FeedClock(Clock):

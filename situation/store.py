@@ -5,6 +5,8 @@ the newer ``ts`` wins and an older record arriving late changes nothing.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -110,6 +112,28 @@ class ReportLog:
         while entries and now - entries[0][0] > self.keep_ms:
             entries.popleft()
             ids.popitem(last=False)
+
+
+def _copy_state(value):
+    """A copy of one part of the situation's state, as deep as it is mutable: containers are
+    copied; records, and the tuples and metric dicts in histories, are never changed in place
+    and are shared. (copy.deepcopy walks every tuple and costs ten times more.)"""
+    if isinstance(value, SourceHealth):
+        return dataclasses.replace(value, rejected=Counter(value.rejected),
+                                   _recent=deque(value._recent))
+    if isinstance(value, ReportLog):
+        log = copy.copy(value)
+        log._entries, log._ids = deque(value._entries), OrderedDict(value._ids)
+        return log
+    if isinstance(value, (Counter, OrderedDict)):
+        return type(value)(value)
+    if isinstance(value, dict):
+        return {k: _copy_state(v) for k, v in value.items()}
+    if isinstance(value, deque):
+        return deque(value, value.maxlen)
+    if isinstance(value, (list, set)):
+        return type(value)(value)
+    return value
 
 
 class Situation:
@@ -307,6 +331,19 @@ class Situation:
                 track.popleft()
             if not track:
                 del self.tracks[uid]
+
+    # ---- keyframes: a replay's seek puts back the picture as it stood ---------------------
+    _NOT_STATE = frozenset({"clock", "locator"})
+
+    def snapshot(self) -> dict:
+        """A copy of everything held (not the clock): records are shared, the containers
+        holding them copied."""
+        return {k: _copy_state(v) for k, v in self.__dict__.items() if k not in self._NOT_STATE}
+
+    def restore(self, snap: dict) -> None:
+        version = self.version
+        self.__dict__.update({k: _copy_state(v) for k, v in snap.items()})
+        self.version = max(version, self.version) + 1     # panels keyed on version redraw
 
     # ---- questions widgets ask ------------------------------------------------------------
     def now_ms(self) -> int:

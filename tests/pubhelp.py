@@ -62,3 +62,18 @@ def drain_until(receiver, situation, predicate, timeout_s: float = 5.0) -> bool:
         situation.apply(batch, heard)
         return predicate()
     return wait_for(step, timeout_s)
+
+
+def write_foreign_mcap(path, messages) -> None:
+    """An MCAP file as another tool might write it, with mcap's own Writer: ``messages`` are
+    (topic, encoding, log_ms, data); one channel per (topic, encoding), no schema."""
+    from mcap.writer import Writer
+    with open(path, "wb") as f:
+        w = Writer(f)
+        w.start()
+        channels: dict[tuple[str, str], int] = {}
+        for topic, encoding, log_ms, data in messages:
+            if (topic, encoding) not in channels:
+                channels[topic, encoding] = w.register_channel(topic, encoding, 0)
+            w.add_message(channels[topic, encoding], log_ms * 1_000_000, data, log_ms * 1_000_000)
+        w.finish()

@@ -72,13 +72,13 @@ def test_layout_file_places_its_panels_on_three_screens(tmp_path):
     wins = sorted(doc["windows"], key=lambda w: w["x"])
     assert [w["x"] for w in wins] == [0, 1920, 3840]
     for w, s in zip(wins, wanted.screens):
-        assert w["panels"] == ["clock", *[c.panel for c in s.cells]]
+        assert w["panels"] == ["clock", *s.panels()]
 
 
 def test_a_layout_for_more_screens_folds_onto_those_attached(tmp_path):
     from layouts.engine import load_layout
     from widgets.registry import PANELS
-    wanted = {c.panel for s in load_layout("wall-3", set(PANELS)).screens for c in s.cells}
+    wanted = set(load_layout("wall-3", set(PANELS)).panels())
     doc, _ = run_wall(tmp_path, [screen("a", 0), screen("b", 1)], "--layout", "wall-3")
     shown = set().union(*(w["panels"] for w in doc["windows"]))
     assert len(doc["windows"]) == 2 and wanted <= shown
@@ -91,3 +91,39 @@ def test_a_bad_layout_file_opens_the_built_in_layout_and_says_why(tmp_path):
     doc, err = run_wall(tmp_path, [screen("a", 0)], "--layout", str(bad))
     assert f"{bad}:5" in err and "no_such_panel" in err
     assert "case_queue" in doc["windows"][0]["panels"]
+
+
+def test_a_rotation_lists_every_page_in_the_status(tmp_path):
+    """wall-2's second screen turns through peak duty and the heatmaps: all three are on it."""
+    doc, _ = run_wall(tmp_path, [screen("a", 0), screen("b", 1)], "--layout", "wall-2")
+    right = max(doc["windows"], key=lambda w: w["x"])
+    assert {"peak_duty", "temporal_heat", "spatial_heat"} <= set(right["panels"])
+
+
+# ---- zero screens ----------------------------------------------------------------------------
+def run_main(config, *args):
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}")
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_no_screens_is_a_clear_error_and_exit_2(tmp_path, capsys):
+    from ui.app import EXIT_USAGE, require_screens
+    assert EXIT_USAGE == 2
+    assert not require_screens([])
+    assert "Qt reports no screens" in capsys.readouterr().err
+    config = tmp_path / "none.json"
+    config.write_text(json.dumps({"screens": []}))      # Qt's offscreen platform: no screen
+    for args in (["--list-screens"], ["--demo", "--run-for", "1"]):
+        out = run_main(config, *args)
+        assert out.returncode == 2, out.stderr[-1000:]
+        assert "citywall: error: Qt reports no screens" in out.stderr
+
+
+def test_list_screens_prints_what_qt_sees(tmp_path):
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps(SCREENS))
+    out = run_main(config, "--list-screens")
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.splitlines() == ["0\twall-left\t1920x1080+0+0\t96 dpi\t×1",
+                                       "1\twall-right\t1920x1080+1920+0\t96 dpi\t×1"]

@@ -25,7 +25,8 @@ def window_status(windows) -> list[dict]:
         geo = w.geometry()
         screen = w.screen()
         out.append({"screen": screen.name() if screen else None, "x": geo.x(), "y": geo.y(),
-                    "width": geo.width(), "height": geo.height(), "panels": w.panel_names()})
+                    "width": geo.width(), "height": geo.height(), "panels": w.panel_names(),
+                    "transport": getattr(w, "transport", None) is not None})   # a replay's bar
     return out
 
 
@@ -122,6 +123,9 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
     console = CommanderConsole(session.situation, bridge, args.lang, session.mode,
                                layout.screens[0])
     link_panels([console], orders)
+    if session.replay is not None:             # the transport bar, under the docks
+        from ui.transport import attach_transport
+        attach_transport([console], session.replay, bridge, args.lang)
     console.show()
     bridge.start()
 
@@ -148,12 +152,38 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
     return 0
 
 
+def require_screens(screens) -> bool:
+    """A wall needs a screen: with none (a headless box, a dead display link) say so plainly;
+    the caller exits with EXIT_USAGE (2)."""
+    if screens:
+        return True
+    print("citywall: error: Qt reports no screens (is a display attached? for a run "
+          "without one use --headless)", file=sys.stderr)
+    return False
+
+
+def say_recording_problems(recorder, bridge, windows) -> None:
+    """A recording that stopped (a full disk) is said in red on every screen's header when it
+    happens and again each minute while it lasts; the console runs on."""
+    said = {"text": None, "at": 0.0}
+
+    def check():
+        import time
+        text = recorder.problem
+        now = time.monotonic()
+        if text and (text != said["text"] or now - said["at"] >= 60):
+            for w in windows():
+                w.header.flash(text, error=True)
+            said["at"] = now
+        said["text"] = text
+    bridge.tick.connect(check)
+
+
 def list_screens() -> int:
     """What Qt sees, one screen a line: the names a layout file can match."""
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
     screens = app.screens()
-    if not screens:
-        print("citywall: error: Qt reports no screens", file=sys.stderr)
+    if not require_screens(screens):
         return EXIT_USAGE
     for i, sc in enumerate(screens):
         g = sc.geometry()
@@ -168,8 +198,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CityWall")
     screens = QGuiApplication.screens()
-    if not screens:
-        print("citywall: error: Qt reports no screens", file=sys.stderr)
+    if not require_screens(screens):
         return EXIT_USAGE
     apply_theme(app)
     from widgets.city_map import CityMap
@@ -177,7 +206,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     # A tile source that cannot be used is said on the map, which keeps its district basemap.
     CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
     load_duty_history(session, args)
-    bridge = SituationBridge(session.situation, session.receivers)
+    bridge = SituationBridge(session.situation, session.receivers, replay=session.replay)
     orders = None
     if session.client is not None:
         from ui.dispatch import DispatchController
@@ -194,7 +223,14 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         return run_console(app, session, args, bridge, orders, layout or key, at_exit)
     wall = Wall(session.situation, bridge, args.lang, session.mode, orders, layout, notice,
                 schedule, layout_key=key)
+    wall.exercise = session.exercise             # the menu's training debrief
+    if session.replay is not None:   # a transport bar on every window, again when re-laid
+        from ui.transport import attach_transport
+        wall.relaid.connect(lambda: attach_transport(wall.windows, session.replay, bridge,
+                                                     args.lang))
     wall.build(screens)              # full screen: a wall console owns its screen
+    if session.recorder is not None:
+        say_recording_problems(session.recorder, bridge, lambda: wall.windows)
     # A screen plugged in or out re-lays the wall; nothing the situation holds is lost.
     app.screenAdded.connect(lambda _s: wall.relayout(QGuiApplication.screens()))
     app.screenRemoved.connect(lambda _s: wall.relayout(QGuiApplication.screens()))

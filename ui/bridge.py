@@ -20,10 +20,11 @@ class SituationBridge(QObject):
     tick = Signal()               # once a second: the clock moved
 
     def __init__(self, situation: Situation, receivers=(), interval_ms: int = 50,
-                 tick_ms: int = 1000, parent: QObject | None = None):
+                 tick_ms: int = 1000, parent: QObject | None = None, replay=None):
         super().__init__(parent)
         self.situation = situation
         self.receivers = list(receivers)
+        self.replay = replay            # situation.replay.Replay: the recording, not a feed
         self.busy_s = 0.0                # GUI-thread time spent applying batches (benchmarks)
         self.batches = 0
         self._drain_timer = QTimer(self)
@@ -43,13 +44,19 @@ class SituationBridge(QObject):
 
     def drain(self) -> Change:
         started = time.perf_counter()
+        if self.replay is not None:
+            return self.show(self.replay.advance(), started)
         merged = Batch()
         heard: set[str] = set()
         for receiver in self.receivers:
             batch, eps = receiver.drain()
             merged.merge(batch)
             heard |= eps
-        change = self.situation.apply(merged, heard)
+        return self.show(self.situation.apply(merged, heard), started)
+
+    def show(self, change: Change, started: float | None = None) -> Change:
+        """Tell every panel what changed (a drain, or a replay's seek: everything)."""
+        started = time.perf_counter() if started is None else started
         self.changed.emit(change)
         self.busy_s += time.perf_counter() - started
         self.batches += 1

@@ -1,6 +1,7 @@
 """The commander's console: a normal window whose panels are docks — moved, stacked, floated
 onto another monitor, closed — around the map. It reopens as it was left (Qt's own state,
-kept with QSettings), and "save layout as…" writes the arrangement as a layout file."""
+kept with QSettings), and "save layout as…" writes the arrangement as a layout file. A
+layout cell that rotates on the wall becomes tabbed docks here: the commander picks the page."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -42,22 +43,29 @@ class CommanderConsole(PanelHost, QMainWindow):
         self.header = Header(situation, lang, mode, screen.title_zh if lang == "zh"
                              else screen.title_en)
         self.setMenuWidget(self.header)
-        names = [c.panel for c in screen.cells]
+        names = screen.panels()
         centre = next((n for n in CENTRE_FIRST if n in names), names[0])
         self.panels, self.docks = [], {}
         for cell in screen.cells:
-            panel = PANELS[cell.panel](situation, lang)
-            self.panels.append(panel)
-            if cell.panel == centre and self.centralWidget() is None:
-                self.setCentralWidget(panel)
-                continue
-            dock = QDockWidget(tr(f"panel.{cell.panel}", lang), self)
-            dock.setObjectName(f"dock-{cell.panel}-{cell.row}-{cell.col}")
-            dock.setWidget(panel)
-            dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
-                             | QDockWidget.DockWidgetClosable)
-            self.addDockWidget(dock_area(cell, screen), dock)
-            self.docks[dock.objectName()] = dock
+            tabs = []
+            for name in cell.pages:
+                panel = PANELS[name](situation, lang)
+                self.panels.append(panel)
+                if name == centre and self.centralWidget() is None:
+                    self.setCentralWidget(panel)
+                    continue
+                dock = QDockWidget(tr(f"panel.{name}", lang), self)
+                dock.setObjectName(f"dock-{name}-{cell.row}-{cell.col}")
+                dock.setWidget(panel)
+                dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                                 | QDockWidget.DockWidgetClosable)
+                self.addDockWidget(dock_area(cell, screen), dock)
+                if tabs:                        # a rotation's pages: tabs, the first on top
+                    self.tabifyDockWidget(tabs[0], dock)
+                tabs.append(dock)
+                self.docks[dock.objectName()] = dock
+            if len(tabs) > 1:
+                tabs[0].raise_()
         if not self.restore():           # first time: a desk-sized window, a slim KPI band
             self.resize(1600, 1000)
             top = [d for d in self.docks.values()

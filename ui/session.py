@@ -29,15 +29,22 @@ class Session:
     clock: Clock
     situation: Situation
     receivers: list[Receiver]
-    mode: str                                   # LIVE or DEMO (later REPLAY, TRAINING)
+    mode: str                                   # LIVE, DEMO, REPLAY or TRAINING
     _stops: list[threading.Event] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     client: object | None = None                # feeds.dispatch_client.DispatchClient
     services: list = field(default_factory=list)
+    replay: object | None = None                # situation.replay.Replay (REPLAY, TRAINING)
+    recorder: object | None = None              # feeds.record.RollingRecorder (--record-dir)
+    exercise: object | None = None              # situation.training.Exercise (TRAINING)
 
     def stop(self) -> None:
         for r in self.receivers:
             r.stop()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.exercise is not None:
+            self.exercise.close()
         if self.client is not None:
             self.client.close()
         for svc in self.services:
@@ -49,6 +56,8 @@ class Session:
 
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
+        if self.replay is not None:
+            self.replay.advance()
         for r in self.receivers:
             batch, heard = r.drain()
             self.situation.apply(batch, heard)
@@ -56,12 +65,21 @@ class Session:
     def status(self) -> dict:
         doc = self.situation.status()
         doc["mode"] = self.mode
+        if self.replay is not None:
+            doc["replay"] = self.replay.status()
+        if self.recorder is not None:
+            doc["recording"] = self.recorder.status()
+        if self.exercise is not None:
+            doc["training"] = self.exercise.status()
         return doc
 
 
 def build_session(args) -> Session:
     """From parsed arguments (see main.py) to a started session."""
     import time
+
+    if getattr(args, "replay", None):
+        return build_replay_session(args)
 
     ctx = zmq.Context.instance()
     feeds = list(args.feed or [])
@@ -101,16 +119,78 @@ def build_session(args) -> Session:
     situation = Situation(clock)
     if client is not None and not args.demo:
         join_mid_shift(client, situation)
+    recorder = None
+    if getattr(args, "record_dir", None):
+        from feeds.record import RollingRecorder
+        # Receive time on the console's one clock: a replay runs on the time the console saw.
+        recorder = RollingRecorder(args.record_dir, int(args.record_max_mb * 1024 * 1024),
+                                   now_ms=clock.now_ms)
     try:
-        receivers = [Receiver(feeds, context=ctx,
-                              max_record_bytes=args.max_record_bytes).start()]
+        receivers = [Receiver(feeds, context=ctx, max_record_bytes=args.max_record_bytes,
+                              tap=recorder.tap if recorder is not None else None).start()]
     except zmq.ZMQError as exc:
         for ev in stops:
             ev.set()
         raise OSError(f"cannot subscribe to {' '.join(feeds)}: {exc}") from None
     for ep in feeds:
         situation.expect_endpoint(ep)
-    return Session(clock, situation, receivers, mode, stops, threads, client, services)
+    return Session(clock, situation, receivers, mode, stops, threads, client, services,
+                   recorder=recorder)
+
+
+TRAINING_DISPATCH = "inproc://citywall-training"
+
+
+def build_replay_session(args) -> Session:
+    """``--replay FILE``: no network; the recording drives the situation on its own clock.
+    With ``--training`` the trainee's orders go to an in-process training service and
+    nowhere else. A file or start time that cannot be used raises ReplayOptionError."""
+    import sys
+
+    from feeds.recording import RecordingError, read_recording
+    from situation.replay import Replay, ReplayClock
+    try:
+        recording = read_recording(args.replay)
+    except RecordingError as exc:
+        raise ReplayOptionError(str(exc)) from None
+    for problem in recording.problems:
+        print(f"citywall: warning: {problem}", file=sys.stderr)
+    start = recording.start_ms if args.start_ms is None else args.start_ms
+    if not recording.start_ms <= start <= recording.end_ms:
+        raise ReplayOptionError(
+            f"--start {_iso(start)} is outside the recording ({_iso(recording.start_ms)} to "
+            f"{_iso(recording.end_ms)})")
+    clock = ReplayClock(recording.start_ms, args.speed)
+    situation = Situation(clock)
+    client = exercise = None
+    if args.training:
+        from feeds.dispatch_client import DispatchClient
+        from feeds.training import TrainingDesk
+        from situation.training import Exercise
+        ctx = zmq.Context.instance()
+        desk = TrainingDesk(TRAINING_DISPATCH, ctx)
+        exercise = Exercise(situation, desk, console_id=args.console_id)
+        # The guard in the client refuses any endpoint but an in-process one in TRAINING.
+        client = DispatchClient(TRAINING_DISPATCH, args.console_id, clock_ms=clock.now_ms,
+                                context=ctx, mode="TRAINING")
+    replay = Replay(recording, situation, max_record_bytes=args.max_record_bytes,
+                    exercise=exercise)
+    if start != recording.start_ms:
+        clock.pause(True)
+        replay.seek(start)
+        clock.pause(False)
+    return Session(clock, situation, [], "TRAINING" if args.training else "REPLAY",
+                   client=client, replay=replay, exercise=exercise)
+
+
+class ReplayOptionError(ValueError):
+    """A replay that cannot start: the command line exits 2 with this message."""
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timedelta, timezone
+    return datetime.fromtimestamp(ms / 1000, timezone(timedelta(hours=8))).strftime(
+        "%Y-%m-%d %H:%M:%S")
 
 
 def join_mid_shift(client, situation: Situation, timeout_s: float = 3.0) -> int | None:

@@ -3,17 +3,23 @@ a grid of panels. Which panels go on which screen depends on how many screens th
 
 Windows redraw from the situation: a panel marked dirty by a change is redrawn at most twice
 times a second, and everything once a second as the clock ticks (countdowns, staleness).
+A layout cell may rotate through several panels (``Rotation``); the pages not on show are
+not redrawn until they come round. At a shift switch the wall shows the handover summary
+(ui/handover.py) over its first window.
 """
 from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QMenu, QMessageBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QLabel, QMenu,
+                               QMessageBox, QStackedLayout, QVBoxLayout, QWidget)
 
+from situation.handover import Handover, ShiftSpan, summarise
 from situation.store import Situation
 from ui import theme
+from ui.handover import SHOW_MS, HandoverView, pdf_name, write_pdf
+from ui.i18n import tr
 from ui.bridge import SituationBridge
 from situation.catalog import unit_kind_name
 from situation.suggest import nearest_available
@@ -25,6 +31,8 @@ from widgets.registry import PANELS
 
 IDLE_CURSOR_MS = 5_000      # the pointer hides after this long without moving
 REDRAW_MS = 500            # panels redraw at most twice a second, whatever the feed rate
+ROTATE_PAUSE_MS = 30_000   # a touch of the mouse over a window holds its rotations this long
+HANDOVER_HOURS = 8         # without a shift schedule, a summary covers the last 8 hours
 
 # screens → per screen: (title zh, title en, rows); a row is (stretch, [(panel, stretch), …])
 Row = tuple[int, list[tuple[str, int]]]
@@ -65,11 +73,13 @@ class IdlePointer(QObject):
     application: a Python filter on all events crashes beside QtWebEngine."""
 
     POLL_MS = 500
+    polled = Signal()
 
     def __init__(self, app: QApplication):
         super().__init__(app)
         self.hidden = False
         self.still_ms = 0
+        self.touched_ms = float("inf")          # since the last touch; none yet at start
         self.last = QCursor.pos()
         self.timer = QTimer(self)
         self.timer.setInterval(self.POLL_MS)
@@ -79,15 +89,22 @@ class IdlePointer(QObject):
     def poll(self, pos=None) -> None:
         pos = QCursor.pos() if pos is None else pos
         if pos != self.last:                       # a touch of the mouse
-            self.last, self.still_ms = pos, 0
+            self.last, self.still_ms, self.touched_ms = pos, 0, 0
             if self.hidden:
                 QApplication.restoreOverrideCursor()
                 self.hidden = False
-            return
-        self.still_ms += self.POLL_MS
-        if self.still_ms >= IDLE_CURSOR_MS and not self.hidden:
-            QApplication.setOverrideCursor(Qt.BlankCursor)
-            self.hidden = True
+        else:
+            self.still_ms += self.POLL_MS
+            self.touched_ms += self.POLL_MS
+            if self.still_ms >= IDLE_CURSOR_MS and not self.hidden:
+                QApplication.setOverrideCursor(Qt.BlankCursor)
+                self.hidden = True
+        self.polled.emit()
+
+    def touching(self, window: QWidget) -> bool:
+        """Someone has the mouse on this window: it moved there in the last few seconds."""
+        return (self.touched_ms < ROTATE_PAUSE_MS
+                and window.frameGeometry().contains(self.last))
 
 
 _idle_pointer: IdlePointer | None = None
@@ -98,6 +115,69 @@ def idle_pointer() -> IdlePointer:
     if _idle_pointer is None:
         _idle_pointer = IdlePointer(QApplication.instance())
     return _idle_pointer
+
+
+class Rotation(QWidget):
+    """A layout cell showing its panels in turn, each for ``every`` seconds (engine.Cell
+    ``then``/``every``): presentation pacing in real seconds, not the situation's time. A
+    touch of the mouse over the window holds it (``IdlePointer.touching``: a poll, not an
+    event filter); a small mark in the corner says which page is up, and when it is held."""
+
+    def __init__(self, panels: list, every_s: float, lang: str, parent=None):
+        super().__init__(parent)
+        self.panels, self.lang, self.index = panels, lang, 0
+        self.stack = QStackedLayout(self)
+        self.stack.setContentsMargins(0, 0, 0, 0)
+        for p in panels:
+            self.stack.addWidget(p)
+        self.mark = QLabel(self)
+        self.mark.setFont(theme.font(18, bold=True, mono_digits=True))
+        self.mark.setStyleSheet(f"color: {theme.TEXT}; background: {theme.PANEL_EDGE};"
+                                " border-radius: 4px; padding: 2px 8px;")
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(every_s * 1000))
+        self.timer.timeout.connect(self.step)
+        self.timer.start()
+        idle_pointer().polled.connect(self.show_mark)
+        self.show_mark()
+
+    def held(self) -> bool:
+        return idle_pointer().touching(self.window())
+
+    def step(self) -> None:
+        """The timer's beat: the next page, unless someone is at the screen."""
+        if not self.held():
+            self.show_page((self.index + 1) % len(self.panels))
+        self.show_mark()
+
+    def show_page(self, index: int) -> None:
+        self.index = index
+        self.stack.setCurrentIndex(index)
+        panel = self.panels[index]
+        if panel.dirty:                     # it was not redrawn while it waited its turn
+            panel.refresh()
+        self.show_mark()
+
+    def current(self):
+        return self.panels[self.index]
+
+    def show_mark(self) -> None:
+        if not shiboken6.isValid(self.mark):
+            return
+        page = f"{self.index + 1}/{len(self.panels)}"
+        self.mark.setText(f"{tr('rotation.paused', self.lang)} {page}" if self.held() else page)
+        self.mark.adjustSize()
+        self.place_mark()
+
+    def place_mark(self) -> None:
+        # Bottom right, clear of the panel's frame; above the page (raise_ after a switch).
+        self.mark.move(self.width() - self.mark.width() - 16,
+                       self.height() - self.mark.height() - 14)
+        self.mark.raise_()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.place_mark()
 
 
 class WallWindow(PanelHost, QWidget):
@@ -126,11 +206,16 @@ class WallWindow(PanelHost, QWidget):
         for c in range(screen.cols):
             body.setColumnStretch(c, screen.col_stretch[c] if screen.col_stretch else 1)
         self.screen_layout = screen
-        self.panels = []
+        self.panels, self.rotations = [], []
+        self.handover_view: HandoverView | None = None
         for cell in screen.cells:
-            panel = PANELS[cell.panel](situation, lang)
-            self.panels.append(panel)
-            body.addWidget(panel, cell.row, cell.col, cell.rowspan, cell.colspan)
+            pages = [PANELS[name](situation, lang) for name in cell.pages]
+            self.panels.extend(pages)
+            shown = pages[0]
+            if len(pages) > 1:
+                shown = Rotation(pages, cell.every, lang)
+                self.rotations.append(shown)
+            body.addWidget(shown, cell.row, cell.col, cell.rowspan, cell.colspan)
         if bridge is not None:
             bridge.changed.connect(self.on_changed)
             bridge.tick.connect(self.refresh_now)
@@ -140,12 +225,55 @@ class WallWindow(PanelHost, QWidget):
         self._redraw.start()
         idle_pointer()
         QShortcut(QKeySequence(Qt.Key_F11), self, self.toggle_full_screen)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, self.showNormal)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, self.escape)
         self.lang = lang
         self.header.setContextMenuPolicy(Qt.CustomContextMenu)
         self.header.customContextMenuRequested.connect(self.show_menu)
         QShortcut(QKeySequence("Ctrl+E"), self, self.ask_export_public_map)
         self.refresh_now()
+
+    # ---- rotations: the pages waiting their turn are not redrawn ------------------------------
+    def parked(self, panel) -> bool:
+        return any(panel in r.panels and panel is not r.current() for r in self.rotations)
+
+    def refresh_dirty(self) -> None:
+        for p in self.panels:
+            if p.dirty and not self.parked(p):
+                p.refresh()
+
+    def refresh_now(self) -> None:
+        self.header.refresh()
+        for p in self.panels:
+            if self.parked(p):
+                p.dirty = True
+            else:
+                p.refresh()
+
+    # ---- the handover summary over this window ------------------------------------------------
+    def escape(self) -> None:
+        """Esc puts the handover summary away when it is up; otherwise leaves full screen."""
+        wall = getattr(self, "wall", None)
+        if self.handover_view is not None and wall is not None:
+            wall.dismiss_handover()
+        else:
+            self.showNormal()
+
+    def place_handover(self, view: HandoverView | None) -> None:
+        self.handover_view = view
+        if view is not None:
+            view.setParent(self)
+            self.fit_handover()
+            view.show()
+            view.raise_()
+
+    def fit_handover(self) -> None:
+        if self.handover_view is not None:          # below the header: clock and banner stay
+            top = self.header.height()
+            self.handover_view.setGeometry(0, top, self.width(), self.height() - top)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_handover()
 
     def closeEvent(self, event) -> None:
         """Closing from the window system (a stray Alt+F4, a click) asks first; closing from
@@ -170,6 +298,12 @@ class WallWindow(PanelHost, QWidget):
         m.addAction("导出今日勤务计划…" if zh else "Export today's duty plan…",
                     self.ask_export_duty_plan)
         wall = getattr(self, "wall", None)
+        if wall is not None:
+            m.addSeparator()
+            m.addAction(tr("menu.handover", self.lang), lambda: wall.show_handover())
+            m.addAction(tr("menu.handover_pdf", self.lang), self.ask_export_handover)
+            if wall.exercise is not None:
+                m.addAction("培训讲评…" if zh else "Training debrief…", self.ask_export_debrief)
         if wall is not None and wall.schedule:
             act = m.addAction("保持当前布局（不随班次切换）" if zh
                               else "Hold this layout (ignore the shift schedule)")
@@ -201,13 +335,33 @@ class WallWindow(PanelHost, QWidget):
         if path:
             self.export("duty_plan", path)
 
-    def export(self, what: str, path: str) -> bool:
+    def ask_export_debrief(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "", "citywall-debrief.html", "HTML (*.html)")
+        if path:
+            self.export("debrief", path)
+
+    def ask_export_handover(self) -> None:
+        """The summary on show, or one made now for the shift so far."""
+        wall = self.wall
+        summary = wall.handover or wall.summary()
+        path, _ = QFileDialog.getSaveFileName(self, "", pdf_name(summary, wall.tz),
+                                              "PDF (*.pdf)")
+        if path:
+            self.export("handover", path, summary)
+
+    def export(self, what: str, path: str, handover: Handover | None = None) -> bool:
         """Write an export now; say where it went, or why it could not be written."""
         from situation.open311 import write_open311
         from situation.public_map import write_public_map
         zh = self.lang == "zh"
         try:
-            if what == "duty_plan":
+            if what == "handover":
+                write_pdf(handover, path, self.lang, self.wall.tz)
+            elif what == "debrief":       # the exercise so far (training)
+                from situation.debrief import write_debrief_html
+                write_debrief_html(self.wall.exercise.debrief(self.situation.now_ms()), path,
+                                   self.lang)
+            elif what == "duty_plan":
                 write_duty_plan(self.situation, path)
             else:
                 write = write_public_map if what == "public_map" else write_open311
@@ -333,10 +487,16 @@ class Wall(QObject):
         self.orders, self.layout, self.notice = orders, layout, notice
         self.schedule, self.tz = schedule, tz
         self.held = False                       # the duty officer keeps the current layout
+        self.exercise = None                    # situation.training.Exercise in TRAINING
         self.windows: list[WallWindow] = []
         self.screens: list = []
-        if bridge is not None and schedule:
-            bridge.tick.connect(self.follow_schedule)
+        self.handover: Handover | None = None  # the summary on show, until put away
+        self.handover_until = 0
+        # The start of the shift running now: when it moves, a shift ended (held or not).
+        self.shift_began = (engine.shift_window(schedule, situation.now_ms(), tz)[1]
+                            if schedule else None)
+        if bridge is not None:
+            bridge.tick.connect(self.tick)
 
     def build(self, screens, show: bool = True) -> list[WallWindow]:
         self.screens = list(screens)
@@ -346,8 +506,15 @@ class Wall(QObject):
             w.wall = self
             if show:
                 w.showFullScreen()
+        if self.handover is not None:           # a re-laid wall keeps the summary up
+            self.place_handover()
         self.relaid.emit()
         return self.windows
+
+    def tick(self) -> None:
+        self.follow_schedule()
+        if self.handover is not None and self.situation.now_ms() >= self.handover_until:
+            self.dismiss_handover()
 
     def selected_case(self) -> str | None:
         for w in self.windows:
@@ -383,6 +550,8 @@ class Wall(QObject):
         if text:
             for w in self.windows:
                 w.header.flash(text)
+        began = engine.shift_window(self.schedule, now, self.tz)[1]
+        switched, self.shift_began = began != self.shift_began, began
         due = engine.layout_due(self.schedule, now, self.layout_key, held=self.held, tz=self.tz)
         if due and due != self.layout_key:
             from widgets.registry import PANELS
@@ -392,6 +561,49 @@ class Wall(QObject):
             self.relayout(layout=layout)
             if problem:
                 self.windows[0].header.flash(problem, error=True)
+        if switched:                            # after the re-layout: on the new windows
+            self.show_handover(self.summary(shift_end=began))
+
+    # ---- the shift handover ----------------------------------------------------------------
+    def summary(self, shift_end: int | None = None) -> Handover:
+        """The handover of the shift that ended at ``shift_end`` (a switch), or of the shift
+        running now, so far; without a schedule, of the last HANDOVER_HOURS."""
+        now = self.situation.now_ms()
+        orders = self.orders.orders.values() if self.orders is not None else ()
+        if not self.schedule:
+            span = ShiftSpan("", "", now - HANDOVER_HOURS * 3_600_000, now)
+            return summarise(self.situation, span, None, now, orders)
+        spans = []
+        at = now if shift_end is None else shift_end - 1
+        for _ in range(2):                      # this shift, then the one after it
+            shift, start, end = engine.shift_window(self.schedule, at, self.tz)
+            spans.append(ShiftSpan(shift.name, engine.shift_title(shift, "zh"), start, end))
+            at = end
+        return summarise(self.situation, spans[0], spans[1], now, orders)
+
+    def show_handover(self, handover: Handover | None = None) -> None:
+        """Up over the first window until put away or SHOW_MS of the situation's clock."""
+        self.dismiss_handover()
+        self.handover = handover or self.summary()
+        self.handover_until = self.handover.now_ms + SHOW_MS
+        self.place_handover()
+
+    def place_handover(self) -> None:
+        if not self.windows:
+            return
+        first = self.windows[0]
+        view = HandoverView(self.handover, self.lang, self.tz, self.handover_until, first)
+        view.dismissed.connect(self.dismiss_handover)
+        view.export_asked.connect(first.ask_export_handover)
+        first.place_handover(view)
+
+    def dismiss_handover(self) -> None:
+        self.handover = None
+        for w in self.windows:
+            if shiboken6.isValid(w) and w.handover_view is not None:
+                w.handover_view.hide()
+                w.handover_view.deleteLater()
+                w.place_handover(None)
 
     def hold(self, held: bool = True) -> None:
         self.held = held

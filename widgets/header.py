@@ -16,6 +16,7 @@ from ui.i18n import tr
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
                "TRAINING": "#a78bfa"}
+REPLAY_MODES = ("REPLAY", "TRAINING")   # the badge is the replay banner: mode, speed, pause
 
 
 def _label(text: str, px: int, colour: str = theme.TEXT, bold: bool = False,
@@ -50,9 +51,13 @@ class ClockPanel(QWidget):
         now = datetime.fromtimestamp(self.situation.now_ms() / 1000, CITY_TZ)
         self.time.setText(now.strftime("%H:%M:%S"))
         weekday = tr("weekday", self.lang).split()[now.weekday()]
-        speed = getattr(self.situation.clock, "speed", 1.0)
-        pace = f" · ×{speed:g}" if speed != 1 else ""
-        self.date.setText(f"{now:%Y-%m-%d} {weekday} · {tr('beijing_time', self.lang)}{pace}")
+        if self.mode in REPLAY_MODES:     # the pace is on the mode badge; say whose time it is
+            self.date.setText(f"{now:%Y-%m-%d} {weekday} · {tr('tp.replay_time', self.lang)}")
+        else:
+            speed = getattr(self.situation.clock, "speed", 1.0)
+            pace = f" · ×{speed:g}" if speed != 1 else ""
+            self.date.setText(f"{now:%Y-%m-%d} {weekday} · {tr('beijing_time', self.lang)}"
+                              f"{pace}")
         self.dirty = False
 
 
@@ -76,7 +81,7 @@ class Header(QFrame):
     def __init__(self, situation: Situation, lang: str, mode: str, screen_title: str = "",
                  parent=None):
         super().__init__(parent)
-        self.situation, self.lang = situation, lang
+        self.situation, self.lang, self.mode_key = situation, lang, mode
         self.setObjectName("header")
         self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
                            f" border-bottom: 2px solid {theme.PANEL_EDGE}; }}")
@@ -89,7 +94,8 @@ class Header(QFrame):
         sub = tr("subtitle", lang) + (f" · {screen_title}" if screen_title else "")
         row = QHBoxLayout()
         row.setSpacing(12)
-        self.mode = _label(f" {tr('mode.' + mode, lang)} ", 20, theme.BG, True)
+        self.mode = _label(f" {tr('mode.' + mode, lang)} ", 30 if mode in REPLAY_MODES else 20,
+                           theme.BG, True)
         self.mode.setStyleSheet(f"color: {theme.BG}; background: {MODE_COLOUR.get(mode, theme.MUTED)};"
                                 " border-radius: 4px; padding: 1px 8px;")
         row.addWidget(self.mode)
@@ -136,4 +142,12 @@ class Header(QFrame):
         self.kpis["alarms"].show_value(str(alarms), theme.ALARM if alarms else theme.OK)
         feeds_ok = srcs and up == len(srcs) and not eps_down
         self.kpis["feeds"].show_value(f"{up}/{len(srcs)}", theme.OK if feeds_ok else theme.ALARM)
+        if self.mode_key in REPLAY_MODES:
+            self.mode.setText(f" {replay_badge(self.mode_key, s.clock, self.lang)} ")
         self.clock.refresh()
+
+
+def replay_badge(mode: str, clock, lang: str) -> str:
+    """The replay banner's words, from the situation's clock: "回放 ×8" or "回放 ❚❚ 暂停"."""
+    pace = tr("tp.paused", lang) if getattr(clock, "paused", False) else f"×{clock.speed:g}"
+    return f"{tr('mode.' + mode, lang)}  {pace}"

@@ -1,0 +1,232 @@
+"""Replaying a recording into the situation, on the replay's own clock.
+
+The replay's clock is the situation's one clock: its time is the recording's receive time, so
+every countdown, staleness check, heat window and now-line follows the replay. ``advance()``
+(called where a live console drains its receivers) applies every message received up to that
+time, through the same decoder and sequence check a live feed goes through, so rejects, gaps
+and restarts show as the recording console saw them.
+
+Seeking rebuilds the situation as it stood at that moment: from the nearest keyframe (a copy of
+the whole situation taken every ``KEYFRAME_EVERY`` messages as the replay passes) plus the
+messages after it. Keyframes are taken as play passes them, or all at once by ``index_all()``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from feeds.batch import Batch, SeqTracker
+from feeds.decode import MessageDecoder
+from feeds.recording import Recording
+from feeds.schema import DEFAULT_MAX_RECORD_BYTES
+from situation.clock import ScaledClock
+from situation.store import Change, Situation
+
+KEYFRAME_EVERY = 10_000          # messages: a seek applies at most this many after a keyframe
+APPLY_SLICE = 10_000             # messages per situation.apply while catching up
+SPEEDS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+STEP_MS = 60_000
+
+
+class ReplayClock(ScaledClock):
+    """The replay's time. Link health (a source silent for 3 s is down) follows it too: a
+    recorded feed that went silent shows down at the moment it did."""
+
+    def link_ms(self) -> int:
+        return self.now_ms()
+
+
+@dataclass
+class Keyframe:
+    state: dict
+    seq: dict
+
+
+class Replay:
+    def __init__(self, recording: Recording, situation: Situation, *,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, exercise=None):
+        if not isinstance(situation.clock, ReplayClock):
+            raise TypeError("a replay needs the situation on a ReplayClock")
+        self.recording = recording
+        self.situation = situation
+        self.clock: ReplayClock = situation.clock
+        self._decoder = MessageDecoder(max_record_bytes)
+        self._seq = SeqTracker()
+        self.pos = 0                                  # next message to apply
+        self.loop: tuple[int, int] | None = None
+        self.ended = False
+        self.exercise = exercise                      # situation.training.Exercise in TRAINING
+        self.held_back = 0                            # recorded records the trainee took over
+        self.notices: list[str] = list(recording.problems)
+        self._keyframes: dict[int, Keyframe] = {0: self._keyframe()}
+
+    # ---- the picture at the clock's time ----------------------------------------------
+    @property
+    def start_ms(self) -> int:
+        return self.recording.start_ms
+
+    @property
+    def end_ms(self) -> int:
+        return self.recording.end_ms
+
+    def advance(self) -> Change:
+        """Apply everything received up to the clock's time (the bridge's drain)."""
+        now = self.clock.now_ms()
+        if self.loop is not None and now >= self.loop[1]:
+            return self.seek(self.loop[0])
+        if now >= self.end_ms and not self.clock.paused:
+            self.clock.set(self.end_ms)      # the recording is over: stop at its end
+            self.clock.pause(True)
+            self.ended = True
+        change = self._apply_to(self.recording.index_at(self.clock.now_ms()))
+        if self.exercise is not None:
+            change = _merged(change, self._apply_records(self.exercise.pump(self.clock.now_ms())))
+        return change
+
+    def _apply_to(self, target: int) -> Change:
+        change = Change()
+        while self.pos < target:
+            boundary = (self.pos // KEYFRAME_EVERY + 1) * KEYFRAME_EVERY
+            stop = min(target, boundary, self.pos + APPLY_SLICE)
+            change = _merged(change, self.situation.apply(self._decode(self.pos, stop)))
+            self.pos = stop
+            if stop % KEYFRAME_EVERY == 0 and stop not in self._keyframes \
+                    and self.exercise is None:
+                self._keyframes[stop] = self._keyframe()
+        return change
+
+    def _decode(self, start: int, stop: int) -> Batch:
+        batch = Batch()
+        rec = self.recording
+        decode, observe = self._decoder.decode, self._seq.observe
+        held = self.exercise.controls if self.exercise is not None else None
+        for message in rec.frames_span(start, stop):
+            decoded = decode(message)
+            batch.messages += 1
+            for rej in decoded.rejects:
+                batch.rejects[(rej.src, rej.reason)] += 1
+                batch.heard.add(rej.src)
+            for src, seq in decoded.seqs:
+                observe(src, seq, batch)
+            if held is None:
+                batch.records.extend(decoded.records)
+            else:
+                for r in decoded.records:
+                    if held(r):
+                        self.held_back += 1
+                    else:
+                        batch.records.append(r)
+        return batch
+
+    def _apply_records(self, records: list) -> Change:
+        if not records:
+            return Change()
+        return self.situation.apply(Batch(records=records, messages=0))
+
+    # ---- keyframes and seeking ---------------------------------------------------------
+    def _keyframe(self) -> Keyframe:
+        return Keyframe(self.situation.snapshot(), copy.copy(self._seq.last))
+
+    def index_all(self) -> None:
+        """Take every keyframe now (one pass over the recording), so any later seek is quick.
+        Leaves the picture where it was."""
+        here = self.clock.now_ms()
+        last = (len(self.recording) // KEYFRAME_EVERY) * KEYFRAME_EVERY
+        if last and last not in self._keyframes:
+            self.seek(self.recording.log_ms[last - 1])
+            self._apply_to(last)
+        self.seek(here)
+
+    def seek(self, t_ms: int) -> Change:
+        """The situation as it stood at ``t_ms`` (clamped to the recording). Returns a change
+        naming everything held before or after, so every panel redraws."""
+        t_ms = int(min(max(int(t_ms), self.start_ms), self.end_ms))
+        target = self.recording.index_at(t_ms)
+        before = _keys(self.situation)
+        if self.exercise is not None:
+            if target < self.pos:
+                raise ValueError("training runs forward only: the trainee's orders cannot be "
+                                 "taken back (restart the exercise to go back)")
+        else:
+            base = max(k for k in self._keyframes if k <= target)
+            if not (base <= self.pos <= target):      # going back, or far ahead of here
+                kf = self._keyframes[base]
+                self.situation.restore(kf.state)
+                self._seq.last = copy.copy(kf.seq)
+                self.pos = base
+        self.clock.set(t_ms)
+        self.ended = False
+        self._apply_to(target)
+        if self.exercise is not None:
+            self._apply_records(self.exercise.pump(t_ms))
+        after = _keys(self.situation)
+        return Change(cases=before[0] | after[0], units=before[1] | after[1],
+                      sensors=before[2] | after[2], sources=True)
+
+    # ---- the transport -------------------------------------------------------------------
+    def play(self) -> Change:
+        """Play on; at the end, from the start (or the loop's start) again. The change is what
+        that seek rebuilt, for the panels."""
+        change = Change()
+        if self.clock.now_ms() >= self.end_ms:
+            if self.exercise is not None:
+                return change           # the exercise is over: the day does not start again
+            change = self.seek(self.loop[0] if self.loop else self.start_ms)
+        self.ended = False
+        self.clock.pause(False)
+        return change
+
+    def pause(self) -> None:
+        self.clock.pause(True)
+
+    @property
+    def paused(self) -> bool:
+        return self.clock.paused
+
+    def set_speed(self, speed: float) -> None:
+        self.clock.set_speed(speed)          # ValueError for zero or less
+
+    def step(self, delta_ms: int) -> Change:
+        return self.seek(self.clock.now_ms() + int(delta_ms))
+
+    def set_loop(self, start_ms: int, end_ms: int) -> None:
+        if self.exercise is not None:
+            raise ValueError("no loops in training: the day runs forward as it did")
+        a, b = sorted((int(start_ms), int(end_ms)))
+        a, b = max(a, self.start_ms), min(b, self.end_ms)
+        if b - a < 1_000:
+            raise ValueError("a loop must be at least a second of the recording")
+        self.loop = (a, b)
+
+    def clear_loop(self) -> None:
+        self.loop = None
+
+    def status(self) -> dict:
+        return {"time_ms": self.clock.now_ms(), "speed": self.clock.speed,
+                "paused": self.clock.paused, "ended": self.ended,
+                "start_ms": self.start_ms, "end_ms": self.end_ms,
+                "position": self.pos, "messages": len(self.recording),
+                "loop": list(self.loop) if self.loop else None,
+                "held_back": self.held_back, "problems": list(self.notices),
+                "file": self.recording.path}
+
+
+def _keys(situation: Situation) -> tuple[set, set, set]:
+    return set(situation.cases), set(situation.units), set(situation.sensors)
+
+
+def _merged(a: Change, b: Change) -> Change:
+    a.cases |= b.cases
+    a.units |= b.units
+    a.sensors |= b.sensors
+    a.sources = a.sources or b.sources
+    return a
+
+
+def density(recording: Recording, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Messages per time bin over the recording: (bin edges in ms, counts)."""
+    lo, hi = recording.start_ms, max(recording.end_ms, recording.start_ms + 1)
+    counts, edges = np.histogram(recording.log_ms, bins=bins, range=(lo, hi))
+    return edges, counts

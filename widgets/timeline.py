@@ -1,0 +1,234 @@
+"""The replay's timeline: the whole recording along one strip — messages per bin (area), sensor
+alarms (red) and open overdue cases (amber) as curves, coloured bars with ticks over the
+stretches where they piled up, the loop range shaded, and the now-line at the replay's time.
+
+Click anywhere to go there; drag the now-line to scrub; drag across the strip to loop that
+range, and the loop's edges or body to move it. The strip only asks (``seek_requested``, ``loop_requested``): the transport decides,
+and the strip redraws from the replay when told (``show_time``). Curves are scaled to their own
+peaks (the tooltip gives the counts): on a wall the shape matters, not a shared axis.
+
+X is seconds since the recording's first message (epoch milliseconds as floats make the
+view's transforms jitter); the axis labels them in Beijing time.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+from situation.replay_marks import BEIJING, ReplayMarks
+from ui import theme
+from ui.i18n import tr
+
+TICK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+TICK_LABEL_PX = 130            # room one "HH:MM" label needs at the axis' font size
+DENSITY_RGBA = (56, 130, 200, 110)
+OVERDUE_BAND = (1.05, 0.11)    # (bottom, height) of the pile-up bars above the curves
+ALARM_BAND = (1.18, 0.11)
+TOP = 1.32
+
+
+def hhmm(ms: float, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(ms / 1000, BEIJING).strftime("%H:%M:%S" if seconds
+                                                               else "%H:%M")
+
+
+def legend_html(lang: str) -> str:
+    """The strip's key, for a label beside it (big enough to read from the back of the room)."""
+    dens = "#%02x%02x%02x" % DENSITY_RGBA[:3]
+    parts = [(dens, "■", tr("tp.density", lang)), (theme.ALARM, "━", tr("tp.alarms", lang)),
+             (theme.WARN, "━", tr("tp.overdue", lang)),
+             (theme.TEXT, "▼", tr("tp.pileup", lang))]
+    return "&nbsp;&nbsp;&nbsp;".join(f'<span style="color:{c}">{sym}</span>&nbsp;{text}'
+                                     for c, sym, text in parts)
+
+
+class BeijingAxis(pg.AxisItem):
+    """Seconds since ``start_ms`` shown as Beijing HH:MM, ticks on round clock minutes."""
+
+    def __init__(self, start_ms: int):
+        super().__init__("bottom")
+        self.start_ms = start_ms
+
+    def tickSpacing(self, minVal, maxVal, size):
+        span = max(maxVal - minVal, 1.0)
+        fits = max(2, int(size / TICK_LABEL_PX))
+        step = next((s for s in TICK_STEPS_S if span / s <= fits), TICK_STEPS_S[-1])
+        local = self.start_ms / 1000 + 8 * 3600          # ticks on Beijing's round times
+        return [(step, -local % step), (step / 2 if step > 60 else step, -local % step)]
+
+    def tickStrings(self, values, scale, spacing):
+        return [hhmm(self.start_ms + v * 1000) for v in values]
+
+
+class StripBox(pg.ViewBox):
+    """The strip's view: no pan or zoom; a left-drag across it marks a loop (a click seeks)."""
+
+    def __init__(self):
+        super().__init__(enableMenu=False)
+        self.dragged = None          # callable(x from, x to, finished)
+
+    def mouseDragEvent(self, ev, axis=None):
+        if ev.button() != Qt.LeftButton or self.dragged is None:
+            ev.ignore()
+            return
+        ev.accept()
+        self.dragged(self.mapSceneToView(ev.buttonDownScenePos()).x(),
+                     self.mapSceneToView(ev.scenePos()).x(), ev.isFinish())
+
+
+class Timeline(pg.PlotWidget):
+    # Times in ms since the epoch pass 32 bits: object, not int.
+    seek_requested = Signal(object)            # a click, or the now-line dropped
+    loop_requested = Signal(object, object)    # a range dragged across, or the loop moved
+
+    def __init__(self, start_ms: int, end_ms: int, lang: str = "zh", parent=None):
+        self.start_ms, self.end_ms, self.lang = int(start_ms), int(end_ms), lang
+        box = StripBox()
+        super().__init__(parent, background=theme.PANEL, viewBox=box,
+                         axisItems={"bottom": BeijingAxis(self.start_ms)})
+        box.dragged = self._drawing
+        self.marks: ReplayMarks | None = None
+        self._setting = False              # drawing the replay's loop: not the user's drag
+        self._drawn = False                # a loop being drawn by a drag across the strip
+        pi = self.getPlotItem()
+        pi.hideAxis("left")
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.setMouseEnabled(x=False, y=False)
+        pi.layout.setContentsMargins(4, 2, 12, 0)
+        ax = pi.getAxis("bottom")
+        ax.setPen(pg.mkPen(theme.MUTED))
+        ax.setTextPen(pg.mkPen(theme.TEXT))
+        ax.setStyle(tickFont=theme.font(18), tickLength=-8)
+        span_s = max((self.end_ms - self.start_ms) / 1000, 1.0)
+        pi.setXRange(0, span_s, padding=0.005)
+        pi.setYRange(0, TOP, padding=0)
+        self.density = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
+                                       brush=pg.mkBrush(*DENSITY_RGBA), pen=pg.mkPen(None))
+        self.alarms = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
+                                      brush=pg.mkBrush(239, 68, 68, 80),
+                                      pen=pg.mkPen(theme.ALARM, width=2))
+        self.overdue = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(theme.WARN, width=3))
+        self.pile_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], pen=pg.mkPen(None))
+        self.pile_ticks = pg.ScatterPlotItem([], [], symbol="t", size=20, pen=pg.mkPen(theme.BG),
+                                             tip=None)
+        self.loop = pg.LinearRegionItem((0, 1), brush=pg.mkBrush(56, 189, 248, 55),
+                                        pen=pg.mkPen(theme.ACCENT, width=3),
+                                        hoverBrush=pg.mkBrush(56, 189, 248, 90))
+        self.loop.setVisible(False)
+        self.loop.sigRegionChangeFinished.connect(self._loop_dragged)
+        self.mark_a = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3,
+                                                             style=Qt.DashLine))
+        self.mark_a.setVisible(False)
+        self.now_line = pg.InfiniteLine(angle=90, movable=True,
+                                        pen=pg.mkPen(theme.TEXT, width=4),
+                                        hoverPen=pg.mkPen(theme.ACCENT, width=6))
+        self.now_line.sigPositionChangeFinished.connect(
+            lambda line: self.seek_requested.emit(self.ms_at(line.value())))
+        for item in (self.density, self.alarms, self.overdue, self.loop, self.pile_bars,
+                     self.pile_ticks, self.mark_a, self.now_line):
+            pi.addItem(item)
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self.scene().sigMouseMoved.connect(self._hovered)
+        self.setMinimumHeight(96)
+
+    # ---- coordinates ---------------------------------------------------------------------------
+    def x_at(self, ms: int) -> float:
+        return (ms - self.start_ms) / 1000
+
+    def ms_at(self, x: float) -> int:
+        return int(round(self.start_ms + x * 1000))
+
+    def scene_x(self, ms: int) -> float:
+        """Where ``ms`` is in the widget's own pixels (tests click there)."""
+        vb = self.getPlotItem().vb
+        scene = vb.mapViewToScene(pg.Point(self.x_at(ms), TOP / 2))
+        return self.mapFromScene(scene).x()
+
+    # ---- what the strip shows ------------------------------------------------------------------
+    def set_marks(self, marks: ReplayMarks) -> None:
+        self.marks = marks
+        x = (marks.edges - self.start_ms) / 1000
+        for item, counts in ((self.density, marks.density), (self.alarms, marks.alarms),
+                             (self.overdue, marks.overdue)):
+            top = max(1, int(counts.max())) if len(counts) else 1
+            item.setData(x, counts / top)
+        piles = marks.marks
+        if not piles:
+            self.pile_bars.setOpts(x0=[], x1=[], y0=[], height=[])
+            self.pile_ticks.setData([], [])
+            return
+        band = [ALARM_BAND if m.kind == "alarm" else OVERDUE_BAND for m in piles]
+        colour = [theme.ALARM if m.kind == "alarm" else theme.WARN for m in piles]
+        self.pile_bars.setOpts(x0=[self.x_at(m.start_ms) for m in piles],
+                               x1=[self.x_at(m.end_ms) for m in piles],
+                               y0=[b[0] for b in band], height=[b[1] for b in band],
+                               brushes=[pg.mkBrush(c) for c in colour])
+        self.pile_ticks.setData([self.x_at(m.peak_ms) for m in piles],
+                                [b[0] + b[1] / 2 for b in band],
+                                brush=[pg.mkBrush(theme.TEXT)] * len(piles))
+
+    def show_time(self, now_ms: int, loop: tuple[int, int] | None,
+                  pending_a: int | None) -> None:
+        """Redraw the replay's time, loop and pending loop start (left alone while dragged)."""
+        if not self.now_line.moving:
+            self.now_line.setValue(self.x_at(now_ms))
+        self.mark_a.setVisible(pending_a is not None)
+        if pending_a is not None:
+            self.mark_a.setValue(self.x_at(pending_a))
+        if self._drawn:
+            return
+        self.loop.setVisible(loop is not None)
+        if loop is not None and not any(line.moving for line in self.loop.lines) \
+                and not self.loop.moving:
+            self._show_loop(self.x_at(loop[0]), self.x_at(loop[1]))
+
+    def _show_loop(self, a: float, b: float) -> None:
+        self._setting = True
+        try:
+            self.loop.setRegion(sorted((a, b)))
+        finally:
+            self._setting = False
+
+    def tip_at(self, ms: int) -> str:
+        """The counts of the bin at ``ms`` and the pile-ups over it."""
+        m = self.marks
+        if m is None or not len(m.density):
+            return hhmm(ms, seconds=True)
+        i = int(np.clip(np.searchsorted(m.edges, ms, side="right") - 1, 0, len(m.density) - 1))
+        lines = [tr("tp.tip", self.lang, t=f"{hhmm(m.edges[i])}–{hhmm(m.edges[i + 1])}",
+                    n=int(m.density[i]), a=int(m.alarms[i]), o=int(m.overdue[i]))]
+        lines += [p.label(self.lang) for p in m.marks if p.start_ms <= ms < p.end_ms]
+        return "\n".join(lines)
+
+    # ---- the user's hand -----------------------------------------------------------------------
+    def _clicked(self, ev) -> None:
+        if ev.button() != Qt.LeftButton or ev.isAccepted():
+            return
+        vb = self.getPlotItem().vb
+        if not vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        ev.accept()
+        self.seek_requested.emit(self.ms_at(vb.mapSceneToView(ev.scenePos()).x()))
+
+    def _hovered(self, pos) -> None:
+        vb = self.getPlotItem().vb
+        if vb.sceneBoundingRect().contains(pos):
+            self.setToolTip(self.tip_at(self.ms_at(vb.mapSceneToView(pos).x())))
+
+    def _drawing(self, a: float, b: float, finished: bool) -> None:
+        """A drag across the strip: the range shows as it grows, and is asked for at the end."""
+        self._drawn = not finished
+        self.loop.setVisible(True)
+        self._show_loop(a, b)
+        if finished:
+            lo, hi = sorted((a, b))
+            self.loop_requested.emit(self.ms_at(lo), self.ms_at(hi))
+
+    def _loop_dragged(self) -> None:
+        if not self._setting:
+            a, b = self.loop.getRegion()
+            self.loop_requested.emit(self.ms_at(a), self.ms_at(b))
