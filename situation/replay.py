@@ -13,6 +13,7 @@ messages after it. Keyframes are taken as play passes them, or all at once by ``
 from __future__ import annotations
 
 import copy
+import gc
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,17 @@ class Replay:
     def seek(self, t_ms: int) -> Change:
         """The situation as it stood at ``t_ms`` (clamped to the recording). Returns a change
         naming everything held before or after, so every panel redraws."""
+        # A seek makes many objects and no cycles: the cyclic collector walking the whole
+        # picture (and every keyframe) midway would only add a pause.
+        paused_gc = gc.isenabled()
+        gc.disable()
+        try:
+            return self._seek(t_ms)
+        finally:
+            if paused_gc:
+                gc.enable()
+
+    def _seek(self, t_ms: int) -> Change:
         t_ms = int(min(max(int(t_ms), self.start_ms), self.end_ms))
         target = self.recording.index_at(t_ms)
         before = _keys(self.situation)
