@@ -47,7 +47,8 @@ class Keyframe:
 
 class Replay:
     def __init__(self, recording: Recording, situation: Situation, *,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, exercise=None):
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, exercise=None,
+                 keyframes: dict | None = None):
         if not isinstance(situation.clock, ReplayClock):
             raise TypeError("a replay needs the situation on a ReplayClock")
         self.recording = recording
@@ -61,7 +62,11 @@ class Replay:
         self.exercise = exercise                      # situation.training.Exercise in TRAINING
         self.held_back = 0                            # recorded records the trainee took over
         self.notices: list[str] = list(recording.problems)
-        self._keyframes: dict[int, Keyframe] = {0: self._keyframe()}
+        self._max_record_bytes = max_record_bytes
+        # message index → the picture after the messages before it (shared with the indexer)
+        self._keyframes: dict[int, Keyframe] = {} if keyframes is None else keyframes
+        self._keyframes.setdefault(0, self._keyframe())
+        self._indexer: Replay | None = None
 
     # ---- the picture at the clock's time ----------------------------------------------
     @property
@@ -130,15 +135,40 @@ class Replay:
     def _keyframe(self) -> Keyframe:
         return Keyframe(self.situation.snapshot(), copy.copy(self._seq.last))
 
+    def index_step(self, budget: int) -> bool:
+        """Take keyframes ahead of time, ``budget`` messages' worth, so a jump far ahead is as
+        quick as one back (the wall calls this in small steps while it runs). A second replay
+        on a picture of its own does it, storing into the same keyframes; this one's picture
+        does not move. False when every keyframe is taken (training keeps none)."""
+        if self.exercise is not None:
+            return False
+        rec = self.recording
+        if self._indexer is None:
+            clock = ReplayClock(rec.start_ms)
+            clock.pause(True)
+            self._indexer = Replay(rec, Situation(clock, self.situation.locator),
+                                   max_record_bytes=self._max_record_bytes,
+                                   keyframes=self._keyframes)
+        ix = self._indexer
+        furthest = max(self._keyframes)
+        if furthest > ix.pos:                 # the player got there first: go on from there
+            kf = self._keyframes[furthest]
+            ix.situation.restore(kf.state)
+            ix._seq.last = copy.copy(kf.seq)
+            ix.pos = furthest
+        last = (len(rec) // KEYFRAME_EVERY) * KEYFRAME_EVERY
+        if ix.pos >= last:
+            self._indexer = None              # done: its picture goes
+            return False
+        target = min(last, ix.pos + budget)
+        ix.clock.set(int(rec.log_ms[target - 1]))
+        ix._apply_to(target)
+        return True
+
     def index_all(self) -> None:
-        """Take every keyframe now (one pass over the recording), so any later seek is quick.
-        Leaves the picture where it was."""
-        here = self.clock.now_ms()
-        last = (len(self.recording) // KEYFRAME_EVERY) * KEYFRAME_EVERY
-        if last and last not in self._keyframes:
-            self.seek(self.recording.log_ms[last - 1])
-            self._apply_to(last)
-        self.seek(here)
+        """Take every keyframe now, so any later seek is quick. The picture stays."""
+        while self.index_step(KEYFRAME_EVERY):
+            pass
 
     def seek(self, t_ms: int) -> Change:
         """The situation as it stood at ``t_ms`` (clamped to the recording). Returns a change

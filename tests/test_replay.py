@@ -132,6 +132,20 @@ def test_index_all_takes_every_keyframe_and_leaves_the_picture(demo_day, monkeyp
     assert len(rp._keyframes) == len(rp.recording) // 2_000 + 1
 
 
+def test_keyframes_taken_ahead_make_a_far_jump_equal_a_straight_run(demo_day, monkeypatch):
+    monkeypatch.setattr(replay_mod, "KEYFRAME_EVERY", 1_500)
+    rp = replay_on(demo_day)
+    here = picture(rp.situation)
+    steps = 0
+    while rp.index_step(700):                  # as the wall does, a little at a time
+        steps += 1
+    assert steps > 1 and rp.pos == 0 and picture(rp.situation) == here
+    assert sorted(rp._keyframes) == list(range(0, len(rp.recording), 1_500))
+    t = rp.start_ms + (rp.end_ms - rp.start_ms) * 9 // 10
+    rp.seek(t)
+    assert picture(rp.situation) == straight(demo_day, t)
+
+
 def test_transport_play_pause_step_loop_and_end(demo_day):
     rp = replay_on(demo_day)
     t0 = rp.start_ms

@@ -64,6 +64,9 @@ def jump_target(text: str, start_ms: int, end_ms: int, near_ms: int) -> int:
 
 
 # ---- the one controller every bar shares ---------------------------------------------------------
+INDEX_MS, INDEX_MESSAGES = 100, 1_000
+
+
 class ReplayControl(QObject):
     changed = Signal()          # the replay moved or was told something: every bar redraws
     acted = Signal()            # a person acted (the headers redraw their banner at once)
@@ -87,9 +90,19 @@ class ReplayControl(QObject):
         self._notice_timer.setInterval(NOTICE_MS)
         self._notice_timer.timeout.connect(self._forget_notice)
         self._computed.connect(self._marks_in)
+        # Keyframes ahead of the play, a little at a time (~20 ms a step), so a jump far
+        # ahead does not hold the wall for seconds.
+        self._index_timer = QTimer(self)
+        self._index_timer.setInterval(INDEX_MS)
+        self._index_timer.timeout.connect(self._index_some)
+        self._index_timer.start()
         # The marks cost about a second for a day's recording (and as much to read it again):
         # off the GUI thread.
         threading.Thread(target=self._compute_marks, name="replay-marks", daemon=True).start()
+
+    def _index_some(self) -> None:
+        if not self.replay.index_step(INDEX_MESSAGES):
+            self._index_timer.stop()
 
     # ---- the marks, from a worker thread -----------------------------------------------------
     def _compute_marks(self) -> None:
