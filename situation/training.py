@@ -393,7 +393,12 @@ class Exercise:
                            nearest_callsign=first["nearest_callsign"],
                            nearest_m=first["nearest_m"], nearest_chosen=first["nearest_chosen"])
             rows.append(row)
-        rows.sort(key=lambda r: (r["appeared_at"], r["case_id"]))
+        # What the trainee worked first, then what came in during the exercise, then what was
+        # already open: a debrief walks through the trainee's decisions.
+        def order(r):
+            idle = r["dispatched_at"] is None and not r["rejected_orders"]
+            return idle, idle and r["open_at_start"], r["appeared_at"], r["case_id"]
+        rows.sort(key=order)
         dispatched = [r for r in rows if r["dispatched_at"] is not None]
         nearest = sum(1 for r in dispatched if r["nearest_chosen"])
         totals = {"cases": len(rows), "dispatched": len(dispatched),

@@ -322,7 +322,8 @@ def test_debrief_figures_worked_out_by_hand(run):
     doc = run.ex.debrief(run.clock.now_ms())
     assert doc["started_ms"] == T0 and doc["now_ms"] == T0 + 60 * MIN
     rows = {r["case_id"]: r for r in doc["cases"]}
-    assert [r["case_id"] for r in doc["cases"]] == ["C-A", "C-B", "C-C"]   # as they appeared
+    # The trainee's cases first, as they appeared; then the rest.
+    assert [r["case_id"] for r in doc["cases"]] == ["C-A", "C-B", "C-C"]
     a, b, c = rows["C-A"], rows["C-B"], rows["C-C"]
     # C-A: open at the start (appears 09:30); U2 at 09:32, 2 min → within 5; 1600 m against
     # U1's 130 m: not the nearest; resolved 09:57:30, never late (dispatch due 09:58,
