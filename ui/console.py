@@ -4,7 +4,7 @@ kept with QSettings), and "save layout as…" writes the arrangement as a layout
 layout cell that rotates on the wall becomes tabbed docks here: the commander picks the page."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu
 
 from layouts import engine
@@ -16,7 +16,6 @@ from widgets.host import PanelHost
 from widgets.registry import PANELS
 
 STATE_VERSION = 1
-REDRAW_MS = 500
 CENTRE_FIRST = ("city_map", "case_queue")       # what sits in the middle, if the layout has it
 
 
@@ -72,13 +71,7 @@ class CommanderConsole(PanelHost, QMainWindow):
                    if self.dockWidgetArea(d) == Qt.TopDockWidgetArea]
             if top:
                 self.resizeDocks(top, [190] * len(top), Qt.Vertical)
-        if bridge is not None:
-            bridge.changed.connect(self.on_changed)
-            bridge.tick.connect(self.refresh_now)
-        self._redraw = QTimer(self)
-        self._redraw.setInterval(REDRAW_MS)
-        self._redraw.timeout.connect(self.refresh_dirty)
-        self._redraw.start()
+        self.follow(bridge)
         self.header.setContextMenuPolicy(Qt.CustomContextMenu)
         self.header.customContextMenuRequested.connect(
             lambda pos: self.menu().exec(self.header.mapToGlobal(pos)))

@@ -30,7 +30,6 @@ from layouts import engine
 from widgets.registry import PANELS
 
 IDLE_CURSOR_MS = 5_000      # the pointer hides after this long without moving
-REDRAW_MS = 500            # panels redraw at most twice a second, whatever the feed rate
 ROTATE_PAUSE_MS = 30_000   # a touch of the mouse over a window holds its rotations this long
 HANDOVER_HOURS = 8         # without a shift schedule, a summary covers the last 8 hours
 
@@ -216,13 +215,7 @@ class WallWindow(PanelHost, QWidget):
                 shown = Rotation(pages, cell.every, lang)
                 self.rotations.append(shown)
             body.addWidget(shown, cell.row, cell.col, cell.rowspan, cell.colspan)
-        if bridge is not None:
-            bridge.changed.connect(self.on_changed)
-            bridge.tick.connect(self.refresh_now)
-        self._redraw = QTimer(self)
-        self._redraw.setInterval(REDRAW_MS)
-        self._redraw.timeout.connect(self.refresh_dirty)
-        self._redraw.start()
+        self.follow(bridge)
         idle_pointer()
         QShortcut(QKeySequence(Qt.Key_F11), self, self.toggle_full_screen)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.escape)
