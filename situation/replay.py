@@ -7,8 +7,9 @@ time, through the same decoder and sequence check a live feed goes through, so r
 and restarts show as the recording console saw them.
 
 Seeking rebuilds the situation as it stood at that moment: from the nearest keyframe (a copy of
-the whole situation taken every ``KEYFRAME_EVERY`` messages as the replay passes) plus the
-messages after it. Keyframes are taken as play passes them, or all at once by ``index_all()``.
+the whole situation every ``KEYFRAME_EVERY`` messages, sparser past ``MAX_KEYFRAMES``) plus the
+messages after it. Keyframes are taken as play passes them, ahead of it in small steps
+(``index_step``, the wall does this while it runs), or all at once (``index_all``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from situation.clock import ScaledClock
 from situation.store import Change, Situation
 
 KEYFRAME_EVERY = 10_000          # messages: a seek applies at most this many after a keyframe
+MAX_KEYFRAMES = 100              # … or sparser, for a long recording: each costs a few MB
 APPLY_SLICE = 10_000             # messages per situation.apply while catching up
 SPEEDS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 STEP_MS = 60_000
@@ -63,6 +65,7 @@ class Replay:
         self.held_back = 0                            # recorded records the trainee took over
         self.notices: list[str] = list(recording.problems)
         self._max_record_bytes = max_record_bytes
+        self.keyframe_every = max(KEYFRAME_EVERY, -(-len(recording) // MAX_KEYFRAMES))
         # message index → the picture after the messages before it (shared with the indexer)
         self._keyframes: dict[int, Keyframe] = {} if keyframes is None else keyframes
         self._keyframes.setdefault(0, self._keyframe())
@@ -94,11 +97,12 @@ class Replay:
     def _apply_to(self, target: int) -> Change:
         change = Change()
         while self.pos < target:
-            boundary = (self.pos // KEYFRAME_EVERY + 1) * KEYFRAME_EVERY
+            every = self.keyframe_every
+            boundary = (self.pos // every + 1) * every
             stop = min(target, boundary, self.pos + APPLY_SLICE)
             change = _merged(change, self.situation.apply(self._decode(self.pos, stop)))
             self.pos = stop
-            if stop % KEYFRAME_EVERY == 0 and stop not in self._keyframes \
+            if stop % every == 0 and stop not in self._keyframes \
                     and self.exercise is None:
                 self._keyframes[stop] = self._keyframe()
         return change
@@ -156,7 +160,7 @@ class Replay:
             ix.situation.restore(kf.state)
             ix._seq.last = copy.copy(kf.seq)
             ix.pos = furthest
-        last = (len(rec) // KEYFRAME_EVERY) * KEYFRAME_EVERY
+        last = (len(rec) // self.keyframe_every) * self.keyframe_every
         if ix.pos >= last:
             self._indexer = None              # done: its picture goes
             return False
@@ -167,7 +171,7 @@ class Replay:
 
     def index_all(self) -> None:
         """Take every keyframe now, so any later seek is quick. The picture stays."""
-        while self.index_step(KEYFRAME_EVERY):
+        while self.index_step(self.keyframe_every):
             pass
 
     def seek(self, t_ms: int) -> Change:

@@ -372,3 +372,14 @@ def test_the_console_records_what_it_receives_and_the_recording_replays(tmp_path
     rp.seek(rp.end_ms)
     assert rp.situation.records_accepted >= doc["records_accepted"] > 0
     assert len(rp.situation.cases) >= doc["cases"] and len(rp.situation.units) == doc["units"]
+
+
+def test_a_long_recording_keeps_at_most_max_keyframes(demo_day, monkeypatch):
+    monkeypatch.setattr(replay_mod, "KEYFRAME_EVERY", 100)
+    monkeypatch.setattr(replay_mod, "MAX_KEYFRAMES", 8)
+    rp = replay_on(demo_day)
+    rp.index_all()
+    assert len(rp._keyframes) <= 8 + 1 and rp.keyframe_every > 100
+    t = rp.start_ms + (rp.end_ms - rp.start_ms) * 2 // 3
+    rp.seek(t)
+    assert picture(rp.situation) == straight(demo_day, t)

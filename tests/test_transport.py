@@ -386,3 +386,33 @@ def test_a_two_screen_replay_wall_has_a_bar_on_each_screen(tmp_path, day):
     assert [(w["screen"], w["transport"]) for w in wins] == [("wall-left", True),
                                                             ("wall-right", True)]
     assert len(list(shots.glob("*.png"))) == 2
+
+
+def test_the_keys_work_while_the_map_has_the_focus(qtbot, tmp_path, day):
+    """A trainee who just dragged onto the map presses Space: the web view must not keep it."""
+    from layouts import engine
+    from ui.console import CommanderConsole
+    from widgets.registry import PANELS
+    replay = replay_of(day)
+    bridge = SituationBridge(replay.situation, replay=replay)
+    settings = QSettings(str(tmp_path / "console.ini"), QSettings.IniFormat)
+    console = CommanderConsole(replay.situation, bridge, "en", "REPLAY",
+                               engine.load_layout("commander", set(PANELS)).screens[0], settings)
+    qtbot.addWidget(console)
+    attach_transport([console], replay, bridge, "en")
+    console.show()
+    qtbot.waitExposed(console)
+    console.activateWindow()
+    qtbot.waitUntil(console.isActiveWindow, timeout=5000)
+    view = next(p for p in console.panels if p.name == "city_map").view
+    qtbot.waitUntil(lambda: view.focusProxy() is not None, timeout=10000)
+    page = view.focusProxy()
+    page.setFocus()
+    qtbot.waitUntil(page.hasFocus, timeout=5000)
+    assert replay.clock.paused
+    qtbot.keyClick(page, Qt.Key_Space)
+    assert not replay.clock.paused
+    qtbot.keyClick(page, Qt.Key_Space)
+    t = replay.clock.now_ms()
+    qtbot.keyClick(page, Qt.Key_Right)
+    assert replay.clock.now_ms() == t + MIN
