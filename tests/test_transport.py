@@ -317,25 +317,35 @@ def test_the_banner_shows_replay_its_speed_and_pause(qtbot, day):
     assert "replay time" in header.clock.date.text()
 
 
-def test_the_console_gets_a_bar_its_keys_and_an_instant_banner(qtbot, tmp_path, day):
+def console_of(qtbot, tmp_path, replay):
+    """The commander's console on a replay, its settings in ``tmp_path``."""
     from layouts import engine
     from ui.console import CommanderConsole
     from widgets.registry import PANELS
-    replay = replay_of(day)
     bridge = SituationBridge(replay.situation, replay=replay)
     settings = QSettings(str(tmp_path / "console.ini"), QSettings.IniFormat)
     console = CommanderConsole(replay.situation, bridge, "en", "REPLAY",
                                engine.load_layout("commander", set(PANELS)).screens[0], settings)
     qtbot.addWidget(console)
+    return console, bridge
+
+
+def shown_active(qtbot, window) -> None:
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+
+
+def test_the_console_gets_a_bar_its_keys_and_an_instant_banner(qtbot, tmp_path, day):
+    replay = replay_of(day)
+    console, bridge = console_of(qtbot, tmp_path, replay)
     (bar,) = attach_transport([console], replay, bridge, "en")
     assert attach_transport([console], replay, bridge, "en") == []     # one bar a window
     holder = bar.parentWidget()
     assert isinstance(holder, QToolBar)
     assert console.toolBarArea(holder) == Qt.BottomToolBarArea
-    console.show()
-    qtbot.waitExposed(console)
-    console.activateWindow()
-    qtbot.waitUntil(console.isActiveWindow, timeout=5000)
+    shown_active(qtbot, console)
     qtbot.keyClick(console, Qt.Key_Space)
     assert not replay.clock.paused
     assert "×16" in console.header.mode.text()            # at once, not at the next tick
@@ -390,20 +400,10 @@ def test_a_two_screen_replay_wall_has_a_bar_on_each_screen(tmp_path, day):
 
 def test_the_keys_work_while_the_map_has_the_focus(qtbot, tmp_path, day):
     """A trainee who just dragged onto the map presses Space: the web view must not keep it."""
-    from layouts import engine
-    from ui.console import CommanderConsole
-    from widgets.registry import PANELS
     replay = replay_of(day)
-    bridge = SituationBridge(replay.situation, replay=replay)
-    settings = QSettings(str(tmp_path / "console.ini"), QSettings.IniFormat)
-    console = CommanderConsole(replay.situation, bridge, "en", "REPLAY",
-                               engine.load_layout("commander", set(PANELS)).screens[0], settings)
-    qtbot.addWidget(console)
+    console, bridge = console_of(qtbot, tmp_path, replay)
     attach_transport([console], replay, bridge, "en")
-    console.show()
-    qtbot.waitExposed(console)
-    console.activateWindow()
-    qtbot.waitUntil(console.isActiveWindow, timeout=5000)
+    shown_active(qtbot, console)
     view = next(p for p in console.panels if p.name == "city_map").view
     qtbot.waitUntil(lambda: view.focusProxy() is not None, timeout=10000)
     page = view.focusProxy()
