@@ -86,8 +86,8 @@ class Replay:
         if self.loop is not None and now >= self.loop[1]:
             return self.seek(self.loop[0])
         if now >= self.end_ms and not self.clock.paused:
-            self.clock.set(self.end_ms)      # the recording is over: stop at its end
-            self.clock.pause(True)
+            self.clock.pause(True)           # the recording is over: stop at its end
+            self.clock.set(self.end_ms)
             self.ended = True
         change = self._apply_to(self.recording.index_at(self.clock.now_ms()))
         if self.exercise is not None:

@@ -383,3 +383,14 @@ def test_a_long_recording_keeps_at_most_max_keyframes(demo_day, monkeypatch):
     t = rp.start_ms + (rp.end_ms - rp.start_ms) * 2 // 3
     rp.seek(t)
     assert picture(rp.situation) == straight(demo_day, t)
+
+
+def test_a_headless_replay_without_run_for_stops_at_the_recordings_end(demo_day, tmp_path,
+                                                                      capsys):
+    out = tmp_path / "status.json"
+    code, err = run_main(capsys, "--replay", str(demo_day), "--speed", "4000", "--headless",
+                         "--status-out", str(out))
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["replay"]["ended"] and doc["clock_ms"] == doc["replay"]["end_ms"]
+    assert doc["replay"]["position"] == doc["replay"]["messages"]

@@ -18,6 +18,8 @@ def run_headless(session: Session, run_for: float | None, status_out: str | None
         while run_for is None or time.monotonic() - started < run_for:
             time.sleep(DRAIN_INTERVAL_S)
             session.drain()
+            if session.replay is not None and session.replay.ended:
+                break               # a replay's status at its end is what a script waits for
             if status_out and time.monotonic() >= next_status:
                 write_json_atomic(status_out, session.status())
                 next_status += status_every
