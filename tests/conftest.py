@@ -1,6 +1,7 @@
 """Shared test set-up: offscreen Qt, and a real publisher on loopback."""
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,6 +21,32 @@ def publisher():
     pub = TestPublisher()
     yield pub
     pub.close()
+
+
+def pytest_collection_finish(session):
+    # What the imports and the collection made lives for the whole run: out of the cycle
+    # collector's way, so the collections below cost what the tests made, not the libraries.
+    gc.freeze()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    """A test's wall and its windows refer to each other: when the test returns they are
+    garbage in a cycle, freed whenever Python's cycle collector next runs — which can be in
+    the middle of painting one of those windows (pytest-qt processes events next), and Qt
+    then paints freed graphics items and crashes. Collect them here, between events."""
+    try:
+        return (yield)
+    finally:
+        gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _cycles_collected_after_the_fixtures():
+    """The same for what the test's fixtures held: set up first, so torn down last, before
+    pytest-qt processes the events left."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session", autouse=True)
