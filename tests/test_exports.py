@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QUrl
-from PySide6.QtWebEngineCore import (QWebEnginePage, QWebEngineProfile,
-                                     QWebEngineUrlRequestInterceptor)
+from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
 from PySide6.QtWebEngineWidgets import QWebEngineView
 
 from feeds.districts import city_bbox
@@ -26,6 +25,7 @@ from situation.mapkit import remote_references
 from situation.open311 import REQUIRED_FIELDS, open311_requests, validate_open311, write_open311
 from situation.public_map import build_public_map, write_public_map
 from tests.scenario import MIN, Scenario
+from tests.test_city_map import Recorder          # the map tests' request log
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SCHEMES = {"file", "data", "about", "qrc", "blob"}
@@ -183,15 +183,6 @@ def test_write_public_map_is_atomic_and_complete(tmp_path):
 
 
 # ---- the public map in a real browser page ------------------------------------------------------
-class Recorder(QWebEngineUrlRequestInterceptor):
-    def __init__(self):
-        super().__init__()
-        self.urls: list[str] = []
-
-    def interceptRequest(self, info):
-        self.urls.append(info.requestUrl().toString())
-
-
 class ConsolePage(QWebEnginePage):
     def __init__(self, profile, parent=None):
         super().__init__(profile, parent)

@@ -5,8 +5,9 @@ means something (red overdue/alarm/down, amber warning/due soon, green up/availa
 """
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 BG = "#070d1a"
 PANEL = "#0d1729"
@@ -61,6 +62,16 @@ QScrollBar:vertical {{ background: {PANEL}; width: 10px; }}
 QScrollBar::handle:vertical {{ background: {PANEL_EDGE}; border-radius: 4px; min-height: 30px; }}
 QScrollBar::add-line, QScrollBar::sub-line {{ height: 0; }}
 """
+
+
+def label(text: str, px: int, colour: str = TEXT, bold: bool = False,
+          align=Qt.AlignLeft | Qt.AlignVCenter) -> QLabel:
+    """A plain label in the wall's type: figures in even-width digits, so they do not jump."""
+    lab = QLabel(text)
+    lab.setFont(font(px, bold=bold, mono_digits=True))
+    lab.setStyleSheet(f"color: {colour}; background: transparent;")
+    lab.setAlignment(align)
+    return lab
 
 
 def apply_theme(app: QApplication) -> None:

@@ -19,13 +19,7 @@ MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
 REPLAY_MODES = ("REPLAY", "TRAINING")   # the badge is the replay banner: mode, speed, pause
 
 
-def _label(text: str, px: int, colour: str = theme.TEXT, bold: bool = False,
-           align=Qt.AlignLeft | Qt.AlignVCenter) -> QLabel:
-    lab = QLabel(text)
-    lab.setFont(theme.font(px, bold=bold, mono_digits=True))
-    lab.setStyleSheet(f"color: {colour}; background: transparent;")
-    lab.setAlignment(align)
-    return lab
+_label = theme.label
 
 
 class ClockPanel(QWidget):

@@ -116,11 +116,7 @@ def minutes(value: float | None) -> str:
 
 def _label(text: str, px: int, colour: str, bold: bool = False,
            align=Qt.AlignCenter) -> QLabel:
-    lab = QLabel(text)
-    lab.setFont(theme.font(px, bold=bold, mono_digits=True))
-    lab.setStyleSheet(f"color: {colour}; background: transparent;")
-    lab.setAlignment(align)
-    return lab
+    return theme.label(text, px, colour, bold, align)      # centred: the tiles' default
 
 
 class KpiTile(QFrame):
