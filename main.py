@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int, time_ms
+from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.endpoints import check_endpoint
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
@@ -96,7 +97,21 @@ def build_parser() -> OneLineParser:
                      help="demo city start time (ISO 8601 or ms); default now")
     src.add_argument("--clock", choices=("wall", "feed"), default="wall",
                      help="live clock: wall time, or follow the publishers' heartbeats")
-    src.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES)
+    lim = p.add_argument_group("bounds on input (see the README, \"Bad input\")")
+    lim.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES,
+                     metavar="N", help="a record larger than this is refused (default 65536)")
+    lim.add_argument("--max-message-bytes", type=positive_int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                     metavar="N", help="a message (one frame) larger than this is never read: "
+                                       "ZeroMQ drops it (default 8 MiB)")
+    lim.add_argument("--future-tolerance-s", type=positive_float,
+                     default=DEFAULT_FUTURE_MS / 1000, metavar="SECONDS",
+                     help="a record dated further ahead of the clock is refused "
+                          "(default 600)")
+    lim.add_argument("--max-sources", type=positive_int, default=None, metavar="N",
+                     help="publishers (src) followed on feed health; the rest are counted "
+                          "together (default 1000)")
+    lim.add_argument("--open-case-max-days", type=positive_float, default=None, metavar="DAYS",
+                     help="an open case not updated for this long leaves the wall (default 30)")
     src.add_argument("--history", metavar="FILE", help="demand history (CSV or Parquet: ts, "
                      "district, category) for the peak-duty chart")
     src.add_argument("--roster", metavar="FILE.csv",
@@ -245,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             from ui.headless import run_headless
             run_headless(session, args.run_for, args.status_out, args.status_every, at_exit)
+            fatal = session.fatal()
+            if fatal:
+                print(f"citywall: error: stopped for good: {', '.join(fatal)} (see the "
+                      "status's faults)", file=sys.stderr)
+                return EXIT_FAILURE
             return export_code
         from ui.app import run_windows
         return run_windows(session, args, at_exit) or export_code

@@ -599,7 +599,7 @@ class Wall:
         else:
             try:
                 try:
-                    from ui.theme import apply_theme
+                    from widgets.theme import apply_theme
                     apply_theme(self.app)
                 except Exception:                     # noqa: BLE001 - theme is optional here
                     pass

@@ -36,7 +36,7 @@ from feeds.batch import Batch  # noqa: E402
 from feeds.schema import Unit  # noqa: E402
 from situation.clock import ManualClock  # noqa: E402
 from situation.store import Situation  # noqa: E402
-from ui.theme import apply_theme  # noqa: E402
+from widgets.theme import apply_theme  # noqa: E402
 from widgets.city_map import CityMap  # noqa: E402
 
 T0 = 1_795_483_800_000

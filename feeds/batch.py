@@ -35,13 +35,19 @@ class Batch:
 
 
 class SeqTracker:
-    """Per-``src`` sequence check: a jump forward is a gap, a fall is a publisher restart."""
+    """Per-``src`` sequence check: a jump forward is a gap, a fall is a publisher restart.
 
-    def __init__(self):
+    Follows at most ``max_sources`` sources (the first heard): a flood of made-up ``src``
+    values cannot grow it without bound."""
+
+    def __init__(self, max_sources: int = 1_000):
         self.last: dict[str, int] = {}
+        self.max_sources = max_sources
 
     def observe(self, src: str, seq: int, batch: Batch) -> None:
         last = self.last.get(src)
+        if last is None and len(self.last) >= self.max_sources:
+            return
         if last is not None:
             if seq > last + 1:
                 batch.gaps.append((src, last + 1, seq))

@@ -1,43 +1,58 @@
 """Decode and validate feed messages: frames in, typed records and counted rejects out.
 
 Pure functions over bytes, no sockets and no threads, so the receiver, the recorder's replay,
-the dispatch service and the tests all judge a message the same way.
+the dispatch service and the tests all judge a message the same way. Nothing here raises on
+any input: every decode is bounded (size, depth, items, text, time — ``feeds.bounds``), and a
+message or record that cannot be judged is refused by reason and counted.
 
 The fast path decodes a whole message straight into typed structs. Only when that fails (or a
 batch is larger than one record may be) does the slow path judge record by record, so a batch
-mixing good and bad records keeps its good ones.
+mixing good and bad records keeps its good ones — even when a bad one nests 100,000 deep.
 """
 from __future__ import annotations
 
-import json
+import logging
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import msgspec
 
-from feeds.schema import (DEFAULT_MAX_RECORD_BYTES, PROTOCOL_VERSION, Record, SensorReading,
-                          type_for_topic)
+from feeds.bounds import (DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES, MAX_BATCH_ITEMS,
+                          MAX_DEADLINE_AHEAD_MS, MAX_DEPTH, depth_exceeds, loads, time_problem,
+                          valid_id, valid_text)
+from feeds.schema import (DEFAULT_MAX_RECORD_BYTES, PROTOCOL_VERSION, Case, Record,
+                          SensorReading, Unit, type_for_topic)
 
+LOG = logging.getLogger("feeds.decode")
 UNKNOWN_SRC = "?"
 
 # Reasons a record or message is refused; the feed-health panel shows them in these words.
 REASONS = {
     "bad_frames": "wrong number of frames",
-    "bad_topic": "topic is not ASCII",
+    "bad_topic": "topic is not printable ASCII",
     "unknown_topic": "topic not known (ignored)",
     "not_utf8": "payload is not UTF-8",
     "not_json": "payload is not JSON",
     "not_object": "record is not a JSON object",
-    "too_large": "record larger than the limit",
+    "too_large": "record or message larger than the limit",
+    "too_deep": "JSON nested deeper than a record can be",
+    "bad_text": "text with a lone surrogate or a control character",
     "unknown_version": "unknown protocol version",
     "missing_field": "required field missing",
     "wrong_type": "field of the wrong type",
-    "out_of_range": "value out of range",
+    "out_of_range": "value out of range (a time too far ahead or before 2000)",
     "not_finite": "NaN or infinite number",
     "bad_value": "value not allowed",
     "topic_mismatch": "record does not match its topic",
+    "too_many_sources": "more publishers than the console tracks",
+    "too_many_ids": "more ids than the console holds",
+    "internal": "the console could not judge it (a fault, logged)",
 }
+
+MAX_TOPIC_CHARS = 128
 
 
 @dataclass(slots=True)
@@ -58,14 +73,21 @@ class Decoded:
     seqs: list[tuple[str, int]] = field(default_factory=list)
 
 
-_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-
-
 class MessageDecoder:
-    """Judges one feed message at a time. Keeps one compiled msgspec decoder per record type."""
+    """Judges one feed message at a time. Keeps one compiled msgspec decoder per record type.
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
+    ``now_ms`` is the clock records are judged by (a ``ts`` more than ``future_ms`` ahead of it
+    is refused); without one only the absolute bounds apply. ``decode(frames, now_ms=…)``
+    judges one message by another time (a replay: the message's own log time).
+    """
+
+    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, *,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 now_ms: Callable[[], int] | None = None, future_ms: int = DEFAULT_FUTURE_MS):
         self.max_record_bytes = max_record_bytes
+        self.max_message_bytes = max(max_message_bytes, max_record_bytes)
+        self.now_ms = now_ms
+        self.future_ms = future_ms
         self._typed: dict[type, msgspec.json.Decoder] = {}
 
     def _decoder(self, rtype: type[Record]) -> msgspec.json.Decoder:
@@ -75,84 +97,120 @@ class MessageDecoder:
             self._typed[rtype] = dec
         return dec
 
-    def decode(self, frames: list[bytes]) -> Decoded:
+    def decode(self, frames: list[bytes], now_ms: int | None = None) -> Decoded:
         out = Decoded()
+        try:
+            if now_ms is None and self.now_ms is not None:
+                now_ms = self.now_ms()
+            self._decode(frames, out, now_ms)
+        except Exception as exc:        # a bug must cost one message, never the loop
+            LOG.exception("feed decoder: could not judge a message (refused as internal)")
+            out.records.clear()
+            out.rejects.append(Reject(UNKNOWN_SRC, "internal", detail=repr(exc)[:200]))
+        return out
+
+    def _decode(self, frames: list[bytes], out: Decoded, now: int | None) -> None:
         if len(frames) != 2:
             out.rejects.append(Reject(UNKNOWN_SRC, "bad_frames", detail=f"{len(frames)} frames"))
-            return out
+            return
         raw_topic, payload = frames
         try:
-            topic = raw_topic.decode("ascii")
+            topic = bytes(raw_topic).decode("ascii")
         except UnicodeDecodeError:
             out.rejects.append(Reject(UNKNOWN_SRC, "bad_topic"))
-            return out
+            return
+        if not (0 < len(topic) <= MAX_TOPIC_CHARS and topic.isprintable()):
+            out.rejects.append(Reject(UNKNOWN_SRC, "bad_topic"))
+            return
         out.topic = topic
         rtype = type_for_topic(topic)
         if rtype is None:
             out.rejects.append(Reject(_peek_src(payload), "unknown_topic", detail=topic[:64]))
-            return out
+            return
+        if len(payload) > self.max_message_bytes:
+            out.rejects.append(Reject(_peek_src(payload), "too_large",
+                                      detail=f"{len(payload)} bytes"))
+            return
 
         # A message larger than one record may be is judged record by record (slow path):
         # a batch may be that large, a single record may not.
-        if len(payload) <= self.max_record_bytes or self._records_within_limit(payload):
+        if len(payload) <= self.max_record_bytes:
             try:
                 decoded = self._decoder(rtype).decode(payload)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 pass
             else:
                 for rec in decoded if isinstance(decoded, list) else (decoded,):
                     out.seqs.append((rec.src, rec.seq))
-                    problem = _semantic_problem(topic, rec)
+                    problem = self._problem(topic, rec, now)
                     if problem:
-                        out.rejects.append(Reject(rec.src, problem, rec.seq))
+                        out.rejects.append(Reject(rec.src if valid_id(rec.src) else UNKNOWN_SRC,
+                                                  problem, rec.seq))
                     else:
                         out.records.append(rec)
-                return out
-        self._slow_path(topic, rtype, payload, out)
-        return out
+                return
+        self._slow_path(topic, rtype, bytes(payload), out, now)
 
-    def _records_within_limit(self, payload: bytes) -> bool:
-        """A batch over the limit whose every record is within it may take the fast path."""
+    # ---- slow path: one record at a time ------------------------------------------------
+    def _slow_path(self, topic: str, rtype: type[Record], payload: bytes, out: Decoded,
+                   now: int | None) -> None:
         try:
-            raws = _RAW_LIST.decode(payload)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return False
-        return all(len(r) <= self.max_record_bytes for r in raws)
-
-    def _slow_path(self, topic: str, rtype: type[Record], payload: bytes, out: Decoded) -> None:
-        if isinstance(payload, memoryview):
-            payload = bytes(payload)
-        try:
-            text = payload.decode("utf-8")
+            payload.decode("utf-8")
         except UnicodeDecodeError:
             out.rejects.append(Reject(_peek_src(payload), "not_utf8"))
             return
-        if len(payload) > self.max_record_bytes and not text.lstrip().startswith("["):
+        is_batch = payload.lstrip().startswith(b"[")
+        if len(payload) > self.max_record_bytes and not is_batch:
             out.rejects.append(Reject(_peek_src(payload), "too_large",
                                       detail=f"{len(payload)} bytes"))
             return
-        try:
-            raw = msgspec.json.decode(payload)
-        except msgspec.DecodeError:
-            # Python's json accepts NaN/Infinity literals, which some publishers emit; parse
-            # with it so the finite records of such a batch are kept and the rest named.
-            try:
-                raw = json.loads(text)
-            except (ValueError, RecursionError):
-                out.rejects.append(Reject(_peek_src(payload), "not_json"))
+        if is_batch and payload.count(b",") >= MAX_BATCH_ITEMS:
+            # Counted before anything is built: millions of tiny items cost seconds and GBs.
+            out.rejects.append(Reject(_peek_src(payload), "too_large",
+                                      detail=f"a batch of over {MAX_BATCH_ITEMS} items"))
+            return
+        value, problem = loads(payload, MAX_DEPTH, lenient=True)
+        if problem is None:
+            for item in value if isinstance(value, list) else (value,):
+                self._judge_one(topic, rtype, item, out, now)
+            return
+        if problem in ("too_deep", "not_json") and is_batch:
+            # One record too deep (or broken) must not cost the batch: split it at its
+            # top-level commas and judge each record alone.
+            items = split_batch(payload)
+            if items is not None:
+                for raw in items:
+                    self._judge_raw(topic, rtype, raw, out, now)
                 return
-        items = raw if isinstance(raw, list) else [raw]
-        for item in items:
-            self._judge_one(topic, rtype, item, out)
+        out.rejects.append(Reject(_peek_src(payload), problem))
 
-    def _judge_one(self, topic: str, rtype: type[Record], item: Any, out: Decoded) -> None:
+    def _judge_raw(self, topic: str, rtype: type[Record], raw: bytes, out: Decoded,
+                   now: int | None) -> None:
+        if len(raw) > self.max_record_bytes:
+            out.rejects.append(Reject(_peek_src(raw), "too_large", detail=f"{len(raw)} bytes"))
+            return
+        item, problem = loads(raw, MAX_DEPTH - 1, lenient=True)
+        if problem is not None:
+            out.rejects.append(Reject(_peek_src(raw), problem))
+            return
+        self._judge_one(topic, rtype, item, out, now)
+
+    def _judge_one(self, topic: str, rtype: type[Record], item: Any, out: Decoded,
+                   now: int | None) -> None:
         if not isinstance(item, dict):
             out.rejects.append(Reject(UNKNOWN_SRC, "not_object"))
             return
-        src = item.get("src") if isinstance(item.get("src"), str) else UNKNOWN_SRC
+        src = item.get("src")
+        src = src if isinstance(src, str) and valid_id(src) else UNKNOWN_SRC
         seq = item.get("seq") if type(item.get("seq")) is int else None
         if src != UNKNOWN_SRC and seq is not None and seq >= 0:
             out.seqs.append((src, seq))
+        if depth_exceeds(item, MAX_DEPTH - 1):
+            out.rejects.append(Reject(src, "too_deep", seq))
+            return
+        if not _texts_valid(item):
+            out.rejects.append(Reject(src, "bad_text", seq))
+            return
         size = len(msgspec.json.encode(item)) if _may_be_large(item, self.max_record_bytes) else 0
         if size > self.max_record_bytes:
             out.rejects.append(Reject(src, "too_large", seq, f"{size} bytes"))
@@ -168,19 +226,123 @@ class MessageDecoder:
         except msgspec.ValidationError as exc:
             out.rejects.append(Reject(src, _classify(str(exc)), seq, str(exc)[:200]))
             return
-        problem = _semantic_problem(topic, rec)
+        problem = self._problem(topic, rec, now)
         if problem:
-            out.rejects.append(Reject(rec.src, problem, rec.seq))
+            out.rejects.append(Reject(src, problem, rec.seq))
         else:
             out.records.append(rec)
 
+    def _problem(self, topic: str, rec: Record, now: int | None) -> str | None:
+        if isinstance(rec, SensorReading) and topic != "sensor." + rec.kind:
+            return "topic_mismatch"
+        return record_problem(rec, now, self.future_ms)
 
-def _semantic_problem(topic: str, rec: Record) -> str | None:
+
+def record_problem(rec: Record, now_ms: int | None,
+                   future_ms: int = DEFAULT_FUTURE_MS) -> str | None:
+    """What a well-formed record may still be refused for: its version, its text, its times.
+    Also for records that came another way than a feed (a dispatch service's snapshot)."""
     if rec.v != PROTOCOL_VERSION:
         return "unknown_version"
-    if isinstance(rec, SensorReading) and topic != "sensor." + rec.kind:
-        return "topic_mismatch"
-    return None
+    if not _record_texts_valid(rec):
+        return "bad_text"
+    return _times_problem(rec, now_ms, future_ms)
+
+
+def _record_texts_valid(rec: Record) -> bool:
+    """Ids printable, text valid Unicode (see ``feeds.bounds``). msgspec already refuses lone
+    surrogates in JSON it decodes; control characters it lets through."""
+    if not valid_id(rec.src):
+        return False
+    if isinstance(rec, SensorReading):
+        return (valid_id(rec.id) and valid_id(rec.kind) and all(map(valid_id, rec.metrics))
+                and (rec.district is None or valid_id(rec.district)))
+    if isinstance(rec, Case):
+        return (valid_id(rec.case_id) and valid_id(rec.category) and valid_id(rec.source)
+                and valid_text(rec.title) and valid_text(rec.description)
+                and all(map(valid_id, rec.flags))
+                and all(v is None or valid_text(v) for v in (rec.agency, rec.address))
+                and all(v is None or valid_id(v) for v in (rec.district, rec.unit_id)))
+    if isinstance(rec, Unit):
+        return (valid_id(rec.unit_id) and valid_id(rec.callsign) and valid_id(rec.kind)
+                and all(v is None or valid_id(v) for v in (rec.case_id, rec.shift)))
+    return True
+
+
+def _times_problem(rec: Record, now: int | None, future_ms: int) -> str | None:
+    problem = time_problem(rec.ts, now, future_ms)
+    if problem or not isinstance(rec, Case):
+        return problem
+    problem = time_problem(rec.reported_at, now, future_ms)
+    if problem or rec.due_at is None:
+        return problem
+    # A deadline is ahead by nature: at most a year past the record's own time.
+    return time_problem(rec.due_at, rec.ts, MAX_DEADLINE_AHEAD_MS)
+
+
+def _texts_valid(obj: Any) -> bool:
+    """Every string in a decoded record (keys too) is valid Unicode: Python's json, the
+    lenient fallback, lets lone surrogates through. Iterative, like ``depth_exceeds``."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not valid_text(value):
+                return False
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and not valid_text(k):
+                    return False
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
+
+
+# Structural characters of JSON, and a string's end (possessive: linear on a string with no
+# end). Used only to split a batch the whole-message decoders refused.
+_STRUCT = re.compile(rb'[\[\]{},"]')
+_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+MAX_SPLIT_TOKENS = 1_000_000
+
+
+def split_batch(payload: bytes) -> list[bytes] | None:
+    """The raw bytes of each top-level item of a JSON array, found without decoding it (so
+    nothing recurses, however deep an item nests), or None when it is not one array. Bounded
+    by ``MAX_SPLIT_TOKENS`` structural characters."""
+    start = payload.find(b"[")
+    if start < 0 or payload[:start].strip():
+        return None
+    items: list[bytes] = []
+    depth, item_start, tokens = 0, start + 1, 0
+    pos = start
+    find = _STRUCT.search
+    while True:
+        m = find(payload, pos)
+        if m is None:
+            return None                              # the array never closed
+        tokens += 1
+        if tokens > MAX_SPLIT_TOKENS:
+            return None
+        ch = payload[m.start()]
+        pos = m.end()
+        if ch == 0x22:                               # "
+            end = _STRING_REST.match(payload, pos)
+            if end is None:
+                return None                          # a string that never ends
+            pos = end.end()
+        elif ch in (0x5B, 0x7B):                     # [ {
+            depth += 1
+        elif ch in (0x5D, 0x7D):                     # ] }
+            depth -= 1
+            if depth == 0:
+                last = payload[item_start:m.start()].strip()
+                if last:
+                    items.append(last)
+                return items if not payload[pos:].strip() else None
+        elif depth == 1:                             # , between items
+            items.append(payload[item_start:m.start()].strip())
+            item_start = pos
 
 
 def _classify(message: str) -> str:
@@ -194,12 +356,16 @@ def _classify(message: str) -> str:
 
 
 def _has_non_finite(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return not math.isfinite(obj)
-    if isinstance(obj, dict):
-        return any(_has_non_finite(v) for v in obj.values())
-    if isinstance(obj, list):
-        return any(_has_non_finite(v) for v in obj)
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
     return False
 
 
@@ -215,7 +381,8 @@ def _may_be_large(item: dict, limit: int) -> bool:
 
 
 def _peek_src(payload: bytes) -> str:
-    """Best effort: the ``src`` of a payload we cannot decode, so rejects count per source."""
+    """Best effort: the ``src`` of a payload we cannot decode, so rejects count per source.
+    Only a valid id counts; anything else is the unknown source."""
     head = bytes(payload[:4096])
     idx = head.find(b'"src"')
     if idx < 0:
@@ -230,6 +397,7 @@ def _peek_src(payload: bytes) -> str:
     if end < 0:
         return UNKNOWN_SRC
     try:
-        return rest[1:end].decode("utf-8")[:64] or UNKNOWN_SRC
+        src = rest[1:end].decode("utf-8")
     except UnicodeDecodeError:
         return UNKNOWN_SRC
+    return src if valid_id(src) and "\\" not in src else UNKNOWN_SRC

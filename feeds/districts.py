@@ -1,17 +1,22 @@
 """Beijing's 16 districts (adcodes of the protocol's ``district`` field) and point lookup.
 
 Pure data and numpy: the simulator places things with it, the situation finds the district of
-a record that has none. Coordinates are GCJ-02 as the source publishes them (see
-``data/SOURCE.md``): the demo city's display frame.
+a record that has none (``DistrictLocator``: O(1) on the precomputed grid of
+``feeds.district_grid``, exact at borders). Coordinates are GCJ-02 as the source publishes
+them (see ``data/SOURCE.md``): the demo city's display frame.
 """
 from __future__ import annotations
 
 import json
+import math
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from feeds.district_grid import BORDER, SCALE, DistrictGrid, Edges, odd_crossings, ring_edges
 
 DATA_FILE = Path(__file__).with_name("data") / "beijing-districts.geojson"
 
@@ -30,10 +35,17 @@ class District:
         return self.name_zh[:-1] if self.name_zh.endswith("区") else self.name_zh
 
     def contains(self, lon: float, lat: float) -> bool:
+        """``points_in_rings`` for one point (same rule, same arithmetic), vectorised over
+        the edges."""
         x0, y0, x1, y1 = self.bbox
         if not (x0 <= lon <= x1 and y0 <= lat <= y1):
             return False
-        return bool(points_in_rings(np.array([lon]), np.array([lat]), self.rings)[0])
+        return odd_crossings(lon, lat, self.edges)
+
+    @cached_property
+    def edges(self) -> Edges:
+        """The rings' non-horizontal edges as ``points_in_rings`` pairs them."""
+        return ring_edges(self.rings)
 
     @property
     def centroid(self) -> tuple[float, float]:
@@ -83,27 +95,56 @@ def city_bbox() -> tuple[float, float, float, float]:
             max(d.bbox[2] for d in ds), max(d.bbox[3] for d in ds))
 
 
+_grid_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _grid_cached() -> DistrictGrid:
+    return DistrictGrid(load_districts())
+
+
+def district_grid() -> DistrictGrid:
+    """The districts' lookup grid, built once per process (about 50 ms)."""
+    with _grid_lock:
+        return _grid_cached()
+
+
 class DistrictLocator:
-    """District of a point, with a small cache on a ~100 m grid (units report from the same
-    streets over and over)."""
+    """District (adcode) of a point: one read of a precomputed 0.001° grid, or — in a cell a
+    district border crosses — the exact polygon answer. The same answer as asking every
+    district in load order ``District.contains``, the first that holds the point winning.
+    The grid is shared by every locator of the process."""
 
     def __init__(self):
         self._districts = load_districts()
-        self._cache: dict[tuple[int, int], str | None] = {}
+        self._codes = [d.adcode for d in self._districts]
+        self._grid = g = district_grid()
+        self._flat, self._ix0, self._iy0, self._nx, self._ny = g.flat, g.ix0, g.iy0, g.nx, g.ny
 
     def locate(self, lon: float, lat: float) -> str | None:
-        key = (int(lon * 1000), int(lat * 1000))
-        if key in self._cache:
-            return self._cache[key]
-        found = None
-        for d in self._districts:
-            if d.contains(lon, lat):
-                found = d.adcode
-                break
-        if len(self._cache) > 200_000:
-            self._cache.clear()
-        self._cache[key] = found
-        return found
+        """Adcode of the district holding (lon, lat), or None (outside every district, or
+        coordinates that are not finite numbers in range: never raises)."""
+        try:
+            lon, lat = float(lon), float(lat)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):     # NaN fails too
+            return None
+        ix = math.floor(lon * SCALE) - self._ix0
+        iy = math.floor(lat * SCALE) - self._iy0
+        if 0 <= ix < self._nx and 0 <= iy < self._ny:
+            v = self._flat[iy * self._nx + ix]
+            if v < BORDER:
+                return self._codes[v]
+            if v > BORDER:
+                return None
+        k = self._grid.exact(lon, lat)            # a border cell (or off the grid: be safe)
+        return self._codes[k] if k >= 0 else None
+
+    def locate_many(self, lon: np.ndarray, lat: np.ndarray) -> list[str | None]:
+        """``locate`` for arrays of points, vectorised (border cells point by point)."""
+        codes = self._codes
+        return [codes[k] if k >= 0 else None for k in self._grid.index_many(lon, lat).tolist()]
 
 
 def random_points_in(district: District, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -4,36 +4,62 @@ The consumer (the GUI's timer, the headless loop, a test) calls ``drain()`` at i
 rate and gets one ``Batch`` with everything since the last call: never one call per message.
 One SUB socket per endpoint, so the console can tell which endpoint has no publisher.
 ZeroMQ reconnects a dropped connection by itself; we only set how eagerly.
+
+Nothing a sender does stops the thread: every message is judged under bounds (``feeds.decode``)
+and a failure judging one costs that message only (refused as ``internal``, and a fault). If
+the thread stops anyway, for any reason, the next ``drain()`` says so in ``faults`` and starts
+it again; a thread that keeps dying (``MAX_RESTARTS`` in ``RESTART_WINDOW_S``) is given up on
+and the fault is marked fatal. A thread that stops taking turns for ``STALL_S`` is a fault too.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from feeds.batch import Batch, SeqTracker
-from feeds.decode import MessageDecoder
+from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
+from feeds.decode import UNKNOWN_SRC, MessageDecoder
 from feeds.endpoints import check_endpoint
+from feeds.faults import Faults
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
+LOG = logging.getLogger("feeds.receiver")
 BURST = 2_000          # messages taken from one socket per pass
 HANDOVER_RECORDS = 5_000   # hand over at this many records, or …
 HANDOVER_S = 0.01          # … this long after the first one waiting: a drain never gets a lump
 RCVHWM = 100_000       # queue depth per socket before ZeroMQ drops (and we see a gap)
 MAX_PENDING = 1_000_000    # records not yet drained: past this, stop reading and let
                            # ZeroMQ's queue fill and drop, which the seq check counts as gaps
+DEFAULT_MAX_SOURCES = 1_000    # sources whose seq is followed; the rest are not
+MAX_RESTARTS = 5           # the thread died this often …
+RESTART_WINDOW_S = 60.0    # … within this long: give up (fatal) instead of restarting again
+STALL_S = 5.0              # the loop took no turn for this long: a fault
+THREAD_NAME = "feed-receiver"
 
 
 class Receiver:
     def __init__(self, endpoints: Iterable[str], *, context: zmq.Context | None = None,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 now_ms: Callable[[], int] | None = None, future_ms: int = DEFAULT_FUTURE_MS,
+                 max_sources: int = DEFAULT_MAX_SOURCES, faults: Faults | None = None,
                  tap: Callable[[str, list[bytes], int | None], None] | None = None):
         self.endpoints = [check_endpoint(e) for e in endpoints]
         self._ctx = context or zmq.Context.instance()
-        self._decoder = MessageDecoder(max_record_bytes)
-        self._seq = SeqTracker()
+        self._decoder = MessageDecoder(max_record_bytes, max_message_bytes=max_message_bytes,
+                                       now_ms=now_ms, future_ms=future_ms)
+        self.max_message_bytes = self._decoder.max_message_bytes
+        self._seq = SeqTracker(max_sources)
+        self.faults = faults if faults is not None else Faults()
+        self._restarts: list[float] = []
+        self._beat = time.monotonic()
+        self._stalled = False
+        self.given_up = False
         self._pending = Batch()
         self._endpoint_heard: set[str] = set()
         self._lock = threading.Lock()
@@ -46,14 +72,49 @@ class Receiver:
         self._tap = tap
         self._pending_records = 0
         self.messages = 0
+        self.dropped_connections = 0     # connections that dropped (and were connected again)
 
     def start(self) -> "Receiver":
-        self._thread = threading.Thread(target=self._run, name="feed-receiver", daemon=True)
-        self._thread.start()
+        self._launch()
         self._ready.wait(5)
         if self._error is not None:
             raise self._error
         return self
+
+    def _launch(self) -> None:
+        self._beat = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    def check(self) -> bool:
+        """Is the thread taking turns? Restart it when it died (a fault either way); give up
+        when it keeps dying. Called at every ``drain()``; True when all is well."""
+        if self._stop.is_set() or self._thread is None or self.given_up:
+            return not self.given_up
+        if not self._thread.is_alive():
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_S]
+            if len(self._restarts) >= MAX_RESTARTS:
+                self.given_up = True
+                self.faults.record(THREAD_NAME, f"stopped {len(self._restarts) + 1} times in "
+                                   f"{RESTART_WINDOW_S:.0f} s; not restarted: the feed is not "
+                                   "heard", recovered=False)
+                return False
+            self._restarts.append(now)
+            self.faults.record(THREAD_NAME, f"stopped ({self._death or 'no error given'}); "
+                               "restarted")
+            self._death = None
+            self._launch()
+            return True
+        stalled = time.monotonic() - self._beat > STALL_S
+        if stalled and not self._stalled:
+            self.faults.record(THREAD_NAME + " stalled",
+                               f"no turn for over {STALL_S:.0f} s: the feed is not being read")
+        self._stalled = stalled
+        return not stalled
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -62,6 +123,7 @@ class Receiver:
 
     def drain(self) -> tuple[Batch, set[str]]:
         """Everything received since the last call, and the endpoints heard from."""
+        self.check()
         with self._lock:
             batch, self._pending = self._pending, Batch()
             heard, self._endpoint_heard = self._endpoint_heard, set()
@@ -73,8 +135,21 @@ class Receiver:
             return len(self._pending.records)
 
     # ---- the thread -------------------------------------------------------------------
+    _death: str | None = None
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:       # said by the next check(), which restarts it
+            self._death = f"{type(exc).__name__}: {exc}"[:300]
+            if self._error is None and not self._ready.is_set():
+                self._error = exc
+            self._ready.set()
+            LOG.error("feed receiver thread stopped: %s", self._death)
+
+    def _loop(self) -> None:
         sockets: dict[zmq.Socket, str] = {}
+        monitors: dict[zmq.Socket, zmq.Socket] = {}     # monitor → the socket it watches
         try:
             poller = zmq.Poller()
             for ep in self.endpoints:
@@ -83,16 +158,24 @@ class Receiver:
                 sock.setsockopt(zmq.RECONNECT_IVL, 200)
                 sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
                 sock.setsockopt(zmq.LINGER, 0)
+                # A frame larger than any message may be is never put together: ZeroMQ drops
+                # it and the connection (which reconnects; the seq check sees the loss).
+                sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + 1024)
                 # Everything: topics we do not know are counted, which needs seeing them.
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
+                # libzmq ends a connection whose peer broke the protocol (a frame over
+                # MAXMSGSIZE) for good, without reconnecting: we watch for every drop and
+                # connect again ourselves (harmless after an ordinary drop).
+                monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
                 sock.connect(ep)
                 poller.register(sock, zmq.POLLIN)
+                poller.register(monitor, zmq.POLLIN)
                 sockets[sock] = ep
+                monitors[monitor] = sock
         except BaseException as exc:            # report a bad endpoint to start()
             self._error = exc
             self._ready.set()
-            for s in sockets:
-                s.close(0)
+            self._close(sockets, monitors)
             return
         self._ready.set()
         local = Batch()
@@ -100,11 +183,15 @@ class Receiver:
         first_at = 0.0
         try:
             while not self._stop.is_set():
+                self._beat = time.monotonic()
                 if self._pending_records > MAX_PENDING:
                     self._stop.wait(0.01)          # the consumer is behind: read nothing
                     continue
                 waiting = bool(local.messages or local.rejects or heard)
                 events = dict(poller.poll(1 if waiting else 100))
+                for monitor, sock in monitors.items():
+                    if monitor in events:
+                        self._reconnect(monitor, sock, sockets[sock])
                 for sock, ep in sockets.items():
                     if sock not in events:
                         continue
@@ -131,16 +218,50 @@ class Receiver:
                     local = Batch()
                     heard = set()
         finally:
-            for s in sockets:
-                s.close(0)
+            self._close(sockets, monitors)
+
+    @staticmethod
+    def _close(sockets, monitors) -> None:
+        for sock in sockets:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+        for s in [*monitors, *sockets]:
+            s.close(0)
+
+    def _reconnect(self, monitor: zmq.Socket, sock: zmq.Socket, endpoint: str) -> None:
+        """A connection dropped: connect again, whatever dropped it."""
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            self.dropped_connections += 1
+            try:
+                sock.disconnect(endpoint)
+            except zmq.ZMQError:
+                pass
+            sock.connect(endpoint)
 
     def _take(self, frames: list[bytes], batch: Batch, endpoint: str) -> None:
         self.messages += 1
         batch.messages += 1
+        try:
+            self._judge(frames, batch, endpoint)
+        except Exception as exc:          # a bug costs this message, never the thread
+            batch.rejects[(UNKNOWN_SRC, "internal")] += 1
+            self.faults.record("feed-receiver message", exc)
+
+    def _judge(self, frames: list[bytes], batch: Batch, endpoint: str) -> None:
         decoded = self._decoder.decode(frames)
         if self._tap is not None:
             self._tap(endpoint, frames, decoded.records[0].ts if decoded.records else None)
         for rej in decoded.rejects:
+            if rej.reason == "internal":
+                self.faults.record("feed decoder", rej.detail or "a message it could not judge")
             batch.rejects[(rej.src, rej.reason)] += 1
             batch.heard.add(rej.src)
         observe = self._seq.observe

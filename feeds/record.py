@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
     from feeds.receiver import Receiver
+    from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
     from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
     p = OneLineParser(prog="feeds.record",
@@ -380,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop after this long (default: until Ctrl-C or SIGTERM)")
     p.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES,
                    metavar="N", help="the receiver's record size limit (default 64 KiB)")
+    p.add_argument("--max-message-bytes", type=positive_int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                   metavar="N", help="a larger frame is dropped by ZeroMQ (default 8 MiB)")
     args = p.parse_args(argv)
     out = Path(args.out).expanduser()
     if out.is_dir():
@@ -395,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         p.error(f"--out: cannot write {args.out!r}: {describe(exc)}")
     try:
-        receiver = Receiver(args.feed, tap=recorder.tap,
-                            max_record_bytes=args.max_record_bytes).start()
+        receiver = Receiver(args.feed, tap=recorder.tap, max_record_bytes=args.max_record_bytes,
+                            max_message_bytes=args.max_message_bytes).start()
     except (zmq.ZMQError, ValueError) as exc:
         recorder.close()
         if not existed:
@@ -412,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = None if args.run_for is None else started + args.run_for
     print(f"recording {' '.join(args.feed)} to {out}; Ctrl-C stops", file=sys.stderr)
     try:
-        while not stop.is_set() and recorder.problem is None:
+        while not stop.is_set() and recorder.problem is None and not receiver.given_up:
             left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
             if left <= 0:
                 break
@@ -424,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     took = time.monotonic() - started
+    for what, fault in receiver.faults.snapshot().items():
+        print(f"feeds.record: fault: {what} ×{fault['count']}: {fault['error']}", file=sys.stderr)
+    if receiver.given_up:
+        print(f"feeds.record: error: the receiver stopped for good ({recorder.messages} "
+              "messages recorded)", file=sys.stderr)
+        return 1
     if recorder.problem is not None:
         print(f"feeds.record: error: {recorder.problem} ({recorder.messages} messages "
               f"recorded, {recorder.dropped} not)", file=sys.stderr)

@@ -66,10 +66,15 @@ def _text(text: str | None) -> str | None:
 
 
 def iso_time(ms: int | None) -> str | None:
-    """ms since the epoch → ISO 8601 in Beijing time with its zone, to the second."""
+    """ms since the epoch → ISO 8601 in Beijing time with its zone, to the second. A value no
+    date can hold (inputs are checked on the way in; this is the last guard) is None: an
+    export never fails on a stored value."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=CITY_TZ).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=CITY_TZ).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def service_request(case: Case, lang: str = "zh") -> dict:

@@ -112,8 +112,10 @@ class Replay:
         rec = self.recording
         decode, observe = self._decoder.decode, self._seq.observe
         held = self.exercise.controls if self.exercise is not None else None
-        for message in rec.frames_span(start, stop):
-            decoded = decode(message)
+        log_ms = rec.log_ms
+        for i, message in enumerate(rec.frames_span(start, stop), start):
+            # Judged by the replay's clock: the time the console received it.
+            decoded = decode(message, int(log_ms[i]))
             batch.messages += 1
             for rej in decoded.rejects:
                 batch.rejects[(rej.src, rej.reason)] += 1

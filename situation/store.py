@@ -10,22 +10,23 @@ import dataclasses
 import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import msgspec
 
 from feeds.batch import Batch
-from feeds.decode import UNKNOWN_SRC
+from feeds.decode import UNKNOWN_SRC, record_problem
 from feeds.districts import DistrictLocator
+from feeds.faults import Faults
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, Unit
 from situation.clock import Clock
+from situation.limits import Limits
+from situation.reports import REPORT_LOG_MS, Report, ReportLog  # noqa: F401 (re-exported)
+from situation.sources import RATE_WINDOW_MS, SourceHealth, Sources
 
 UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record for 60 s is stale
 SOURCE_DOWN_MS = 3_000           # PROTOCOL: a src silent for 3 s is down
 SENSOR_HISTORY = 120             # readings kept per sensor (two hours at one a minute)
 CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
-RATE_WINDOW_MS = 5_000
-REPORT_LOG_MS = 8 * 7 * 24 * 3_600_000   # the report log: eight weeks of first sightings
 # Unit tracks (巡查即监察: where the units went), for patrol coverage. A position is kept when
 # the unit moved at least TRACK_MIN_MOVE_M since the last kept one, or TRACK_REFRESH_MS passed
 # (so a parked unit still leaves a point a minute); kept for TRACK_KEEP_MS of the situation's
@@ -36,25 +37,6 @@ TRACK_MIN_MOVE_M = 25.0
 TRACK_REFRESH_MS = 60_000
 _M_PER_DEG_LAT = 111_000.0
 _M_PER_DEG_LON = _M_PER_DEG_LAT * math.cos(math.radians(40.0))   # as situation.heat
-
-
-@dataclass
-class SourceHealth:
-    src: str
-    first_heard: int
-    last_heard: int
-    last_seq: int | None = None
-    records: int = 0
-    gaps: int = 0
-    missed: int = 0            # records lost in the gaps
-    restarts: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    announced_rate: float | None = None
-    _recent: deque = field(default_factory=deque)   # (clock ms, records) for the rate
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
 
 
 @dataclass
@@ -69,55 +51,15 @@ class Change:
         return bool(self.cases or self.units or self.sensors or self.sources)
 
 
-class Report(NamedTuple):
-    reported_at: int
-    district: str | None
-    category: str
-
-
-class ReportLog:
-    """Every case as first seen: (reported_at, district, category), kept for
-    ``REPORT_LOG_MS`` of the situation's clock after it was logged. Closed cases leave
-    ``Situation.cases`` after 48 h; the log keeps what the demand-by-hour figures need.
-
-    Bounded: entries leave in the order they came (by the clock when they were logged, not by
-    the publisher's ``reported_at``, so one record dated far in the future cannot hold the log
-    open), and the ids go with them. A case reported longer ago than the log keeps is not
-    logged at all.
-    """
-
-    def __init__(self, keep_ms: int = REPORT_LOG_MS):
-        self.keep_ms = keep_ms
-        self._entries: deque[tuple[int, Report]] = deque()      # (logged at, report)
-        self._ids: OrderedDict[str, None] = OrderedDict()       # same order as _entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __iter__(self):
-        return (rep for _, rep in self._entries)
-
-    def __contains__(self, case_id: str) -> bool:
-        return case_id in self._ids
-
-    def add(self, case_id: str, report: Report, now: int) -> bool:
-        if case_id in self._ids or report.reported_at <= now - self.keep_ms:
-            return False
-        self._ids[case_id] = None
-        self._entries.append((now, report))
-        return True
-
-    def prune(self, now: int) -> None:
-        entries, ids = self._entries, self._ids
-        while entries and now - entries[0][0] > self.keep_ms:
-            entries.popleft()
-            ids.popitem(last=False)
-
-
 def _copy_state(value):
     """A copy of one part of the situation's state, as deep as it is mutable: containers are
     copied; records, and the tuples and metric dicts in histories, are never changed in place
     and are shared. (copy.deepcopy walks every tuple and costs ten times more.)"""
+    if isinstance(value, Sources):
+        out = Sources(value.max_sources)
+        out.overflow = Counter(value.overflow)
+        out.update((k, _copy_state(v)) for k, v in value.items())
+        return out
     if isinstance(value, SourceHealth):
         return dataclasses.replace(value, rejected=Counter(value.rejected),
                                    _recent=deque(value._recent))
@@ -138,24 +80,33 @@ def _copy_state(value):
 
 class Situation:
     def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
-                 sensor_history: int = SENSOR_HISTORY):
+                 sensor_history: int = SENSOR_HISTORY, limits: Limits | None = None,
+                 faults: Faults | None = None):
         self.clock = clock
+        self.limits = limits or Limits()
+        # What stopped inside the console (not the city's state: never in a keyframe); the
+        # header shows it in red on every screen.
+        self.faults = faults if faults is not None else Faults()
         self.locator = locator or DistrictLocator()
         self.cases: dict[str, Case] = {}
         self.units: dict[str, Unit] = {}
         self.sensors: dict[str, SensorReading] = {}
         self.sensor_history: dict[str, deque] = {}
         self._history_len = sensor_history
-        self.sources: dict[str, SourceHealth] = {}
+        self.sources: Sources = Sources(self.limits.max_sources)
         self.records_accepted = 0
         self.superseded = 0        # late, older records that changed nothing
         self.rejected: Counter = Counter()
         self.gaps = 0
         self.version = 0           # moves on every apply that changed something
         self._last_prune = 0
+        self._last_room_prune = -10**15
+        self._refused_by: Counter = Counter()     # src → records refused as too_many_ids
         # endpoint → clock ms of its last message (None: never): a silent endpoint is down
         self.endpoints: dict[str, int | None] = {}
-        self.reports = ReportLog()     # first sightings of cases, kept eight weeks
+        self.reports = ReportLog(max_entries=self.limits.max_reports)   # first sightings
+        self.refused_ids = 0       # records for a new id past a table's cap (too_many_ids)
+        self.aged_out = 0          # cases, units, sensors that left unheard-of (Limits)
         # Supervision history of each case held (pruned with the case), from the records' ts:
         # the first ts seen in each status, the first ts each flag was seen, and the first
         # stage deadline the case was seen to miss (a record of it dated after the held
@@ -174,6 +125,7 @@ class Situation:
         now = self.clock.now_ms()
         link = self.clock.link_ms()
         change = Change()
+        self._refused_by = Counter()
         for ep in endpoints_heard:
             self.endpoints[ep] = link
         for rec in batch.records:
@@ -181,14 +133,16 @@ class Situation:
                 if self._upsert_case(rec):
                     change.cases.add(rec.case_id)
             elif isinstance(rec, Unit):
-                if self._upsert(self.units, rec.unit_id, rec):
+                if self._upsert(self.units, rec.unit_id, rec, self.limits.max_units):
                     self._track(rec, now)
                     change.units.add(rec.unit_id)
             elif isinstance(rec, SensorReading):
                 if self._upsert_sensor(rec):
                     change.sensors.add(rec.id)
             elif isinstance(rec, Heartbeat):
-                self._source(rec.src, link).announced_rate = rec.rate
+                health = self.sources.follow(rec.src, link)
+                if health is not None:
+                    health.announced_rate = rec.rate
                 observe = getattr(self.clock, "observe", None)
                 if observe is not None:
                     observe(rec.ts)
@@ -204,21 +158,41 @@ class Situation:
         joining mid-shift — upserted like any other (newer ts wins), but not counted as heard
         from their sources: a source is up only when its publisher is."""
         change = Change()
+        now = self.clock.now_ms()
         for rec in records:
+            problem = record_problem(rec, now)
+            if problem is not None:
+                self.rejected[problem] += 1
+                continue
             if isinstance(rec, Case) and self._upsert_case(rec):
                 change.cases.add(rec.case_id)
-            elif isinstance(rec, Unit) and self._upsert(self.units, rec.unit_id, rec):
+            elif isinstance(rec, Unit) and self._upsert(self.units, rec.unit_id, rec,
+                                                        self.limits.max_units):
                 change.units.add(rec.unit_id)
         self.version += 1
         return change
 
-    def _upsert(self, table: dict, key: str, rec) -> bool:
+    def _upsert(self, table: dict, key: str, rec, cap: int) -> bool:
         held = table.get(key)
-        if held is not None and rec.ts < held.ts:
+        if held is None:
+            if len(table) >= cap and not self._room(table, cap):
+                self.refused_ids += 1
+                self._refused_by[rec.src] += 1
+                return False
+        elif rec.ts < held.ts:
             self.superseded += 1
             return False
         table[key] = rec
         return True
+
+    def _room(self, table: dict, cap: int) -> bool:
+        """A table is full: prune now (at most once a real second), and say if that made
+        room. Past that, a record for a new id is refused as ``too_many_ids``."""
+        link = self.clock.link_ms()
+        if abs(link - self._last_room_prune) >= 1_000:
+            self._last_room_prune = link
+            self._prune(self.clock.now_ms())
+        return len(table) < cap
 
     def _upsert_case(self, rec: Case) -> bool:
         if rec.district is None:
@@ -226,7 +200,7 @@ class Situation:
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
         held = self.cases.get(rec.case_id)
-        if not self._upsert(self.cases, rec.case_id, rec):
+        if not self._upsert(self.cases, rec.case_id, rec, self.limits.max_cases):
             return False
         if held is None:
             self.reports.add(rec.case_id, Report(rec.reported_at, rec.district, rec.category),
@@ -270,7 +244,7 @@ class Situation:
             found = self.locator.locate(rec.lon, rec.lat)
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
-        if not self._upsert(self.sensors, rec.id, rec):
+        if not self._upsert(self.sensors, rec.id, rec, self.limits.max_sensors):
             return False
         hist = self.sensor_history.get(rec.id)
         if hist is None:
@@ -278,50 +252,62 @@ class Situation:
         hist.append((rec.ts, rec.metrics))
         return True
 
-    def _source(self, src: str, now: int) -> SourceHealth:
-        health = self.sources.get(src)
-        if health is None:
-            health = self.sources[src] = SourceHealth(src, now, now)
-        return health
-
     def _account(self, batch: Batch, now: int) -> None:
         """Per-source counts; ``now`` is link time (see ``Clock.link_ms``)."""
-        per_src = Counter(rec.src for rec in batch.records)
-        self.records_accepted += len(batch.records)
-        for src in batch.heard | set(per_src):
-            if src != UNKNOWN_SRC:
-                self._source(src, now).last_heard = now
-        for src, n in per_src.items():
-            health = self.sources[src]
-            health.records += n
-            recent = health._recent
-            recent.append((now, n))
-            while now - recent[0][0] > RATE_WINDOW_MS:       # bounded without a reader too
-                recent.popleft()
-        for (src, reason), n in batch.rejects.items():
-            self._source(src, now).rejected[reason] += n
+        refused = sum(self._refused_by.values())
+        self.records_accepted += len(batch.records) - refused
+        self.sources.account(batch, now, UNKNOWN_SRC)
+        for (_src, reason), n in batch.rejects.items():
             self.rejected[reason] += n
-        for src, expected, got in batch.gaps:
-            health = self._source(src, now)
-            health.gaps += 1
-            health.missed += got - expected
-            self.gaps += 1
-        for src, _last, _got in batch.restarts:
-            self._source(src, now).restarts += 1
-        for src, seq in batch.last_seq.items():
-            self._source(src, now).last_seq = seq
+        self.gaps += len(batch.gaps)
+        for src, n in self._refused_by.items():
+            self.rejected["too_many_ids"] += n
+            health = self.sources.follow(src, now)
+            if health is not None:
+                health.rejected["too_many_ids"] += n
+                health.records -= n
+            else:
+                self.sources.overflow["rejected"] += n
 
     def _prune(self, now: int) -> None:
+        """Let go of what the picture no longer needs (see ``situation.limits``): closed
+        cases after 48 h (at most ``max_closed_cases``, the newest), and open cases, units and
+        sensors nothing was heard of for their age limit."""
         self._last_prune = now
-        old = [cid for cid, c in self.cases.items()
-               if c.status in CLOSED_CASE_STATUSES and now - c.ts > CLOSED_KEEP_MS]
+        lim = self.limits
+        closed = []
+        old = []
+        for cid, c in self.cases.items():
+            if c.status in CLOSED_CASE_STATUSES:
+                if now - c.ts > CLOSED_KEEP_MS:
+                    old.append(cid)
+                else:
+                    closed.append((c.ts, cid))
+            elif now - c.ts > lim.open_case_max_age_ms:
+                old.append(cid)
+        if len(closed) > lim.max_closed_cases:
+            closed.sort()
+            old.extend(cid for _, cid in closed[:len(closed) - lim.max_closed_cases])
         for cid in old:
-            del self.cases[cid]
-            self.case_stages.pop(cid, None)
-            self.case_flags.pop(cid, None)
-            self.case_late.pop(cid, None)
+            self._forget_case(cid)
+        for uid in [k for k, u in self.units.items() if now - u.ts > lim.unit_max_age_ms]:
+            del self.units[uid]
+            self.tracks.pop(uid, None)
+            self.aged_out += 1
+        for sid in [k for k, r in self.sensors.items() if now - r.ts > lim.sensor_max_age_ms]:
+            del self.sensors[sid]
+            self.sensor_history.pop(sid, None)
+            self.aged_out += 1
         self.reports.prune(now)
         self._prune_tracks(now)
+
+    def _forget_case(self, cid: str) -> None:
+        case = self.cases.pop(cid)
+        if case.status not in CLOSED_CASE_STATUSES:
+            self.aged_out += 1
+        self.case_stages.pop(cid, None)
+        self.case_flags.pop(cid, None)
+        self.case_late.pop(cid, None)
 
     def _prune_tracks(self, now: int) -> None:
         oldest = now - TRACK_KEEP_MS
@@ -333,7 +319,7 @@ class Situation:
                 del self.tracks[uid]
 
     # ---- keyframes: a replay's seek puts back the picture as it stood ---------------------
-    _NOT_STATE = frozenset({"clock", "locator"})
+    _NOT_STATE = frozenset({"clock", "locator", "limits", "faults"})
 
     def snapshot(self) -> dict:
         """A copy of everything held (not the clock): records are shared, the containers
@@ -405,6 +391,9 @@ class Situation:
             "rejected_total": sum(self.rejected.values()),
             "gaps": self.gaps,
             "superseded": self.superseded,
+            "too_many_sources": dict(self.sources.overflow),
+            "refused_ids": self.refused_ids,
+            "aged_out": self.aged_out,
             "endpoints": {ep: {"up": self.endpoint_up(ep, link)} for ep in self.endpoints},
             "sources": {
                 src: {

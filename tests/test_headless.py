@@ -21,7 +21,8 @@ def run_main(*args, timeout=60):
 
 
 def test_headless_status_counts_exact(tmp_path):
-    # Records of today: the console forgets closed cases older than two days by its clock.
+    # Records of today: the console forgets closed cases older than two days by its clock, and
+    # units, sensors and open cases nothing was heard of for long (situation.limits).
     ts = time.time_ns() // 1_000_000
     pub = TestPublisher(zmq.Context())
     silent = TestPublisher(zmq.Context())       # an endpoint with no one publishing on it
@@ -37,11 +38,12 @@ def test_headless_status_counts_exact(tmp_path):
             pub.send("case", record("case", src="cases", seq=seq, ts=ts, case_id=f"C{i}",
                                     status="closed" if i % 3 == 0 else "registered"))
             seq += 1
-        units = [record("unit", src="cases", seq=seq + i, unit_id=f"U{i}") for i in range(12)]
+        units = [record("unit", src="cases", seq=seq + i, ts=ts, unit_id=f"U{i}")
+                 for i in range(12)]
         pub.send("unit", units)                              # one batch of 12
         seq += 12 + 5                                        # a gap: 5 records never sent
-        pub.send("sensor.air", [record("sensor.air", src="cases", seq=seq + i, id=f"S{i % 7}")
-                                for i in range(20)])         # 20 readings of 7 sensors
+        pub.send("sensor.air", [record("sensor.air", src="cases", seq=seq + i, ts=ts,
+                                       id=f"S{i % 7}") for i in range(20)])         # 20 readings of 7 sensors
         seq += 20
         pub.send("case", record("case", src="cases", seq=seq, lat=95.0))     # rejected
         pub.send_frames([b"unit", b"not json"])                              # rejected

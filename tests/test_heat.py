@@ -18,7 +18,7 @@ from situation.heat import (case_heat, district_bbox, district_hours, empty_grid
                             overlay_png, overlay_rgba, sensor_heat)
 from situation.store import REPORT_LOG_MS
 from tests.scenario import MIN, Scenario
-from ui.theme import apply_theme
+from widgets.theme import apply_theme
 from widgets.heat_panels import SpatialHeatPanel, TemporalHeatPanel
 
 HOUR = 60 * MIN

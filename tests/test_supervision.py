@@ -15,8 +15,8 @@ from situation import store as store_mod
 from situation.supervision import (CITY, district_cells, district_kpis, kpis, patrol_coverage,
                                    segment_cells)
 from tests.scenario import MIN, Scenario
-from ui import theme
-from ui.theme import apply_theme
+from widgets import theme
+from widgets.theme import apply_theme
 from widgets.supervision import DistrictSupervision, PatrolCoverage, SupervisionKpis
 
 HOUR = 60 * MIN

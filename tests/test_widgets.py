@@ -8,8 +8,8 @@ from PySide6.QtGui import QGuiApplication
 
 from situation.thresholds import ALARM, OK, UNKNOWN, WARN
 from tests.scenario import MIN, standard
-from ui import theme
-from ui.theme import apply_theme
+from widgets import theme
+from widgets.theme import apply_theme
 from ui.wall import BUILT_IN, WallWindow, build_wall, layout_for
 from widgets.case_queue import CaseQueue
 from widgets.feed_health import FeedHealth

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from ui.bridge import SituationBridge
 from ui.session import Session, write_json_atomic
-from ui.theme import apply_theme
+from widgets.theme import apply_theme
 from ui.wall import Wall
 from widgets.tiles import register_scheme
 

@@ -44,15 +44,22 @@ class SituationBridge(QObject):
 
     def drain(self) -> Change:
         started = time.perf_counter()
-        if self.replay is not None:
-            return self.show(self.replay.advance(), started)
-        merged = Batch()
-        heard: set[str] = set()
-        for receiver in self.receivers:
-            batch, eps = receiver.drain()
-            merged.merge(batch)
-            heard |= eps
-        return self.show(self.situation.apply(merged, heard), started)
+        try:
+            if self.replay is not None:
+                change = self.replay.advance()
+            else:
+                merged = Batch()
+                heard: set[str] = set()
+                for receiver in self.receivers:
+                    batch, eps = receiver.drain()
+                    merged.merge(batch)
+                    heard |= eps
+                change = self.situation.apply(merged, heard)
+        except Exception as exc:        # one bad drain is a fault on the wall, not the end
+            self.situation.faults.record("replay" if self.replay is not None else "situation",
+                                         exc)
+            change = Change(sources=True)
+        return self.show(change, started)
 
     def show(self, change: Change, started: float | None = None) -> Change:
         """Tell every panel what changed (a drain, or a replay's seek: everything)."""

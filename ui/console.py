@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu
 
 from layouts import engine
 from situation.store import Situation
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.header import Header
 from widgets.host import PanelHost
 from widgets.registry import PANELS

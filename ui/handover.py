@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QTextBr
 
 from situation.catalog import category_name, district_name, sensor_kind_name
 from situation.handover import Handover, Listed, ShiftSpan
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.format import hm, number
 from widgets.supervision import level_colour, minutes, pct
 from widgets.supervision import t as kpi_word

@@ -1,4 +1,7 @@
-"""Headless console: no window, a JSON status every few seconds and at exit. No Qt."""
+"""Headless console: no window, a JSON status every few seconds and at exit. No Qt.
+
+A part that stopped for good (a fatal fault, see ``feeds.faults``) ends the run: the final
+status says what, and ``main.py`` exits non-zero, so a supervisor restarts the console."""
 from __future__ import annotations
 
 import time
@@ -20,8 +23,10 @@ def run_headless(session: Session, run_for: float | None, status_out: str | None
             session.drain()
             if session.replay is not None and session.replay.ended:
                 break               # a replay's status at its end is what a script waits for
+            if session.fatal():
+                break
             if status_out and time.monotonic() >= next_status:
-                write_json_atomic(status_out, session.status())
+                _write_status(status_out, session)
                 next_status += status_every
     except KeyboardInterrupt:
         pass
@@ -30,5 +35,13 @@ def run_headless(session: Session, run_for: float | None, status_out: str | None
         at_exit()               # the exports, from the same picture as the final status
     doc = session.status()
     if status_out:
-        write_json_atomic(status_out, doc)
+        _write_status(status_out, session, doc)
     return doc
+
+
+def _write_status(path: str, session: Session, doc: dict | None = None) -> None:
+    """A status that cannot be written is a fault (said in the next one), never the end."""
+    try:
+        write_json_atomic(path, session.status() if doc is None else doc)
+    except Exception as exc:
+        session.faults.record("status file", exc)

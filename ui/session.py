@@ -14,9 +14,12 @@ from pathlib import Path
 
 import zmq
 
+from feeds.faults import Faults
 from feeds.receiver import Receiver
+from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
+from situation.limits import DAY_MS, Limits
 from situation.store import Situation
 
 DEMO_ENDPOINT = "inproc://citywall-demo"
@@ -37,6 +40,7 @@ class Session:
     replay: object | None = None                # situation.replay.Replay (REPLAY, TRAINING)
     recorder: object | None = None              # feeds.record.RollingRecorder (--record-dir)
     exercise: object | None = None              # situation.training.Exercise (TRAINING)
+    faults: Faults = field(default_factory=Faults)   # what stopped inside, said on the wall
 
     def stop(self) -> None:
         for r in self.receivers:
@@ -57,14 +61,19 @@ class Session:
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
         if self.replay is not None:
-            self.replay.advance()
+            guarded(self.faults, "replay", self.replay.advance)
         for r in self.receivers:
             batch, heard = r.drain()
-            self.situation.apply(batch, heard)
+            guarded(self.faults, "situation", self.situation.apply, batch, heard)
+
+    def fatal(self) -> list[str]:
+        """What stopped for good (the headless console exits non-zero)."""
+        return self.faults.fatal
 
     def status(self) -> dict:
         doc = self.situation.status()
         doc["mode"] = self.mode
+        doc["faults"] = self.all_faults()
         if self.replay is not None:
             doc["replay"] = self.replay.status()
         if self.recorder is not None:
@@ -72,6 +81,44 @@ class Session:
         if self.exercise is not None:
             doc["training"] = self.exercise.status()
         return doc
+
+
+    def all_faults(self) -> dict[str, dict]:
+        """Every fault of the console's parts (receivers, situation) and of the services it
+        runs in-process, by what failed."""
+        out = self.faults.snapshot()
+        for svc in self.services:
+            try:
+                for what, fault in (svc.status().get("faults") or {}).items():
+                    out[f"dispatch service: {what}"] = fault
+            except Exception as exc:              # a status must always be written
+                out["dispatch service"] = {"what": "dispatch service", "count": 1,
+                                           "error": repr(exc)[:200], "recovered": True}
+        return out
+
+
+def guarded(faults: Faults, what: str, step, *args):
+    """Run one step of a loop; an exception costs this step and is a fault, never the loop."""
+    try:
+        return step(*args)
+    except Exception as exc:
+        faults.record(what, exc)
+        return None
+
+
+def receiver_options(args, clock: Clock, faults: Faults) -> dict:
+    """What every Receiver of a console is given from the command line."""
+    return dict(max_record_bytes=args.max_record_bytes,
+                max_message_bytes=getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
+                future_ms=int(getattr(args, "future_tolerance_s", DEFAULT_FUTURE_MS / 1000) * 1000),
+                max_sources=situation_limits(args).max_sources,
+                now_ms=clock.now_ms, faults=faults)
+
+
+def situation_limits(args) -> Limits:
+    days = getattr(args, "open_case_max_days", None)
+    return Limits(max_sources=getattr(args, "max_sources", None) or Limits.max_sources,
+                  **({"open_case_max_age_ms": int(days * DAY_MS)} if days else {}))
 
 
 def build_session(args) -> Session:
@@ -116,7 +163,8 @@ def build_session(args) -> Session:
         from feeds.dispatch_client import DispatchClient
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
                                 mode="LIVE")
-    situation = Situation(clock)
+    faults = Faults()
+    situation = Situation(clock, limits=situation_limits(args), faults=faults)
     if client is not None and not args.demo:
         join_mid_shift(client, situation)
     recorder = None
@@ -126,7 +174,7 @@ def build_session(args) -> Session:
         recorder = RollingRecorder(args.record_dir, int(args.record_max_mb * 1024 * 1024),
                                    now_ms=clock.now_ms)
     try:
-        receivers = [Receiver(feeds, context=ctx, max_record_bytes=args.max_record_bytes,
+        receivers = [Receiver(feeds, context=ctx, **receiver_options(args, clock, faults),
                               tap=recorder.tap if recorder is not None else None).start()]
     except zmq.ZMQError as exc:
         for ev in stops:
@@ -135,7 +183,7 @@ def build_session(args) -> Session:
     for ep in feeds:
         situation.expect_endpoint(ep)
     return Session(clock, situation, receivers, mode, stops, threads, client, services,
-                   recorder=recorder)
+                   recorder=recorder, faults=faults)
 
 
 TRAINING_DISPATCH = "inproc://citywall-training"
@@ -161,7 +209,7 @@ def build_replay_session(args) -> Session:
             f"--start {_iso(start)} is outside the recording ({_iso(recording.start_ms)} to "
             f"{_iso(recording.end_ms)})")
     clock = ReplayClock(recording.start_ms, args.speed)
-    situation = Situation(clock)
+    situation = Situation(clock, limits=situation_limits(args))
     client = exercise = None
     if args.training:
         from feeds.dispatch_client import DispatchClient
@@ -180,7 +228,7 @@ def build_replay_session(args) -> Session:
         replay.seek(start)
         clock.pause(False)
     return Session(clock, situation, [], "TRAINING" if args.training else "REPLAY",
-                   client=client, replay=replay, exercise=exercise)
+                   client=client, replay=replay, exercise=exercise, faults=situation.faults)
 
 
 class ReplayOptionError(ValueError):
@@ -212,4 +260,9 @@ def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
     """Write then rename, so a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(doc, ensure_ascii=False, indent=1))
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:       # a string no input check caught: escaped, not fatal
+        text = json.dumps(doc, ensure_ascii=True, indent=1)
+    write_text_atomic(path, text)

@@ -27,8 +27,8 @@ from feeds.recording import RecordingError, read_recording
 from situation import replay_marks
 from situation.replay import SPEEDS, STEP_MS
 from situation.replay_marks import BEIJING
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.timeline import Timeline, hhmm, legend_html
 
 REFRESH_MS = 250            # the bars follow a playing replay four times a second

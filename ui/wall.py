@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QLabel, Q
 
 from situation.handover import Handover, ShiftSpan, summarise
 from situation.store import Situation
-from ui import theme
+from widgets import theme
 from ui.handover import SHOW_MS, HandoverView, pdf_name, write_pdf
-from ui.i18n import tr
+from widgets.i18n import tr
 from ui.bridge import SituationBridge
 from situation.catalog import unit_kind_name
 from situation.suggest import nearest_available

@@ -10,8 +10,8 @@ from PySide6.QtGui import QKeySequence, QShortcut
 
 from situation.catalog import SOURCES, category_name, district_name, stage_name
 from situation.store import Change
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.format import hm, time_left
 from widgets.panel import Cell, TablePanel
 

@@ -31,8 +31,8 @@ from situation import heat
 from situation.mapkit import base_url, offline_map
 from situation.store import Change
 from situation.thresholds import reading_level
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets import tiles as tile_sources
 from widgets.case_queue import UNIT_MIME
 from widgets.format import ago, number, time_left

@@ -8,7 +8,7 @@ from feeds.districts import load_districts
 from situation.catalog import district_name
 from situation.store import Change
 from situation.thresholds import ALARM, reading_level
-from ui import theme
+from widgets import theme
 from widgets.panel import Cell, TablePanel
 
 

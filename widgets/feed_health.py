@@ -3,8 +3,8 @@ restarts and refused records by reason; each configured endpoint up or down."""
 from __future__ import annotations
 
 from situation.store import Change
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.format import rate
 from widgets.panel import Cell, TablePanel
 

@@ -1,7 +1,7 @@
 """How times and numbers read on the wall (pure functions, tested without Qt)."""
 from __future__ import annotations
 
-from ui.i18n import tr
+from widgets.i18n import tr
 
 
 def hm(ms: int, lang: str = "zh") -> str:

@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from situation.store import Change, Situation
 from situation.thresholds import ALARM, reading_level
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
@@ -93,7 +93,16 @@ class Header(QFrame):
         self.mode.setStyleSheet(f"color: {theme.BG}; background: {MODE_COLOUR.get(mode, theme.MUTED)};"
                                 " border-radius: 4px; padding: 1px 8px;")
         row.addWidget(self.mode)
-        row.addWidget(_label(sub, 22, theme.ACCENT))
+        self.subtitle = _label(sub, 22, theme.ACCENT)
+        row.addWidget(self.subtitle)
+        # Something inside stopped (feeds.faults): said in red, large, on every screen, in
+        # place of the subtitle, until the console restarts. Never hidden by a flash.
+        self.fault = _label("", 26, theme.TEXT, True)
+        self.fault.setStyleSheet(f"color: {theme.TEXT}; background: {theme.ALARM};"
+                                 " border-radius: 4px; padding: 1px 10px;")
+        self.fault.hide()
+        self._fault_version = 0
+        row.addWidget(self.fault)
         self.message = _label("", 18, theme.OK)
         self._message_until = 0
         row.addWidget(self.message)
@@ -138,7 +147,39 @@ class Header(QFrame):
         self.kpis["feeds"].show_value(f"{up}/{len(srcs)}", theme.OK if feeds_ok else theme.ALARM)
         if self.mode_key in REPLAY_MODES:
             self.mode.setText(f" {replay_badge(self.mode_key, s.clock, self.lang)} ")
+        if s.faults.version != self._fault_version:
+            self._fault_version = s.faults.version
+            self.show_faults(s.faults.snapshot())
         self.clock.refresh()
+
+    def show_faults(self, faults: dict[str, dict]) -> None:
+        text = fault_text(faults, self.lang)
+        self.fault.setText(text)
+        self.fault.setVisible(bool(text))
+        self.subtitle.setVisible(not text)
+        edge = theme.ALARM if text else theme.PANEL_EDGE
+        self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
+                           f" border-bottom: {6 if text else 2}px solid {edge}; }}")
+
+
+def fault_text(faults: dict[str, dict], lang: str) -> str:
+    """The header's words for the faults: the latest, how often, whether it recovered, and
+    how many more (a stopped part first: it is the one that leaves the wall blind)."""
+    if not faults:
+        return ""
+    ordered = sorted(faults.values(), key=lambda f: (f.get("recovered", True),
+                                                    -f.get("last_ms", 0)))
+    top = ordered[0]
+    when = datetime.fromtimestamp(top.get("last_ms", 0) / 1000, CITY_TZ).strftime("%H:%M:%S")
+    key = f"fault.{top['what']}"
+    what = tr(key, lang)
+    what = top["what"] if what == key else what
+    state = tr("fault.restarted" if top.get("recovered", True) else "fault.stopped", lang)
+    text = (f"⚠ {tr('fault.banner', lang)}：{what} {tr('fault.times', lang, n=top['count'])}"
+            f" · {state} · {when}")
+    if len(ordered) > 1:
+        text += f" · {tr('fault.more', lang, n=len(ordered) - 1)}"
+    return text if lang == "zh" else text.replace("：", ": ")
 
 
 def replay_badge(mode: str, clock, lang: str) -> str:

@@ -19,7 +19,7 @@ from situation.heat import (CITY_CELL_M, COS_LAT, HEAT_STOPS, HOUR_MS, SENSOR_LA
                             grid_for_view, heat_levels, local_day_hour, sensor_heat)
 from situation.store import Change
 from situation.thresholds import THRESHOLDS
-from ui import theme
+from widgets import theme
 from widgets.panel import Panel
 
 # The panels' own words (zh, en).

@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from situation.store import Change
-from ui import theme
+from widgets import theme
 from widgets.format import hm
 from widgets.panel import Cell, TablePanel
 

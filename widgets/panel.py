@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
                                QTableView, QVBoxLayout, QWidget)
 
 from situation.store import Change, Situation
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 
 
 class Panel(QFrame):

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizeP
 from feeds.districts import load_districts
 from situation.catalog import district_name
 from situation.store import Change
-from ui import theme
+from widgets import theme
 from widgets.panel import Panel
 
 RECOMPUTE_MS = 15_000          # link time between plans: the forecast moves slowly

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 from situation.catalog import METRIC_UNITS, SENSOR_KINDS, district_name, sensor_kind_name
 from situation.store import Change
 from situation.thresholds import ALARM, OK, UNKNOWN, WARN, THRESHOLDS, metric_level, reading_level
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.format import number
 from widgets.panel import Panel
 

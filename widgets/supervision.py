@@ -21,11 +21,11 @@ from situation.heat import COS_LAT, HOUR_MS
 from situation.store import Change
 from situation.supervision import (CITY, COVERAGE_HOURS, OUTSIDE, WINDOW_MS, Kpis,
                                    district_cells, district_kpis, kpis, patrol_coverage)
-from ui import theme
+from widgets import theme
 from widgets.heat_panels import _colour_bar, _combo, _plot, _style_axis
 from widgets.panel import Cell, Panel, TablePanel
 
-# The panels' own words (zh, en); ui/i18n.py has no entries for them.
+# The panels' own words (zh, en); widgets/i18n.py has no entries for them.
 STRINGS: dict[str, tuple[str, str]] = {
     "panel.supervision_kpis": ("监督考评", "Supervision"),
     "panel.district_supervision": ("各区监督考评", "Supervision by district"),

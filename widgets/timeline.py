@@ -19,8 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
 from situation.replay_marks import BEIJING, ReplayMarks
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 
 TICK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 TICK_LABEL_PX = 130            # room one "HH:MM" label needs at the axis' font size

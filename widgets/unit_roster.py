@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from situation.catalog import UNIT_STATUSES, district_name, unit_kind_name, unit_status_name
 from situation.store import Change
-from ui import theme
-from ui.i18n import tr
+from widgets import theme
+from widgets.i18n import tr
 from widgets.format import ago
 from widgets.panel import Cell, TablePanel
 
