@@ -18,6 +18,8 @@ MAX_DEPTH = 6
 # A message (one frame) larger than this is not read at all; sockets get it as MAXMSGSIZE, so
 # ZeroMQ drops such a frame before it is even put together.
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# What a publisher's XPUB reads from a subscriber: subscriptions, a few bytes each.
+MAX_SUBSCRIPTION_BYTES = 64 * 1024
 # Items a batch may hold. Counted (cheaply, as commas) before anything is built from a
 # payload that takes the slow path: four million items cost seconds and hundreds of MB.
 MAX_BATCH_ITEMS = 100_000

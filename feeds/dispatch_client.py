@@ -22,9 +22,16 @@ named in ``training_endpoints``), unless ``allow_live`` is set. It refuses to be
 otherwise, and when a live client is switched to REPLAY or TRAINING (``set_mode``), ``send()``
 refuses every changing order (dispatch, recall) before anything reaches the socket: the
 refusal is here, not in a UI. A snapshot changes nothing and is always allowed.
+
+Bounds: the DEALER takes frames up to ``max_reply_bytes`` (MAXMSGSIZE; a snapshot of the whole
+city is the largest reply) and drops the connection on a larger one; every reply is decoded
+under bounds and one it cannot read is counted in ``dropped``, never raised. The service limits
+snapshots per console: ``snapshot()`` raises ``SnapshotRefused`` (a RuntimeError carrying the
+reason and when to retry) at once when it is refused.
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import Counter, OrderedDict
@@ -35,8 +42,9 @@ import msgspec
 import zmq
 
 from feeds.endpoints import check_endpoint
-from feeds.orders import (CHANGING_TYPES, ORDER_TYPES, Ack, Problem, SnapshotReply,
-                          decode_order, decode_reply, encode)
+from feeds.orders import (CHANGING_TYPES, DEFAULT_MAX_SNAPSHOT_BYTES, ORDER_TYPES, Ack,
+                          Problem, SnapshotReply, decode_order, decode_reply, encode,
+                          reason_code)
 from feeds.schema import PROTOCOL_VERSION, Record
 
 MODES = ("LIVE", "REPLAY", "TRAINING")
@@ -47,6 +55,18 @@ DONE_KEEP = 1_000           # answered order ids remembered, to tell a repeat fr
 
 class LiveOrderRefused(ValueError):
     """An order for the live service from a console in REPLAY or TRAINING mode."""
+
+
+class SnapshotRefused(RuntimeError):
+    """The service answered a snapshot request with a rejection: ``reason`` says why (for
+    ``rate_limited``, ``retry_s`` says when to ask again)."""
+
+    def __init__(self, reason: str | None):
+        self.reason = reason or ""
+        self.code = reason_code(reason)
+        m = re.search(r"retry in (\d+) s", self.reason)
+        self.retry_s = int(m.group(1)) if m else None
+        super().__init__(f"snapshot refused: {self.reason}")
 
 
 def is_training_endpoint(endpoint: str, training_endpoints: Iterable[str] = ()) -> bool:
@@ -107,9 +127,12 @@ class DispatchClient:
                  clock_ms: Callable[[], int] = wall_ms,
                  timeout_ms: int = 3000, retries: int = 1, mode: str = "LIVE",
                  allow_live: bool = False, training_endpoints: Iterable[str] = (),
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None,
+                 max_reply_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES):
         """``now_ms`` times the replies (link time: real milliseconds, not the city clock);
-        ``clock_ms`` stamps the orders' ``ts`` (the situation's clock)."""
+        ``clock_ms`` stamps the orders' ``ts`` (the situation's clock); ``max_reply_bytes``
+        is the largest reply taken (a snapshot: set it like the service's
+        ``--max-snapshot-bytes``)."""
         self.endpoint = check_endpoint(endpoint)
         if not isinstance(console_id, str) or not 0 < len(console_id) <= 128:
             raise ValueError("a console id is needed (1-128 characters)")
@@ -134,6 +157,7 @@ class DispatchClient:
         self._sock.setsockopt(zmq.IMMEDIATE, 1)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, int(max_reply_bytes))
         self._sock.connect(self.endpoint)
 
     # ---- the guard ------------------------------------------------------------------------
@@ -255,7 +279,8 @@ class DispatchClient:
     def snapshot(self, timeout_s: float = 5.0) -> SnapshotReply:
         """Ask for a snapshot and wait for it (a console starting mid-shift). Other events
         that arrive meanwhile wait for the next ``poll()``. TimeoutError when none comes,
-        RuntimeError when the service rejects the request."""
+        ``SnapshotRefused`` (a RuntimeError) as soon as the service rejects the request —
+        ``rate_limited`` says when to retry."""
         oid = self.send("snapshot")
         deadline = time.monotonic() + timeout_s
         kept: list[tuple] = []
@@ -267,7 +292,7 @@ class DispatchClient:
                 for event in self.poll(max(1, int(left * 1000))):
                     if event[0] in ("snapshot", "ack") and event[1] == oid:
                         if isinstance(event[2], Ack):
-                            raise RuntimeError(f"snapshot refused: {event[2].reason}")
+                            raise SnapshotRefused(event[2].reason)
                         return event[2]
                     if event == ("unconfirmed", oid):
                         raise TimeoutError(f"no snapshot from {self.endpoint}")

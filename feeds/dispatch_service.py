@@ -9,16 +9,34 @@ after those publishers go quiet; answers orders on a ROUTER (``dispatch``, ``rec
 ``case`` and ``unit`` records, with its own ``src``, on an XPUB at ``--feed``.
 
 Durability: every order (accepted or rejected), its reply, the case and unit records it
-produced and the feed's ``seq`` are committed to SQLite (WAL, synchronous=FULL) in one
+produced and the feed's ``seq`` are committed to SQLite (``feeds.dispatch_store``) in one
 transaction before the reply leaves, so SIGKILL loses nothing that was acknowledged. The same
-``order_id`` twice gets the stored reply and acts once, across restarts too. ``seq`` is stored
-with every transaction (heartbeats included, committed before they are sent), so a restarted
-service carries on from the next number and consoles see neither a restart nor a gap. When
-the database cannot be written the service keeps running and refuses orders with
-``storage_unavailable`` instead of acknowledging what it could not store.
+``order_id`` twice gets the stored reply and acts once, across restarts too. When the database
+cannot be written the service keeps running and refuses orders with ``storage_unavailable``
+instead of acknowledging what it could not store.
+
+Nothing committed is lost to the feed: the database marks the last seq actually sent
+(``published``), and a restarted service sends the records committed after it first, with
+their own seqs (no console ever saw those numbers), before anything new. After a start the feed
+is held — no heartbeat, no record — until a console (re)subscribes or ``rejoin_s`` passes, so
+consoles that were listening before a restart see neither a gap nor a fall; a console that
+comes back later than that sees a gap and asks for a snapshot, as after any outage.
 
 Orders that arrive together are judged one after the other against the picture as each left
 it, and committed in one transaction (group commit): one fsync for a burst of consoles.
+
+Nothing a sender does stops the loop: each order is judged on its own, under bounds
+(``feeds.orders.decode_order``: size, depth, text, time), and an order that cannot be taken is
+answered ``rejected`` with ``bad_order: <code>: …`` when it has a readable ``order_id``, else
+counted in ``dropped`` by reason. A frame larger than ``max_order_bytes`` never gets that far:
+ZeroMQ (MAXMSGSIZE) drops it and disconnects its sender, which reconnects. An error while
+judging one order costs that order only (``bad_order: internal``); every step of the loop is
+guarded the same way, and all of it is counted under ``faults`` in the status. Snapshots are
+limited per client (ROUTER identity and ``console``) and encoded once per picture.
+
+Test hook: with ``CITYWALL_TEST_KILL_AFTER_COMMIT=N`` in the environment the process SIGKILLs
+itself right after its Nth order commit, before the replies and records of that commit leave
+(the window a crash can hit). Tests only.
 
 No Qt here. ``open()`` + ``serve_once()`` let a caller drive the service step by step;
 ``start()`` runs the same loop in a thread.
@@ -26,22 +44,27 @@ No Qt here. ``open()`` + ``serve_once()`` let a caller drive the service step by
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 
 import msgspec
 import zmq
 
 from feeds.batch import Batch
-from feeds.orders import (Ack, DispatchOrder, Order, Problem, RecallOrder, SnapshotOrder,
-                          SnapshotReply, decode_order, encode as encode_message, reason)
+from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
+from feeds.dispatch_store import (SCHEMA, Storage, StorageError, Stored,  # noqa: F401
+                                  change_row, default_db_path)
+from feeds.faults import Faults
+from feeds.orders import (DEFAULT_MAX_SNAPSHOT_BYTES, MAX_ORDER_BYTES, Ack, DispatchOrder,
+                          Order, Problem, RecallOrder, SnapshotOrder, bad_order, decode_order,
+                          encode as encode_message, reason)
 from feeds.receiver import Receiver
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, Record, Unit, frames
 # The stage time limits are configuration (PROTOCOL.md's category table); the demo city
@@ -63,158 +86,83 @@ REPLY_CACHE = 10_000              # recent replies kept in memory (older: read f
 DEFAULT_RESOLVE_MS = 4 * HOUR     # time to resolve for a category the table does not know
 RESOLVE_MS = {cat: int(rule[3] * HOUR) for cat, rule in CATEGORY_RULES.items()}
 WORKING_CASE = frozenset({"dispatched", "on_scene"})
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY,
-    console  TEXT NOT NULL,
-    type     TEXT NOT NULL,
-    request  TEXT NOT NULL,      -- the order as understood (JSON)
-    reply    TEXT NOT NULL,      -- the reply sent, byte for byte (JSON)
-    result   TEXT NOT NULL,      -- accepted | rejected
-    ts       INTEGER NOT NULL    -- service clock when judged
-);
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, status TEXT NOT NULL,
-    record  TEXT NOT NULL        -- the newest record held (learned or its own), JSON
-);
-CREATE TABLE IF NOT EXISTS units (
-    unit_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, status TEXT NOT NULL,
-    record  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS changes (    -- every record the service published but heartbeats
-    seq      INTEGER PRIMARY KEY,
-    order_id TEXT NOT NULL,
-    topic    TEXT NOT NULL,
-    key      TEXT NOT NULL,      -- case_id or unit_id
-    status   TEXT NOT NULL,
-    ts       INTEGER NOT NULL,
-    record   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_order ON changes(order_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);   -- 'seq': last seq published
-"""
+# After a start the feed waits this long for a console to (re)subscribe before it sends
+# anything: longer than a console's longest reconnect interval (feeds.receiver: 2 s).
+REJOIN_S = 3.0
+# Snapshots a client may ask for: this many a minute, this many at once.
+DEFAULT_SNAPSHOTS_PER_MINUTE = 6.0
+DEFAULT_SNAPSHOT_BURST = 3
+MAX_CLIENTS = 10_000              # rate-limit buckets kept (least recently used go first)
+# What a console sends the XPUB: subscriptions, a byte and a topic prefix.
+MAX_SUBSCRIPTION_BYTES = 1024
+RECEIVER_RETRY_S = 10.0           # a source receiver that gave up is replaced this often
+KILL_AFTER_COMMIT_ENV = "CITYWALL_TEST_KILL_AFTER_COMMIT"
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def default_db_path() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
-    return Path(state) / "citywall" / "dispatch.sqlite3"
-
-
-class StorageError(Exception):
-    """The database could not be opened, read or written; the text says why."""
-
-
 class BindError(RuntimeError):
     """An endpoint could not be bound (in use, bad interface): one line for the user."""
 
 
-def _log_some(n: int, message: str, *args) -> None:
+def _log_some(n: int, message: str, *args, **kw) -> None:
     """Log the 1st, 2nd, 4th, 8th … of a kind: a flood of garbage cannot flood the log."""
     if n & (n - 1) == 0:
-        LOG.warning(message, *args)
+        LOG.warning(message, *args, **kw)
 
 
-# ---- SQLite -----------------------------------------------------------------------------
-_case_dec = msgspec.json.Decoder(Case)
-_unit_dec = msgspec.json.Decoder(Unit)
 _enc = msgspec.json.Encoder()
 
 
-class Storage:
-    """The service's SQLite file. Every method raises ``StorageError`` and leaves no
-    transaction open."""
+# ---- snapshot rate ----------------------------------------------------------------------
+class RateLimit:
+    """Token buckets by key: ``per_minute`` sustained, ``burst`` at once. At most ``max_keys``
+    buckets are kept, the least recently used forgotten first, so a flood of made-up clients
+    cannot grow the table (a forgotten client starts again with a full bucket)."""
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int | None = None):
-        self.path = str(path)
-        self.max_bytes = max_bytes
-        self.conn: sqlite3.Connection | None = None
+    def __init__(self, per_minute: float, burst: int, max_keys: int = MAX_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.per_s = per_minute / 60.0
+        self.burst = max(1, int(burst))
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
 
-    def open(self) -> None:
-        conn = None
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=1.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(SCHEMA)
-            if self.max_bytes:
-                page = conn.execute("PRAGMA page_size").fetchone()[0]
-                conn.execute(f"PRAGMA max_page_count={max(1, self.max_bytes // page)}")
-        except sqlite3.Error as exc:
-            if conn is not None:
-                conn.close()
-            raise StorageError(f"{self.path}: {exc}") from None
-        self.conn = conn
+    def take(self, keys: Iterable[Hashable]) -> float:
+        """One token from every key's bucket when each has one: 0.0. Otherwise nothing is
+        taken and the answer is the seconds until there would be."""
+        now = self.clock()
+        levels = {k: self._level(k, now) for k in keys}
+        short = max((1.0 - tokens for tokens in levels.values()), default=0.0)
+        if short > 0:
+            return short / self.per_s if self.per_s > 0 else math.inf
+        for key, tokens in levels.items():
+            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return 0.0
 
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+    def _level(self, key: Hashable, now: float) -> float:
+        held = self._buckets.get(key)
+        if held is None:
+            return float(self.burst)
+        tokens, at = held
+        return min(float(self.burst), tokens + (now - at) * self.per_s)
 
-    def _conn(self) -> sqlite3.Connection:
-        if self.conn is None:
-            raise StorageError(f"{self.path} is not open")
-        return self.conn
-
-    def load(self) -> tuple[dict[str, Case], dict[str, Unit], int | None]:
-        try:
-            c = self._conn()
-            cases = {k: _case_dec.decode(r)
-                     for k, r in c.execute("SELECT case_id, record FROM cases")}
-            units = {k: _unit_dec.decode(r)
-                     for k, r in c.execute("SELECT unit_id, record FROM units")}
-            # The last seq published: kept in meta with every transaction; the change log
-            # is a floor under it should meta ever lag.
-            row = c.execute("SELECT max(coalesce((SELECT value FROM meta WHERE key='seq'), -1),"
-                            " coalesce((SELECT max(seq) FROM changes), -1))").fetchone()
-        except (sqlite3.Error, msgspec.DecodeError) as exc:
-            raise StorageError(f"{self.path}: {exc}") from None
-        return cases, units, (None if row[0] < 0 else int(row[0]))
-
-    def reply_for(self, order_id: str) -> bytes | None:
-        try:
-            row = self._conn().execute("SELECT reply FROM orders WHERE order_id=?",
-                                       (order_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from None
-        return None if row is None else row[0].encode()
-
-    def write(self, *, orders: Iterable[tuple] = (), cases: Iterable[Case] = (),
-              units: Iterable[Unit] = (), changes: Iterable[tuple] = (),
-              seq: int | None = None, forget: Iterable[str] = ()) -> None:
-        """One transaction: all of it or none of it."""
-        c = self._conn()
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            c.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?)", orders)
-            c.executemany("INSERT OR REPLACE INTO cases VALUES (?,?,?,?)",
-                          [(r.case_id, r.ts, r.status, _enc.encode(r).decode()) for r in cases])
-            c.executemany("INSERT OR REPLACE INTO units VALUES (?,?,?,?)",
-                          [(r.unit_id, r.ts, r.status, _enc.encode(r).decode()) for r in units])
-            c.executemany("INSERT INTO changes VALUES (?,?,?,?,?,?,?)", changes)
-            c.executemany("DELETE FROM cases WHERE case_id=?", [(k,) for k in forget])
-            if seq is not None:
-                c.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
-            c.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                c.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise StorageError(str(exc)) from None
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 # ---- one group of orders ----------------------------------------------------------------
 class _Tx:
     """What a group of orders changes, held aside until it is committed."""
 
-    def __init__(self, service: "DispatchService"):
+    def __init__(self, service: "DispatchService", ready: bool):
         self.svc = service
+        self.ready = ready                       # the database can be read and written
         self.seq = service.seq
         self.cases: dict[str, Case] = {}
         self.units: dict[str, Unit] = {}
@@ -230,27 +178,29 @@ class _Tx:
     def unit(self, unit_id: str) -> Unit | None:
         return self.units.get(unit_id) or self.svc.units.get(unit_id)
 
-    def decided(self, order: Order, problem: str | None, ack: Callable, now: int) -> None:
-        """Stage the order's row and reply (``problem`` is None when accepted)."""
-        reply = ack(order.order_id, problem)
+    def stage(self, order: Order, problem: str | None, records: list[Case | Unit],
+              reply: bytes, now: int) -> None:
+        """Stage the order's row, its reply and the records it makes (``problem`` is None
+        when accepted). Everything that could fail is worked out before anything is kept,
+        so an order that fails here leaves the group as it was."""
+        src = self.svc.src
+        stamped = [msgspec.structs.replace(rec, src=src, seq=self.seq + i + 1)
+                   for i, rec in enumerate(records)]
+        changes = [change_row(order.order_id, rec) for rec in stamped]
+        row = (order.order_id, order.console, type(order).__struct_config__.tag,
+               encode_message(order).decode(), reply.decode(),
+               "accepted" if problem is None else "rejected", now)
+        self.seq += len(stamped)
+        for rec in stamped:
+            if isinstance(rec, Case):
+                self.cases[rec.case_id] = rec
+            else:
+                self.units[rec.unit_id] = rec
+        self.records += stamped
+        self.changes += changes
+        self.orders.append(row)
         self.replies[order.order_id] = reply
         self.results["accepted" if problem is None else problem.split(":", 1)[0]] += 1
-        self.orders.append((order.order_id, order.console, type(order).__struct_config__.tag,
-                            encode_message(order).decode(), reply.decode(),
-                            "accepted" if problem is None else "rejected", now))
-
-    def emit(self, order_id: str, rec: Case | Unit) -> None:
-        self.seq += 1
-        rec = msgspec.structs.replace(rec, src=self.svc.src, seq=self.seq)
-        if isinstance(rec, Case):
-            self.cases[rec.case_id] = rec
-            topic, key = "case", rec.case_id
-        else:
-            self.units[rec.unit_id] = rec
-            topic, key = "unit", rec.unit_id
-        self.records.append(rec)
-        self.changes.append((rec.seq, order_id, topic, key, rec.status, rec.ts,
-                             _enc.encode(rec).decode()))
 
 
 # ---- deciding an order ------------------------------------------------------------------
@@ -331,29 +281,51 @@ class DispatchService:
     def __init__(self, sources: Iterable[str], dispatch_endpoint: str, feed_endpoint: str,
                  db_path: str | os.PathLike, *, src: str = DEFAULT_SRC,
                  now_ms: Callable[[], int] = wall_ms, context: zmq.Context | None = None,
-                 heartbeat_s: float = HEARTBEAT_S, max_db_bytes: int | None = None):
+                 heartbeat_s: float = HEARTBEAT_S, max_db_bytes: int | None = None,
+                 max_order_bytes: int = MAX_ORDER_BYTES,
+                 max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
+                 snapshots_per_minute: float = DEFAULT_SNAPSHOTS_PER_MINUTE,
+                 snapshot_burst: int = DEFAULT_SNAPSHOT_BURST,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 rejoin_s: float = REJOIN_S):
         self.sources = list(sources)
         self.src = src
         self.now_ms = now_ms
         self.heartbeat_s = heartbeat_s
         self.dispatch_endpoint = dispatch_endpoint    # as bound once open: '*' → the port
         self.feed_endpoint = feed_endpoint
+        self.max_order_bytes = int(max_order_bytes)
+        self.max_snapshot_bytes = int(max_snapshot_bytes)
+        self.max_message_bytes = int(max_message_bytes)
+        self.rejoin_s = rejoin_s
         self._ctx = context or zmq.Context.instance()
         self.storage = Storage(db_path, max_db_bytes)
         self.storage_error: str | None = None
         self.cases: dict[str, Case] = {}
         self.units: dict[str, Unit] = {}
-        self.seq = -1                                 # the last seq published
+        self.seq = -1                                 # the last seq given out
+        self.published = -1                           # the last seq sent on the feed
+        self._sent_any = False
+        self._unsent: list[Record] = []               # committed, waiting for the feed
+        self._feed_open = False                       # held after a start: see REJOIN_S
+        self._open_at = 0.0
         self._dirty_cases: set[str] = set()           # learned, not yet in SQLite
         self._dirty_units: set[str] = set()
         self._replies: OrderedDict[str, bytes] = OrderedDict()
+        self._version = 0                             # moves whenever the picture does
+        self._snapshot_cache: tuple[tuple[int, int], bytes] | None = None
+        self._snapshot_limit = RateLimit(snapshots_per_minute, snapshot_burst)
         self.counts: Counter = Counter()
         self.rejected: Counter = Counter()            # reason code → n
+        self.bad_orders: Counter = Counter()          # bad_order's sub-code → n
         self.dropped: Counter = Counter()             # reason → n (no order_id to answer)
+        self.faults = Faults()
+        self._fault_counts: Counter = Counter()
         self._router: zmq.Socket | None = None
         self._feed: zmq.Socket | None = None
         self._poller = zmq.Poller()
         self._receiver: Receiver | None = None
+        self._receiver_replaced = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -361,6 +333,8 @@ class DispatchService:
         self._next_flush = 0.0
         self._next_prune = 0.0
         self._next_open = 0.0
+        self._commits = 0
+        self._kill_after = int(os.environ.get(KILL_AFTER_COMMIT_ENV) or 0)
 
     # ---- life -----------------------------------------------------------------------------
     def open(self) -> "DispatchService":
@@ -377,9 +351,10 @@ class DispatchService:
         self.feed_endpoint = self._feed.getsockopt_string(zmq.LAST_ENDPOINT)
         self._poller.register(self._router, zmq.POLLIN)
         self._poller.register(self._feed, zmq.POLLIN)
+        self._open_at = time.monotonic() + self.rejoin_s
         self._open_storage()
         if self.sources:
-            self._receiver = Receiver(self.sources, context=self._ctx).start()
+            self._receiver = self._new_receiver()
         return self
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
@@ -388,12 +363,21 @@ class DispatchService:
         if kind == zmq.XPUB:
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)      # see every console join
             sock.setsockopt(zmq.SNDHWM, 100_000)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+        else:
+            # A larger frame is never put together: ZeroMQ drops it and disconnects its
+            # sender (which reconnects); other consoles' connections are not touched.
+            sock.setsockopt(zmq.MAXMSGSIZE, self.max_order_bytes)
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
             sock.close(0)
             raise BindError(f"cannot bind {endpoint}: {exc.strerror}") from None
         return sock
+
+    def _new_receiver(self) -> Receiver:
+        return Receiver(self.sources, context=self._ctx, faults=self.faults,
+                        max_message_bytes=self.max_message_bytes).start()
 
     def start(self) -> "DispatchService":
         if self._router is None:
@@ -408,9 +392,9 @@ class DispatchService:
                 self.serve_once()
             except zmq.ContextTerminated:
                 break
-            except Exception:            # a bug must not stop dispatch: log it, carry on
+            except Exception as exc:     # a bug must not stop dispatch: log it, carry on
                 self.counts["internal_errors"] += 1
-                LOG.exception("dispatch service: error in the loop (carrying on)")
+                self._fault("loop", exc)
                 self._stop.wait(0.1)
 
     def join(self, timeout: float | None = None) -> None:
@@ -443,25 +427,47 @@ class DispatchService:
     # ---- the loop -------------------------------------------------------------------------
     def serve_once(self, timeout_ms: int = POLL_MS) -> None:
         """One pass: wait up to ``timeout_ms`` for a request or a console joining, then learn
-        what the sources sent, answer every request waiting, heartbeat when due."""
-        wait = max(0, min(timeout_ms, int((self._next_hb - time.monotonic()) * 1000)))
+        what the sources sent, answer every request waiting, heartbeat when due. Each step is
+        guarded: one that fails is a fault, and the others still run."""
+        due = self._next_hb if self._feed_open else self._open_at
+        wait = max(0, min(timeout_ms, int((due - time.monotonic()) * 1000)))
         events = dict(self._poller.poll(wait))
         with self._lock:
             if self._feed in events:
-                self._consoles_joined()
-            self._learn()
+                self._step("subscriptions", self._consoles_joined)
+            self._step("learning", self._learn)
             if self._router in events:
-                self._serve_orders()
+                self._step("orders", self._serve_orders)
             mono = time.monotonic()
-            if mono >= self._next_hb:
-                self._heartbeat()
+            if not self._feed_open and mono >= self._open_at:
+                self._step("feed", self._open_feed)
+            if self._feed_open and mono >= self._next_hb:
                 self._next_hb = mono + self.heartbeat_s
+                self._step("heartbeat", self._heartbeat)
             if mono >= self._next_flush:
-                self._flush_learned()
                 self._next_flush = mono + LEARN_FLUSH_S
+                self._step("storage", self._flush_learned)
             if mono >= self._next_prune:
-                self._prune()
                 self._next_prune = mono + PRUNE_S
+                self._step("pruning", self._prune)
+
+    def _step(self, name: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except zmq.ContextTerminated:
+            raise
+        except Exception as exc:
+            self._fault(name, exc)
+
+    def _fault(self, name: str, exc: BaseException | str) -> None:
+        """Something internal failed and was carried past: counted under ``faults``, the
+        first few (1, 2, 4, 8 …) with their traceback in the log."""
+        what = f"dispatch {name}"
+        self._fault_counts[what] += 1
+        self.faults.record(what, exc)
+        if isinstance(exc, BaseException):
+            _log_some(self._fault_counts[what], "%s failed (carrying on)", what,
+                      exc_info=(type(exc), exc, exc.__traceback__))
 
     def _consoles_joined(self) -> None:
         joined = False
@@ -473,13 +479,101 @@ class DispatchService:
             joined |= msg[:1] == b"\x01"
         if joined:
             self._next_hb = 0.0      # greet at once: a console knows it is connected
+            if not self._feed_open:
+                self._open_feed()
+
+    # ---- the feed -------------------------------------------------------------------------
+    def _open_feed(self) -> None:
+        """A console is listening (or none came back in time): send what waited."""
+        self._feed_open = True
+        self._next_hb = 0.0
+        self._publish([])
+
+    def _publish(self, records: list[Record]) -> None:
+        """Send committed records on the feed, after any still waiting, and mark them
+        published; while the feed is held they wait."""
+        self._unsent += records
+        if not self._feed_open or not self._unsent:
+            return
+        waiting, self._unsent, n = self._unsent, [], 0
+        try:
+            for rec in waiting:
+                self._feed.send_multipart(frames(rec))
+                n += 1
+        finally:
+            self._unsent = waiting[n:] + self._unsent      # what did not leave waits
+            if n:
+                self._sent(waiting[n - 1].seq)
+        if self.storage.conn is not None:
+            try:
+                self.storage.mark_published(self.published)
+            except StorageError as exc:
+                self._storage_failed(exc)
+
+    def _sent(self, seq: int) -> None:
+        self.published = seq
+        self._sent_any = True
+
+    def _heartbeat(self) -> None:
+        self.seq += 1
+        if self.storage.conn is not None:
+            try:
+                # Stored before it is sent, and marked sent with it: it carries nothing, so
+                # should the process die in the microseconds before it leaves, consoles see
+                # one seq skipped, never a record lost or a seq used twice.
+                self.storage.write(seq=self.seq, published=self.seq)
+            except StorageError as exc:
+                self._storage_failed(exc)
+        self._feed.send_multipart(frames(Heartbeat(v=1, src=self.src, seq=self.seq,
+                                                   ts=self.now_ms())))
+        self._sent(self.seq)
+
+    def _resume(self, stored: Stored) -> None:
+        """Carry the feed on from the last run: the records it committed but never sent go
+        out first. Their seqs follow the last one sent, which is what consoles expect next;
+        should the feed already have moved on in this run (the database opened late) or the
+        log have a hole, they get new seqs after everything given out instead."""
+        last = -1 if stored.seq is None else stored.seq
+        published = last if stored.published is None else stored.published
+        unsent = self.storage.changes_after(published)
+        own = [r.seq for r in unsent] == list(range(published + 1, published + 1 + len(unsent)))
+        if own and not self._sent_any:
+            self.seq = max(self.seq, published + len(unsent))
+            self.published = published
+        else:
+            base = max(self.seq, last)
+            unsent = [msgspec.structs.replace(r, seq=base + i + 1) for i, r in enumerate(unsent)]
+            self.seq = base + len(unsent)
+        if unsent:
+            LOG.warning("%d records committed but not published before the last stop: "
+                        "publishing them first (seq %d-%d)", len(unsent), unsent[0].seq,
+                        unsent[-1].seq)
+            self.counts["republished"] += len(unsent)
+        self._unsent[:0] = unsent
+        if self._feed_open:
+            self._publish([])
 
     # ---- learning -------------------------------------------------------------------------
     def _learn(self) -> None:
         if self._receiver is None:
             return
-        batch, _ = self._receiver.drain()
+        batch, _ = self._receiver.drain()        # restarts a thread that died (a fault)
         self._learn_batch(batch)
+        if not self._receiver.alive():
+            self._replace_receiver()
+
+    def _replace_receiver(self) -> None:
+        """The source receiver stopped and did not restart itself: a new one, now and then."""
+        mono = time.monotonic()
+        if mono - self._receiver_replaced < RECEIVER_RETRY_S:
+            return
+        self._receiver_replaced = mono
+        self._fault("source receiver", "the source receiver stopped: replaced")
+        old, self._receiver = self._receiver, None
+        try:
+            old.stop()
+        finally:
+            self._receiver = self._new_receiver()
 
     def _learn_batch(self, batch: Batch) -> None:
         for rec in batch.records:
@@ -490,11 +584,13 @@ class DispatchService:
                     self.cases[rec.case_id] = rec
                     self._dirty_cases.add(rec.case_id)
                     self.counts["learned"] += 1
+                    self._version += 1
             elif isinstance(rec, Unit):
                 if self._newer(self.units.get(rec.unit_id), rec):
                     self.units[rec.unit_id] = rec
                     self._dirty_units.add(rec.unit_id)
                     self.counts["learned"] += 1
+                    self._version += 1
         self.counts["source_rejects"] += sum(batch.rejects.values())
 
     def _newer(self, held: Case | Unit | None, rec: Case | Unit) -> bool:
@@ -531,26 +627,27 @@ class DispatchService:
         for k in old:
             del self.cases[k]
             self._dirty_cases.discard(k)
+        self._version += 1
 
     # ---- storage ----------------------------------------------------------------------------
     def _open_storage(self) -> bool:
         self._next_open = time.monotonic() + REOPEN_S
         try:
             self.storage.open()
-            cases, units, seq = self.storage.load()
+            stored = self.storage.load()
+            self._resume(stored)
         except StorageError as exc:
             self.storage.close()
             self._storage_failed(exc)
             return False
         # Merge: what was stored, and whatever was learned while the file could not be read.
-        for table, stored, dirty in ((self.cases, cases, self._dirty_cases),
-                                     (self.units, units, self._dirty_units)):
-            for key, rec in stored.items():
+        for table, held, dirty in ((self.cases, stored.cases, self._dirty_cases),
+                                   (self.units, stored.units, self._dirty_units)):
+            for key, rec in held.items():
                 if self._newer(table.get(key), rec):
                     table[key] = rec
                     dirty.discard(key)
-        if seq is not None and seq > self.seq:
-            self.seq = seq
+        self._version += 1
         if self.storage_error is not None:
             LOG.warning("dispatch database %s is open again", self.storage.path)
         self.storage_error = None
@@ -579,8 +676,7 @@ class DispatchService:
                 break
         if not msgs:
             return
-        ready = self._storage_ready()
-        tx = _Tx(self)
+        tx = _Tx(self, self._storage_ready())
         # (envelope, order_id if the reply waits on this commit, reply)
         outbox: list[tuple[list[bytes], str | None, bytes]] = []
         snapshots: list[tuple[list[bytes], SnapshotOrder]] = []
@@ -593,48 +689,88 @@ class DispatchService:
             else:
                 self._drop("bad_frames", f"{len(frames_) - 1} frames")
                 continue
-            order = decode_order(payload)
-            if isinstance(order, Problem):
-                if order.order_id is None:
-                    self._drop(order.code, order.detail)
-                else:
-                    self.rejected[order.code] += 1
-                    _log_some(self.rejected[order.code], "rejected a malformed order %s: %s",
-                              order.order_id, order.reason)
-                    outbox.append((envelope, None, self._ack(order.order_id, order.reason)))
-                continue
-            if isinstance(order, SnapshotOrder):
-                snapshots.append((envelope, order))
-                continue
-            oid = order.order_id
-            if oid in tx.replies:                         # twice in this very group
-                self.counts["duplicates"] += 1
-                outbox.append((envelope, oid, tx.replies[oid]))
-                continue
-            stored = None
-            if ready:
-                try:
-                    stored = self._stored_reply(oid)
-                except StorageError as exc:
-                    self._storage_failed(exc)
-                    ready = False
-            if not ready:
-                outbox.append((envelope, None, self._refuse(oid)))
-            elif stored is not None:
-                self.counts["duplicates"] += 1
-                outbox.append((envelope, None, stored))
-            else:
-                tx.decided(order, self._judge(tx, order), self._ack, self.now_ms())
-                outbox.append((envelope, oid, tx.replies[oid]))
+            oid = None
+            try:
+                order = decode_order(payload, self.max_order_bytes)
+                oid = order.order_id
+                self._take(envelope, order, tx, outbox, snapshots)
+            except Exception as exc:             # this order only: the others go on
+                self._fault("order", exc)
+                self._bad(envelope, Problem("internal", order_id=oid), outbox)
         if tx.orders:
             self._commit(tx, outbox)
         for envelope, _, reply in outbox:
+            self._reply(envelope, reply)
+        self._publish(tx.records)               # committed (a failed commit clears them)
+        for envelope, order in snapshots:       # after every order of the group is answered
+            self._answer_snapshot(envelope, order)
+
+    def _reply(self, envelope: list[bytes], reply: bytes) -> None:
+        """Send one reply; one that cannot leave is a fault, and the others still go (and
+        what was committed is still published)."""
+        try:
             self._router.send_multipart([*envelope, reply])
-        for rec in tx.records:                  # committed (a failed commit clears them)
-            self._feed.send_multipart(frames(rec))
-        for envelope, order in snapshots:
-            self.counts["snapshots"] += 1
-            self._router.send_multipart([*envelope, self._snapshot(order.order_id)])
+        except zmq.ContextTerminated:
+            raise
+        except zmq.ZMQError as exc:
+            self._fault("reply", exc)
+
+    def _take(self, envelope: list[bytes], order: Order | Problem, tx: _Tx,
+              outbox: list, snapshots: list) -> None:
+        """Judge one request of the group: stage it, or put its answer in the outbox."""
+        if isinstance(order, Problem):
+            self._bad(envelope, order, outbox)
+            return
+        if isinstance(order, SnapshotOrder):
+            wait_s = self._snapshot_limit.take([("identity", envelope[0]),
+                                                ("console", order.console)])
+            if wait_s > 0:
+                self._rate_limited(envelope, order, wait_s, outbox)
+            else:
+                snapshots.append((envelope, order))
+            return
+        oid = order.order_id
+        if oid in tx.replies:                         # twice in this very group
+            self.counts["duplicates"] += 1
+            outbox.append((envelope, oid, tx.replies[oid]))
+            return
+        stored = None
+        if tx.ready:
+            try:
+                stored = self._stored_reply(oid)
+            except StorageError as exc:
+                self._storage_failed(exc)
+                tx.ready = False
+        if not tx.ready:
+            outbox.append((envelope, None, self._refuse(oid)))
+        elif stored is not None:
+            self.counts["duplicates"] += 1
+            outbox.append((envelope, None, stored))
+        else:
+            self._judge(tx, order)
+            outbox.append((envelope, oid, tx.replies[oid]))
+
+    def _bad(self, envelope: list[bytes], problem: Problem, outbox: list) -> None:
+        """An order that cannot be taken: answered when it has an ``order_id`` to answer,
+        counted as dropped when not."""
+        if problem.order_id is None:
+            self._drop(problem.code, problem.detail)
+            return
+        self.rejected["bad_order"] += 1
+        self.bad_orders[problem.code] += 1
+        _log_some(self.bad_orders[problem.code], "rejected a malformed order %s: %s",
+                  problem.order_id, problem.reason)
+        outbox.append((envelope, None,
+                       self._ack(problem.order_id, bad_order(problem.code, problem.detail))))
+
+    def _rate_limited(self, envelope: list[bytes], order: SnapshotOrder, wait_s: float,
+                      outbox: list) -> None:
+        self.rejected["rate_limited"] += 1
+        limit = (f"{self._snapshot_limit.per_s * 60:g} a minute, "
+                 f"{self._snapshot_limit.burst} at once")
+        outbox.append((envelope, None, self._ack(order.order_id, reason(
+            "rate_limited", what="snapshot", limit=limit,
+            retry_s=max(1, math.ceil(min(wait_s, 86_400.0)))))))
 
     def _stored_reply(self, order_id: str) -> bytes | None:
         reply = self._replies.get(order_id)
@@ -650,7 +786,8 @@ class DispatchService:
                                units=list(tx.units.values())
                                + [self.units[k] for k in self._dirty_units
                                   if k not in tx.units],
-                               changes=tx.changes, seq=tx.seq if tx.records else None)
+                               changes=tx.changes, seq=tx.seq if tx.records else None,
+                               published=self.published if tx.records else None)
         except StorageError as exc:
             self._storage_failed(exc)
             refused = {oid: self._refuse(oid) for oid in tx.replies}
@@ -658,11 +795,15 @@ class DispatchService:
                          for env, oid, reply in outbox]
             tx.records.clear()
             return
+        self._commits += 1
+        if self._kill_after and self._commits >= self._kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)      # the test hook: see the module's text
         self._dirty_cases.clear()
         self._dirty_units.clear()
         self.cases.update(tx.cases)
         self.units.update(tx.units)
         self.seq = tx.seq
+        self._version += 1
         for oid, reply in tx.replies.items():
             self._replies[oid] = reply
             if len(self._replies) > REPLY_CACHE:
@@ -671,13 +812,12 @@ class DispatchService:
         self.rejected.update(tx.results)
         self.storage_error = None
 
-    def _judge(self, tx: _Tx, order: Order) -> str | None:
+    def _judge(self, tx: _Tx, order: Order) -> None:
         """Decide one order against the picture as the orders before it left it, and stage
-        the records it makes. ``None`` when accepted, else the reason."""
-        problem, records = decide(order, tx.case, tx.unit, self.now_ms())
-        for rec in records:
-            tx.emit(order.order_id, rec)
-        return problem
+        it with its reply and the records it makes."""
+        now = self.now_ms()
+        problem, records = decide(order, tx.case, tx.unit, now)
+        tx.stage(order, problem, records, self._ack(order.order_id, problem), now)
 
     def _ack(self, order_id: str, problem: str | None) -> bytes:
         return encode_message(Ack(order_id=order_id, result="accepted" if problem is None
@@ -694,22 +834,37 @@ class DispatchService:
         _log_some(n, "dropped a request with no order_id to answer (%s%s) [%d so far]",
                   why, f": {detail}" if detail else "", n)
 
-    def _snapshot(self, order_id: str) -> bytes:
-        return encode_message(SnapshotReply(
-            order_id=order_id, src=self.src, seq=self.seq,
-            cases=[c for _, c in sorted(self.cases.items())
-                   if c.status not in CLOSED_CASE_STATUSES],
-            units=[u for _, u in sorted(self.units.items())]))
+    # ---- snapshots --------------------------------------------------------------------------
+    def _answer_snapshot(self, envelope: list[bytes], order: SnapshotOrder) -> None:
+        try:
+            reply = self._snapshot(order.order_id)
+            if len(reply) > self.max_snapshot_bytes:
+                self.rejected["snapshot_too_large"] += 1
+                reply = self._ack(order.order_id, reason(
+                    "snapshot_too_large", size=len(reply), limit=self.max_snapshot_bytes))
+            else:
+                self.counts["snapshots"] += 1
+        except Exception as exc:                 # this snapshot only
+            self._fault("snapshot", exc)
+            self.rejected["bad_order"] += 1
+            self.bad_orders["internal"] += 1
+            reply = self._ack(order.order_id, bad_order("internal"))
+        self._reply(envelope, reply)
 
-    def _heartbeat(self) -> None:
-        self.seq += 1
-        if self.storage.conn is not None:
-            try:
-                self.storage.write(seq=self.seq)       # stored before it is sent
-            except StorageError as exc:
-                self._storage_failed(exc)
-        self._feed.send_multipart(frames(Heartbeat(v=1, src=self.src, seq=self.seq,
-                                                   ts=self.now_ms())))
+    def _snapshot(self, order_id: str) -> bytes:
+        """The snapshot reply: the picture is encoded once for each version and seq of it,
+        and only the ``order_id`` is put in front per request."""
+        key = (self._version, self.seq)
+        if self._snapshot_cache is None or self._snapshot_cache[0] != key:
+            body = _enc.encode({
+                "src": self.src, "seq": self.seq,
+                "cases": [c for _, c in sorted(self.cases.items())
+                          if c.status not in CLOSED_CASE_STATUSES],
+                "units": [u for _, u in sorted(self.units.items())]})
+            self._snapshot_cache = (key, body)
+            self.counts["snapshot_encodes"] += 1
+        body = self._snapshot_cache[1]
+        return b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b"," + body[1:]
 
     # ---- looking in -------------------------------------------------------------------------
     def case(self, case_id: str) -> Case | None:
@@ -723,7 +878,9 @@ class DispatchService:
     def status(self) -> dict:
         with self._lock:
             return {
-                "src": self.src, "seq": self.seq,
+                "src": self.src, "seq": self.seq, "published": self.published,
+                "feed_state": "open" if self._feed_open else "held",
+                "unsent": len(self._unsent),
                 "dispatch": self.dispatch_endpoint, "feed": self.feed_endpoint,
                 "db": self.storage.path, "storage": self.storage_error or "ok",
                 "cases": len(self.cases),
@@ -731,16 +888,27 @@ class DispatchService:
                                   if c.status not in CLOSED_CASE_STATUSES),
                 "units": len(self.units),
                 "received": self.counts["received"], "accepted": self.counts["accepted"],
-                "rejected": dict(self.rejected), "dropped": dict(self.dropped),
+                "rejected": dict(self.rejected), "bad_orders": dict(self.bad_orders),
+                "dropped": dict(self.dropped),
                 "duplicates": self.counts["duplicates"], "snapshots": self.counts["snapshots"],
+                "snapshot_encodes": self.counts["snapshot_encodes"],
+                "snapshot_clients": len(self._snapshot_limit),
+                "republished": self.counts["republished"],
                 "learned": self.counts["learned"],
                 "storage_errors": self.counts["storage_errors"],
+                "internal_errors": self.counts["internal_errors"],
+                "faults": self.faults.snapshot(),
+                "limits": {"max_order_bytes": self.max_order_bytes,
+                           "max_snapshot_bytes": self.max_snapshot_bytes,
+                           "max_message_bytes": self.max_message_bytes,
+                           "snapshots_per_minute": self._snapshot_limit.per_s * 60,
+                           "snapshot_burst": self._snapshot_limit.burst},
             }
 
 
 # ---- command line ---------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float
+    from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
     from feeds.schema import DEFAULT_DISPATCH
 
     p = OneLineParser(prog="feeds.dispatch_service",
@@ -758,6 +926,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--src", default=DEFAULT_SRC, help="the feed's src (default dispatch)")
     p.add_argument("--db-max-mb", type=positive_float, default=None, metavar="MB",
                    help="refuse orders once the database would grow past this size")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-order-bytes", type=positive_int, default=MAX_ORDER_BYTES,
+                     metavar="N", help="a larger order frame is dropped by ZeroMQ and its "
+                                       f"sender disconnected (default {MAX_ORDER_BYTES})")
+    lim.add_argument("--max-snapshot-bytes", type=positive_int,
+                     default=DEFAULT_MAX_SNAPSHOT_BYTES, metavar="N",
+                     help="a larger snapshot is refused, not sent (default "
+                          f"{DEFAULT_MAX_SNAPSHOT_BYTES}; consoles take up to the same)")
+    lim.add_argument("--max-message-bytes", type=positive_int,
+                     default=DEFAULT_MAX_MESSAGE_BYTES, metavar="N",
+                     help="largest message taken from a --source feed (default "
+                          f"{DEFAULT_MAX_MESSAGE_BYTES})")
+    lim.add_argument("--snapshot-per-minute", type=positive_float,
+                     default=DEFAULT_SNAPSHOTS_PER_MINUTE, metavar="N",
+                     help="snapshots a client (connection or console id) may ask for a "
+                          f"minute (default {DEFAULT_SNAPSHOTS_PER_MINUTE:g})")
+    lim.add_argument("--snapshot-burst", type=positive_int, default=DEFAULT_SNAPSHOT_BURST,
+                     metavar="N", help="… and at once (default "
+                                       f"{DEFAULT_SNAPSHOT_BURST})")
     p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -768,7 +955,11 @@ def main(argv: list[str] | None = None) -> int:
         db = Path(args.db)
     service = DispatchService(args.source, args.dispatch, args.feed, db, src=args.src,
                               max_db_bytes=int(args.db_max_mb * 2**20) if args.db_max_mb
-                              else None)
+                              else None, max_order_bytes=args.max_order_bytes,
+                              max_snapshot_bytes=args.max_snapshot_bytes,
+                              max_message_bytes=args.max_message_bytes,
+                              snapshots_per_minute=args.snapshot_per_minute,
+                              snapshot_burst=args.snapshot_burst)
     try:
         service.open()
     except BindError as exc:

@@ -11,6 +11,12 @@ A reason is one line a person can read, with a code in front so a console can tr
 （dispatched）"`` (one line on the wire).
 ``reason_code(reason)`` gives the code back. Pure functions over bytes: the service, the
 client and the tests judge an order the same way.
+
+Bounds: an order is one flat object, so it is decoded with ``feeds.bounds.loads`` at depth 2
+(deeper nesting is ``too_deep`` before anything walks it) and never raises; every id must be
+``valid_id``, the note ``valid_text``, and ``ts`` a time between 2000 and 9999. A frame larger
+than ``MAX_ORDER_BYTES`` is not read. A reply is decoded straight into its type (a snapshot is
+big) and, when that fails, judged under the same bounds to say why.
 """
 from __future__ import annotations
 
@@ -20,10 +26,18 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta
 
+from feeds.bounds import MAX_DEPTH, loads, time_problem, valid_id, valid_text
 from feeds.decode import _classify          # the feed's words for a validation failure
 from feeds.schema import PROTOCOL_VERSION, Case, Unit
 
 MAX_ORDER_BYTES = 64 * 1024                 # a request larger than this is not read
+# A reply may be a snapshot of the whole city: a console's DEALER takes frames up to this
+# (its MAXMSGSIZE), and the service refuses to send a larger one.
+DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+# An order is one flat object ({ and its scalars): one level of room above that, so a field
+# holding a list or an object is "wrong_type", and anything deeper is "too_deep".
+ORDER_DEPTH = 2
+ID_FIELDS = ("order_id", "console", "case_id", "unit_id")
 
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
 Note = Annotated[str, Meta(max_length=2000)]
@@ -90,7 +104,11 @@ REASONS: dict[str, tuple[str, str]] = {
     # the request itself
     "not_json": ("the request is not JSON", "指令不是 JSON"),
     "not_object": ("the request is not a JSON object", "指令不是 JSON 对象"),
-    "too_large": ("the request is larger than 64 KiB", "指令超过 64 KiB"),
+    "not_utf8": ("the request is not UTF-8", "指令不是 UTF-8 编码"),
+    "too_large": ("the request is larger than the limit ({detail})", "指令超过大小上限（{detail}）"),
+    "too_deep": ("the request nests deeper than an order can", "指令嵌套层数超出允许范围"),
+    "bad_text": ("{detail}: a lone surrogate or a control character",
+                 "{detail} 含不允许的字符（孤立代理项或控制字符）"),
     "unknown_version": ("protocol version {detail} is not known", "协议版本 {detail} 不支持"),
     "unknown_type": ("order type {detail} is not known", "未知的指令类型 {detail}"),
     "missing_field": ("{detail}", "缺少必填字段"),
@@ -117,6 +135,15 @@ REASONS: dict[str, tuple[str, str]] = {
     # the service
     "storage_unavailable": ("the order log cannot be written ({detail}); nothing was done",
                             "派遣记录无法写入（{detail}），指令未执行"),
+    "internal": ("the service could not judge it (an internal error, logged)",
+                 "调度服务内部错误，无法判断（已记录）"),
+    # what the service answers an order it cannot take: the sub-code and its words
+    "bad_order": ("{sub}: {detail}", "指令无法受理（{sub}），未执行"),
+    "rate_limited": ("too many {what} requests from this console (at most {limit}); "
+                     "retry in {retry_s} s",
+                     "{what} 请求过于频繁（上限 {limit}），请 {retry_s} 秒后重试"),
+    "snapshot_too_large": ("the snapshot is {size} bytes, larger than the limit of {limit}",
+                           "快照 {size} 字节，超过上限 {limit}"),
 }
 
 
@@ -149,55 +176,103 @@ class Problem:
     def reason(self) -> str:
         return reason(self.code, detail=self.detail)
 
+    @property
+    def words(self) -> str:
+        """The English words for it, one line (``detail`` when there is one)."""
+        en = REASONS.get(self.code, (self.code,))[0]
+        try:
+            return en.format(detail=self.detail or "-")
+        except (KeyError, IndexError):
+            return self.detail or self.code
+
+
+def bad_order(code: str, detail: str = "") -> str:
+    """The reason the service answers an order it cannot take:
+    ``"bad_order: wrong_type: Expected `int`, got `str` - at `$.ts` / 指令无法受理（wrong_type），
+    未执行"``."""
+    return reason("bad_order", sub=code, detail=Problem(code, detail).words)
+
 
 # ---- decoding ---------------------------------------------------------------------------
-def decode_order(data: bytes) -> Order | Problem:
-    """One request frame → a typed order, or the ``Problem`` with it."""
-    if len(data) > MAX_ORDER_BYTES:
-        return Problem("too_large", f"{len(data)} bytes")
-    obj = _object(data)
-    if isinstance(obj, Problem):
-        return obj
-    oid = obj.get("order_id")
-    oid = oid if isinstance(oid, str) and 0 < len(oid) <= 128 else None
-    return _convert(obj, ORDER_TYPES, oid)
+def decode_order(data: bytes, max_bytes: int = MAX_ORDER_BYTES) -> Order | Problem:
+    """One request frame → a typed order, or the ``Problem`` with it. Never raises."""
+    if len(data) > max_bytes:
+        return Problem("too_large", f"{len(data)} bytes, at most {max_bytes}")
+    obj, why = loads(data, ORDER_DEPTH, lenient=True)
+    if why is not None:
+        return Problem(why, order_id=_id_of_deep(data) if why == "too_deep" else None)
+    if not isinstance(obj, dict):
+        return Problem("not_object")
+    oid = _readable_id(obj.get("order_id"))
+    order = _convert(obj, ORDER_TYPES, oid)
+    if isinstance(order, Problem):
+        return order
+    return _judge_values(order, oid)
+
+
+def _readable_id(value) -> str | None:
+    """The ``order_id`` a reply can carry, or None."""
+    return value if isinstance(value, str) and valid_id(value) else None
+
+
+def _id_of_deep(data: bytes) -> str | None:
+    """The ``order_id`` of an order refused as too deep, when the decoder can still read it
+    (nesting within the interpreter's recursion limit): it is answered, not dropped."""
+    obj, why = loads(data, 1 << 30, lenient=True)
+    return _readable_id(obj.get("order_id")) if why is None and isinstance(obj, dict) else None
+
+
+def _judge_values(order: Order, oid: str | None) -> Order | Problem:
+    """Text and time: what the types alone do not say."""
+    for name in ID_FIELDS:
+        value = getattr(order, name, None)
+        if value is not None and not valid_id(value):
+            return Problem("bad_text", name, oid)
+    note = getattr(order, "note", None)
+    if note is not None and not valid_text(note):
+        return Problem("bad_text", "note", oid)
+    if time_problem(order.ts, None):
+        return Problem("out_of_range", f"ts {order.ts} is not a time between 2000 and 9999",
+                       oid)
+    return order
+
+
+_reply_decoder = msgspec.json.Decoder(Union[Ack, SnapshotReply])
 
 
 def decode_reply(data: bytes) -> Reply | Problem:
     """One reply frame → ``Ack`` or ``SnapshotReply``, or the ``Problem`` with it (no size
-    limit: a snapshot of the whole city is large)."""
-    obj = _object(data)
-    if isinstance(obj, Problem):
-        return obj
-    oid = obj.get("order_id")
-    return _convert(obj, REPLY_TYPES, oid if isinstance(oid, str) else None)
-
-
-def _object(data: bytes) -> dict | Problem:
+    limit here: the socket's MAXMSGSIZE is the limit). Never raises."""
     try:
-        obj = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return Problem("not_json")
+        reply = _reply_decoder.decode(data)
+        if reply.v == PROTOCOL_VERSION:
+            return reply
+    except (msgspec.DecodeError, RecursionError, ValueError, TypeError, MemoryError):
+        pass
+    obj, why = loads(data, MAX_DEPTH)       # only to say why
+    if why is not None:
+        return Problem(why)
     if not isinstance(obj, dict):
         return Problem("not_object")
-    return obj
+    return _convert(obj, REPLY_TYPES, _readable_id(obj.get("order_id")))
 
 
 def _convert(obj: dict, types: dict[str, type], oid: str | None):
     if "v" not in obj:
         return Problem("missing_field", "Object missing required field `v`", oid)
     if obj["v"] != PROTOCOL_VERSION:
-        return Problem("unknown_version", repr(obj["v"])[:20], oid)
+        return Problem("unknown_version", ascii(obj["v"])[:20], oid)
     kind = obj.get("type")
     if kind is None:
         return Problem("missing_field", "Object missing required field `type`", oid)
     rtype = types.get(kind) if isinstance(kind, str) else None
     if rtype is None:
-        return Problem("unknown_type", repr(kind)[:40], oid)
+        return Problem("unknown_type", ascii(kind)[:40], oid)
     try:
         return msgspec.convert(obj, rtype)
-    except msgspec.ValidationError as exc:
-        return Problem(_classify(str(exc)), str(exc)[:200], oid)
+    except (msgspec.ValidationError, RecursionError, ValueError, TypeError) as exc:
+        text = str(exc)
+        return Problem(_classify(text), (text if valid_text(text) else ascii(text))[:200], oid)
 
 
 _encoder = msgspec.json.Encoder()

@@ -19,6 +19,7 @@ import time
 
 import zmq
 
+from feeds.bounds import MAX_SUBSCRIPTION_BYTES
 from feeds.decode import MessageDecoder
 from feeds.recording import Recording, RecordingError, read_recording
 from feeds.schema import Case, Heartbeat, SensorReading, Unit, frames
@@ -73,6 +74,7 @@ class Classroom:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, 200_000)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError:

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 import zmq
 
+from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES, MAX_SUBSCRIPTION_BYTES
 from feeds.decode import MessageDecoder
 from feeds.districts import District, load_districts, points_in_rings
 from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
@@ -714,6 +715,7 @@ def _bind(endpoint: str, context: zmq.Context) -> zmq.Socket:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     sock.setsockopt(zmq.SNDHWM, 200_000)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)     # subscribers send only these
     try:
         sock.bind(endpoint)
     except zmq.ZMQError:
@@ -774,6 +776,7 @@ def start_in_thread(endpoint: str, *, city: DemoCity, now_ms: Callable[[], int],
     if follow:
         orders = ctx.socket(zmq.SUB)
         orders.setsockopt(zmq.LINGER, 0)
+        orders.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_BYTES)
         orders.setsockopt(zmq.SUBSCRIBE, b"")
         orders.connect(follow)
 

@@ -21,7 +21,8 @@ from collections import Counter, OrderedDict
 import zmq
 
 from feeds.endpoints import check_endpoint
-from feeds.orders import Ack, Order, Problem, SnapshotReply, decode_order, encode
+from feeds.orders import (MAX_ORDER_BYTES, Ack, Order, Problem, SnapshotReply, decode_order,
+                          encode)
 
 DEFAULT_ENDPOINT = "inproc://citywall-training"
 MAX_TAKE = 256              # orders taken per call: a flood cannot stall the consumer's thread
@@ -43,6 +44,7 @@ class TrainingDesk:
         self.dropped: Counter = Counter()     # reason → requests with no order_id to answer
         sock = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_ORDER_BYTES)
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:

@@ -109,6 +109,9 @@ def ctx():
 
 
 def start_city(ctx, db, **kw):
+    # These tests ask for snapshots as often as they like: the limit has tests of its own
+    # (tests/test_dispatch_hardening.py).
+    kw.setdefault("snapshot_burst", 10_000)
     clock = ManualClock(NOW)
     pub = TestPublisher(ctx)
     svc = DispatchService([pub.endpoint], "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", db,
@@ -281,9 +284,10 @@ def test_malformed_requests_are_rejected_or_dropped_and_the_service_keeps_servin
     try:
         raw.send(b"not json")
         raw.send(b"[1, 2]")
-        raw.send(b"{" + b" " * 70_000 + b"}")
         raw.send_multipart([b"two", b"frames"])
-        assert wait_for(lambda: sum(city.svc.status()["dropped"].values()) == 4, 5)
+        # (a frame over the size limit never reaches the service: ZeroMQ drops it and the
+        # sender's connection, see tests/test_dispatch_hardening.py)
+        assert wait_for(lambda: sum(city.svc.status()["dropped"].values()) == 3, 5)
         replies = {
             "unknown_type": ask(raw, order("launch", "m-1", case_id="C1")),
             "missing_field": ask(raw, order("dispatch", "m-2", case_id="C1")),
@@ -294,12 +298,13 @@ def test_malformed_requests_are_rejected_or_dropped_and_the_service_keeps_servin
         good = json.loads(ask(raw, order("dispatch", "m-5", case_id="C1", unit_id="U1")))
     finally:
         raw.close(0)
-    assert city.svc.status()["dropped"] == {"not_json": 1, "not_object": 1, "too_large": 1,
-                                            "bad_frames": 1}
+    assert city.svc.status()["dropped"] == {"not_json": 1, "not_object": 1, "bad_frames": 1}
     for code, data in replies.items():
         reply = json.loads(data)
         assert reply["type"] == "ack" and reply["result"] == "rejected", reply
-        assert reason_code(reply["reason"]) == code, reply["reason"]
+        assert reason_code(reply["reason"]) == "bad_order", reply["reason"]
+        assert reply["reason"].startswith(f"bad_order: {code}: "), reply["reason"]
+    assert city.svc.status()["bad_orders"] == {code: 1 for code in replies}
     assert "unit_id" in json.loads(replies["missing_field"])["reason"]
     assert good["result"] == "accepted"                     # still serving
     assert city.feed.wait(lambda: len(city.feed.changes()) == 2)
@@ -435,7 +440,7 @@ def test_sigkill_and_restart_lose_nothing(ctx, tmp_path):
     try:
         proc, orders_ep, feed_ep = _spawn(tmp_path, "--source", pub.endpoint, "--dispatch",
                                           "tcp://127.0.0.1:*", "--feed", "tcp://127.0.0.1:*",
-                                          "--db", str(db))
+                                          "--db", str(db), "--snapshot-burst", "10000")
         procs.append(proc)
         pub.wait_subscriber(20)
         now = time.time_ns() // 1_000_000
@@ -465,7 +470,7 @@ def test_sigkill_and_restart_lose_nothing(ctx, tmp_path):
         assert (cases["C1"].status, cases["C1"].unit_id) == ("dispatched", "U1")
         assert (units["U1"].status, units["U1"].case_id) == ("dispatched", "C1")
         assert set(cases) == {"C1", "C2", "C4"} and set(units) == {"U1", "U2", "U3", "U4"}
-        assert snap.seq > seq_before                         # seq carried on upward
+        assert snap.seq >= seq_before                        # seq carried on, never back
         # The console's SUB has found the new service (its greeting) before the next order:
         # what is published while nobody is subscribed is missed, as with any PUB.
         assert feed.wait(lambda: feed.records[-1].seq > seq_before, 10)

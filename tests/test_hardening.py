@@ -374,3 +374,4 @@ def test_a_record_further_ahead_than_the_tolerance_is_refused(publisher):
         assert set(situation.cases) == {"NEAR"}
     finally:
         receiver.stop()
+
