@@ -174,7 +174,8 @@ def main() -> int:
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     proc = subprocess.Popen([sys.executable, "-m", "feeds.dispatch_service", "--source",
                              f"tcp://127.0.0.1:{port}", "--dispatch", "tcp://127.0.0.1:*",
-                             "--feed", "tcp://127.0.0.1:*", "--db", str(db)], cwd=ROOT,
+                             "--feed", "tcp://127.0.0.1:*", "--db", str(db),
+                             "--snapshot-burst", "1000"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     watchers: list[Watcher] = []
     try:

@@ -40,36 +40,48 @@ itself right after its Nth order commit, before the replies and records of that 
 
 No Qt here. ``open()`` + ``serve_once()`` let a caller drive the service step by step;
 ``start()`` runs the same loop in a thread.
+
+Where the parts live: the decision rules in ``feeds.dispatch_rules`` (shared with the training
+desk), a group of orders being staged in ``feeds.dispatch_group``, and the service's halves as
+mixins — order intake (``feeds.dispatch_intake``), snapshots and their rate limit
+(``feeds.dispatch_snapshots``), the feed (``feeds.dispatch_feed``), learning from the sources
+(``feeds.dispatch_learning``) — with the SQLite file in ``feeds.dispatch_store``. This module
+holds the service's state, its life and loop, opening the database, and the command line.
 """
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import sys
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import msgspec
 import zmq
 
-from feeds.batch import Batch
 from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
-from feeds.dispatch_store import (SCHEMA, Storage, StorageError, Stored,  # noqa: F401
-                                  change_row, default_db_path)
+from feeds.dispatch_feed import FeedPublishing
+from feeds.dispatch_group import OrderGroup
+from feeds.dispatch_intake import OrderIntake, log_some as _log_some
+from feeds.dispatch_learning import SourceLearning
+from feeds.dispatch_snapshots import (DEFAULT_SNAPSHOT_BURST, DEFAULT_SNAPSHOTS_PER_MINUTE,
+                                      RateLimit, SnapshotAnswers)
+from feeds.dispatch_store import Storage, StorageError, default_db_path
 from feeds.faults import Faults
-from feeds.orders import (DEFAULT_MAX_SNAPSHOT_BYTES, MAX_ORDER_BYTES, Ack, DispatchOrder,
-                          Order, Problem, RecallOrder, SnapshotOrder, bad_order, decode_order,
-                          encode as encode_message, reason)
+from feeds.orders import DEFAULT_MAX_SNAPSHOT_BYTES, MAX_ORDER_BYTES, Order
 from feeds.receiver import Receiver
-from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, Record, Unit, frames
-# The stage time limits are configuration (PROTOCOL.md's category table); the demo city
-# keeps them, per category and per priority, and the service applies the same ones.
-from feeds.simulator import BUSY, CATEGORY_RULES, DISPATCH_LIMIT, HOUR
+from feeds.schema import CLOSED_CASE_STATUSES, Case, Record, Unit
+# Defined here before the split and still importable from here (tests, the training desk,
+# tools): the rules' ``decide`` in particular is looked up here by ``_judge`` at each call.
+from feeds.dispatch_intake import MAX_GROUP, REPLY_CACHE  # noqa: F401
+from feeds.dispatch_learning import CLOSED_KEEP_MS, RECEIVER_RETRY_S  # noqa: F401
+from feeds.dispatch_rules import (DEFAULT_RESOLVE_MS, RESOLVE_MS,  # noqa: F401
+                                  WORKING_CASE, CaseOf, UnitOf, change_ts, decide)
+from feeds.dispatch_snapshots import MAX_CLIENTS  # noqa: F401
+from feeds.dispatch_store import SCHEMA, Stored, change_row  # noqa: F401
 
 LOG = logging.getLogger("feeds.dispatch")
 
@@ -77,25 +89,14 @@ DEFAULT_SRC = "dispatch"
 DEFAULT_FEED = "tcp://127.0.0.1:5558"
 HEARTBEAT_S = 0.5                 # PROTOCOL: at least one a second
 POLL_MS = 20                      # the loop's longest sleep: how often sources are drained
-MAX_GROUP = 64                    # orders judged and committed together
 LEARN_FLUSH_S = 0.1               # learned records reach the database at least this often
 REOPEN_S = 1.0                    # an unopenable database is tried again this often
 PRUNE_S = 60.0
-CLOSED_KEEP_MS = 48 * HOUR        # closed cases are forgotten this long after they closed
-REPLY_CACHE = 10_000              # recent replies kept in memory (older: read from SQLite)
-DEFAULT_RESOLVE_MS = 4 * HOUR     # time to resolve for a category the table does not know
-RESOLVE_MS = {cat: int(rule[3] * HOUR) for cat, rule in CATEGORY_RULES.items()}
-WORKING_CASE = frozenset({"dispatched", "on_scene"})
 # After a start the feed waits this long for a console to (re)subscribe before it sends
 # anything: longer than a console's longest reconnect interval (feeds.receiver: 2 s).
 REJOIN_S = 3.0
-# Snapshots a client may ask for: this many a minute, this many at once.
-DEFAULT_SNAPSHOTS_PER_MINUTE = 6.0
-DEFAULT_SNAPSHOT_BURST = 3
-MAX_CLIENTS = 10_000              # rate-limit buckets kept (least recently used go first)
 # What a console sends the XPUB: subscriptions, a byte and a topic prefix.
 MAX_SUBSCRIPTION_BYTES = 1024
-RECEIVER_RETRY_S = 10.0           # a source receiver that gave up is replaced this often
 KILL_AFTER_COMMIT_ENV = "CITYWALL_TEST_KILL_AFTER_COMMIT"
 
 
@@ -107,177 +108,11 @@ class BindError(RuntimeError):
     """An endpoint could not be bound (in use, bad interface): one line for the user."""
 
 
-def _log_some(n: int, message: str, *args, **kw) -> None:
-    """Log the 1st, 2nd, 4th, 8th … of a kind: a flood of garbage cannot flood the log."""
-    if n & (n - 1) == 0:
-        LOG.warning(message, *args, **kw)
-
-
-_enc = msgspec.json.Encoder()
-
-
-# ---- snapshot rate ----------------------------------------------------------------------
-class RateLimit:
-    """Token buckets by key: ``per_minute`` sustained, ``burst`` at once. At most ``max_keys``
-    buckets are kept, the least recently used forgotten first, so a flood of made-up clients
-    cannot grow the table (a forgotten client starts again with a full bucket)."""
-
-    def __init__(self, per_minute: float, burst: int, max_keys: int = MAX_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic):
-        self.per_s = per_minute / 60.0
-        self.burst = max(1, int(burst))
-        self.max_keys = max_keys
-        self.clock = clock
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
-
-    def take(self, keys: Iterable[Hashable]) -> float:
-        """One token from every key's bucket when each has one: 0.0. Otherwise nothing is
-        taken and the answer is the seconds until there would be."""
-        now = self.clock()
-        levels = {k: self._level(k, now) for k in keys}
-        short = max((1.0 - tokens for tokens in levels.values()), default=0.0)
-        if short > 0:
-            return short / self.per_s if self.per_s > 0 else math.inf
-        for key, tokens in levels.items():
-            self._buckets[key] = (tokens - 1.0, now)
-            self._buckets.move_to_end(key)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return 0.0
-
-    def _level(self, key: Hashable, now: float) -> float:
-        held = self._buckets.get(key)
-        if held is None:
-            return float(self.burst)
-        tokens, at = held
-        return min(float(self.burst), tokens + (now - at) * self.per_s)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
-# ---- one group of orders ----------------------------------------------------------------
-class _Tx:
-    """What a group of orders changes, held aside until it is committed."""
-
-    def __init__(self, service: "DispatchService", ready: bool):
-        self.svc = service
-        self.ready = ready                       # the database can be read and written
-        self.seq = service.seq
-        self.cases: dict[str, Case] = {}
-        self.units: dict[str, Unit] = {}
-        self.records: list[Record] = []          # to publish, in seq order
-        self.changes: list[tuple] = []
-        self.orders: list[tuple] = []
-        self.replies: dict[str, bytes] = {}
-        self.results: Counter = Counter()        # code or "accepted" → n
-
-    def case(self, case_id: str) -> Case | None:
-        return self.cases.get(case_id) or self.svc.cases.get(case_id)
-
-    def unit(self, unit_id: str) -> Unit | None:
-        return self.units.get(unit_id) or self.svc.units.get(unit_id)
-
-    def stage(self, order: Order, problem: str | None, records: list[Case | Unit],
-              reply: bytes, now: int) -> None:
-        """Stage the order's row, its reply and the records it makes (``problem`` is None
-        when accepted). Everything that could fail is worked out before anything is kept,
-        so an order that fails here leaves the group as it was."""
-        src = self.svc.src
-        stamped = [msgspec.structs.replace(rec, src=src, seq=self.seq + i + 1)
-                   for i, rec in enumerate(records)]
-        changes = [change_row(order.order_id, rec) for rec in stamped]
-        row = (order.order_id, order.console, type(order).__struct_config__.tag,
-               encode_message(order).decode(), reply.decode(),
-               "accepted" if problem is None else "rejected", now)
-        self.seq += len(stamped)
-        for rec in stamped:
-            if isinstance(rec, Case):
-                self.cases[rec.case_id] = rec
-            else:
-                self.units[rec.unit_id] = rec
-        self.records += stamped
-        self.changes += changes
-        self.orders.append(row)
-        self.replies[order.order_id] = reply
-        self.results["accepted" if problem is None else problem.split(":", 1)[0]] += 1
-
-
-# ---- deciding an order ------------------------------------------------------------------
-CaseOf = Callable[[str], Case | None]
-UnitOf = Callable[[str], Unit | None]
-
-
-def decide(order: Order, case_of: CaseOf, unit_of: UnitOf,
-           now: int) -> tuple[str | None, list[Case | Unit]]:
-    """Judge a ``dispatch`` or ``recall`` against the picture the two look-ups give, at ``now``:
-    ``(None, the changed records)`` when accepted, ``(reason, [])`` when refused. Pure: the live
-    service and the training desk (``situation.training``) decide alike. The records keep the
-    ``src``/``seq`` of what they replace; the caller stamps its own."""
-    if isinstance(order, DispatchOrder):
-        return _dispatch(order, case_of, unit_of, now)
-    if isinstance(order, RecallOrder):
-        return _recall(order, case_of, unit_of, now)
-    return reason("unknown_type", detail=repr(type(order).__struct_config__.tag)), []
-
-
-def _dispatch(order: DispatchOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
-    case, unit = case_of(order.case_id), unit_of(order.unit_id)
-    if case is None:
-        return reason("unknown_case", case_id=order.case_id), []
-    if unit is None:
-        return reason("unknown_unit", unit_id=order.unit_id), []
-    if case.status in CLOSED_CASE_STATUSES:
-        return reason("case_not_open", case_id=case.case_id, status=case.status), []
-    if case.unit_id is not None or case.status in WORKING_CASE:
-        working = unit_of(case.unit_id) if case.unit_id else None
-        return reason("case_assigned", case_id=case.case_id, status=case.status,
-                      unit=working.callsign if working else case.unit_id), []
-    if case.status not in ("reported", "registered"):
-        return reason("case_past_dispatch", case_id=case.case_id, status=case.status), []
-    if unit.case_id is not None:
-        return reason("unit_assigned", callsign=unit.callsign, status=unit.status,
-                      case_id=unit.case_id), []
-    if unit.status != "available":
-        return reason("unit_not_available", callsign=unit.callsign, status=unit.status), []
-    ts = change_ts(now, case, unit)
-    limit = RESOLVE_MS.get(case.category, DEFAULT_RESOLVE_MS)
-    return None, [
-        msgspec.structs.replace(case, ts=ts, status="dispatched", unit_id=unit.unit_id,
-                                due_at=ts + limit),
-        msgspec.structs.replace(unit, ts=ts, status="dispatched", case_id=case.case_id)]
-
-
-def _recall(order: RecallOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
-    unit = unit_of(order.unit_id)
-    if unit is None:
-        return reason("unknown_unit", unit_id=order.unit_id), []
-    if unit.case_id is None and unit.status not in BUSY:
-        return reason("unit_not_assigned", callsign=unit.callsign, status=unit.status), []
-    case = case_of(unit.case_id) if unit.case_id else None
-    # Its case goes back to registered while it is being worked; a case already
-    # resolved (or closed) keeps its stage: the work is done.
-    if case is not None and not (case.unit_id == unit.unit_id
-                                 and case.status in WORKING_CASE):
-        case = None
-    ts = change_ts(now, case, unit)
-    records: list[Case | Unit] = []
-    if case is not None:
-        records.append(msgspec.structs.replace(
-            case, ts=ts, status="registered", unit_id=None,
-            due_at=ts + DISPATCH_LIMIT.get(case.priority, DISPATCH_LIMIT[3])))
-    records.append(msgspec.structs.replace(unit, ts=ts, status="available", case_id=None))
-    return None, records
-
-
-def change_ts(now: int, *held: Case | Unit | None) -> int:
-    """``now``, but never older than what it replaces: consoles keep the record with the
-    greater ``ts``, so the change must be the newest."""
-    return max([now] + [r.ts + 1 for r in held if r is not None])
-
-
 # ---- the service ------------------------------------------------------------------------
-class DispatchService:
+class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearning):
+    """The single writer of assignments: its state, life and loop are here; what it does with
+    orders, snapshots, the feed and the sources is in the mixins it is made of."""
+
     def __init__(self, sources: Iterable[str], dispatch_endpoint: str, feed_endpoint: str,
                  db_path: str | os.PathLike, *, src: str = DEFAULT_SRC,
                  now_ms: Callable[[], int] = wall_ms, context: zmq.Context | None = None,
@@ -469,166 +304,6 @@ class DispatchService:
             _log_some(self._fault_counts[what], "%s failed (carrying on)", what,
                       exc_info=(type(exc), exc, exc.__traceback__))
 
-    def _consoles_joined(self) -> None:
-        joined = False
-        while True:
-            try:
-                msg = self._feed.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            joined |= msg[:1] == b"\x01"
-        if joined:
-            self._next_hb = 0.0      # greet at once: a console knows it is connected
-            if not self._feed_open:
-                self._open_feed()
-
-    # ---- the feed -------------------------------------------------------------------------
-    def _open_feed(self) -> None:
-        """A console is listening (or none came back in time): send what waited."""
-        self._feed_open = True
-        self._next_hb = 0.0
-        self._publish([])
-
-    def _publish(self, records: list[Record]) -> None:
-        """Send committed records on the feed, after any still waiting, and mark them
-        published; while the feed is held they wait."""
-        self._unsent += records
-        if not self._feed_open or not self._unsent:
-            return
-        waiting, self._unsent, n = self._unsent, [], 0
-        try:
-            for rec in waiting:
-                self._feed.send_multipart(frames(rec))
-                n += 1
-        finally:
-            self._unsent = waiting[n:] + self._unsent      # what did not leave waits
-            if n:
-                self._sent(waiting[n - 1].seq)
-        if self.storage.conn is not None:
-            try:
-                self.storage.mark_published(self.published)
-            except StorageError as exc:
-                self._storage_failed(exc)
-
-    def _sent(self, seq: int) -> None:
-        self.published = seq
-        self._sent_any = True
-
-    def _heartbeat(self) -> None:
-        self.seq += 1
-        if self.storage.conn is not None:
-            try:
-                # Stored before it is sent, and marked sent with it: it carries nothing, so
-                # should the process die in the microseconds before it leaves, consoles see
-                # one seq skipped, never a record lost or a seq used twice.
-                self.storage.write(seq=self.seq, published=self.seq)
-            except StorageError as exc:
-                self._storage_failed(exc)
-        self._feed.send_multipart(frames(Heartbeat(v=1, src=self.src, seq=self.seq,
-                                                   ts=self.now_ms())))
-        self._sent(self.seq)
-
-    def _resume(self, stored: Stored) -> None:
-        """Carry the feed on from the last run: the records it committed but never sent go
-        out first. Their seqs follow the last one sent, which is what consoles expect next;
-        should the feed already have moved on in this run (the database opened late) or the
-        log have a hole, they get new seqs after everything given out instead."""
-        last = -1 if stored.seq is None else stored.seq
-        published = last if stored.published is None else stored.published
-        unsent = self.storage.changes_after(published)
-        own = [r.seq for r in unsent] == list(range(published + 1, published + 1 + len(unsent)))
-        if own and not self._sent_any:
-            self.seq = max(self.seq, published + len(unsent))
-            self.published = published
-        else:
-            base = max(self.seq, last)
-            unsent = [msgspec.structs.replace(r, seq=base + i + 1) for i, r in enumerate(unsent)]
-            self.seq = base + len(unsent)
-        if unsent:
-            LOG.warning("%d records committed but not published before the last stop: "
-                        "publishing them first (seq %d-%d)", len(unsent), unsent[0].seq,
-                        unsent[-1].seq)
-            self.counts["republished"] += len(unsent)
-        self._unsent[:0] = unsent
-        if self._feed_open:
-            self._publish([])
-
-    # ---- learning -------------------------------------------------------------------------
-    def _learn(self) -> None:
-        if self._receiver is None:
-            return
-        batch, _ = self._receiver.drain()        # restarts a thread that died (a fault)
-        self._learn_batch(batch)
-        if not self._receiver.alive():
-            self._replace_receiver()
-
-    def _replace_receiver(self) -> None:
-        """The source receiver stopped and did not restart itself: a new one, now and then."""
-        mono = time.monotonic()
-        if mono - self._receiver_replaced < RECEIVER_RETRY_S:
-            return
-        self._receiver_replaced = mono
-        self._fault("source receiver", "the source receiver stopped: replaced")
-        old, self._receiver = self._receiver, None
-        try:
-            old.stop()
-        finally:
-            self._receiver = self._new_receiver()
-
-    def _learn_batch(self, batch: Batch) -> None:
-        for rec in batch.records:
-            if rec.src == self.src:
-                continue                     # our own feed, heard back
-            if isinstance(rec, Case):
-                if self._newer(self.cases.get(rec.case_id), rec):
-                    self.cases[rec.case_id] = rec
-                    self._dirty_cases.add(rec.case_id)
-                    self.counts["learned"] += 1
-                    self._version += 1
-            elif isinstance(rec, Unit):
-                if self._newer(self.units.get(rec.unit_id), rec):
-                    self.units[rec.unit_id] = rec
-                    self._dirty_units.add(rec.unit_id)
-                    self.counts["learned"] += 1
-                    self._version += 1
-        self.counts["source_rejects"] += sum(batch.rejects.values())
-
-    def _newer(self, held: Case | Unit | None, rec: Case | Unit) -> bool:
-        """The greater ``ts`` wins; on a tie, the service's own record stays."""
-        if held is None:
-            return True
-        return rec.ts > held.ts or (rec.ts == held.ts and held.src != self.src)
-
-    def _flush_learned(self) -> None:
-        if not (self._dirty_cases or self._dirty_units) or self.storage.conn is None:
-            return
-        try:
-            self.storage.write(cases=[self.cases[k] for k in self._dirty_cases],
-                               units=[self.units[k] for k in self._dirty_units])
-        except StorageError as exc:
-            self._storage_failed(exc)
-            return
-        self._dirty_cases.clear()
-        self._dirty_units.clear()
-
-    def _prune(self) -> None:
-        """Forget cases closed more than ``CLOSED_KEEP_MS`` ago (the wall keeps its own
-        record of them; an order for one is refused as unknown)."""
-        cutoff = self.now_ms() - CLOSED_KEEP_MS
-        old = [k for k, c in self.cases.items()
-               if c.status in CLOSED_CASE_STATUSES and c.ts < cutoff]
-        if not old or self.storage.conn is None:
-            return
-        try:
-            self.storage.write(forget=old)
-        except StorageError as exc:
-            self._storage_failed(exc)
-            return
-        for k in old:
-            del self.cases[k]
-            self._dirty_cases.discard(k)
-        self._version += 1
-
     # ---- storage ----------------------------------------------------------------------------
     def _open_storage(self) -> bool:
         self._next_open = time.monotonic() + REOPEN_S
@@ -666,205 +341,14 @@ class DispatchService:
             return self._open_storage()
         return False
 
-    # ---- orders -----------------------------------------------------------------------------
-    def _serve_orders(self) -> None:
-        msgs = []
-        while len(msgs) < MAX_GROUP:
-            try:
-                msgs.append(self._router.recv_multipart(zmq.NOBLOCK))
-            except zmq.Again:
-                break
-        if not msgs:
-            return
-        tx = _Tx(self, self._storage_ready())
-        # (envelope, order_id if the reply waits on this commit, reply)
-        outbox: list[tuple[list[bytes], str | None, bytes]] = []
-        snapshots: list[tuple[list[bytes], SnapshotOrder]] = []
-        for frames_ in msgs:
-            self.counts["received"] += 1
-            if len(frames_) == 2:
-                envelope, payload = frames_[:1], frames_[1]
-            elif len(frames_) == 3 and frames_[1] == b"":       # a REQ socket's envelope
-                envelope, payload = frames_[:2], frames_[2]
-            else:
-                self._drop("bad_frames", f"{len(frames_) - 1} frames")
-                continue
-            oid = None
-            try:
-                order = decode_order(payload, self.max_order_bytes)
-                oid = order.order_id
-                self._take(envelope, order, tx, outbox, snapshots)
-            except Exception as exc:             # this order only: the others go on
-                self._fault("order", exc)
-                self._bad(envelope, Problem("internal", order_id=oid), outbox)
-        if tx.orders:
-            self._commit(tx, outbox)
-        for envelope, _, reply in outbox:
-            self._reply(envelope, reply)
-        self._publish(tx.records)               # committed (a failed commit clears them)
-        for envelope, order in snapshots:       # after every order of the group is answered
-            self._answer_snapshot(envelope, order)
-
-    def _reply(self, envelope: list[bytes], reply: bytes) -> None:
-        """Send one reply; one that cannot leave is a fault, and the others still go (and
-        what was committed is still published)."""
-        try:
-            self._router.send_multipart([*envelope, reply])
-        except zmq.ContextTerminated:
-            raise
-        except zmq.ZMQError as exc:
-            self._fault("reply", exc)
-
-    def _take(self, envelope: list[bytes], order: Order | Problem, tx: _Tx,
-              outbox: list, snapshots: list) -> None:
-        """Judge one request of the group: stage it, or put its answer in the outbox."""
-        if isinstance(order, Problem):
-            self._bad(envelope, order, outbox)
-            return
-        if isinstance(order, SnapshotOrder):
-            wait_s = self._snapshot_limit.take([("identity", envelope[0]),
-                                                ("console", order.console)])
-            if wait_s > 0:
-                self._rate_limited(envelope, order, wait_s, outbox)
-            else:
-                snapshots.append((envelope, order))
-            return
-        oid = order.order_id
-        if oid in tx.replies:                         # twice in this very group
-            self.counts["duplicates"] += 1
-            outbox.append((envelope, oid, tx.replies[oid]))
-            return
-        stored = None
-        if tx.ready:
-            try:
-                stored = self._stored_reply(oid)
-            except StorageError as exc:
-                self._storage_failed(exc)
-                tx.ready = False
-        if not tx.ready:
-            outbox.append((envelope, None, self._refuse(oid)))
-        elif stored is not None:
-            self.counts["duplicates"] += 1
-            outbox.append((envelope, None, stored))
-        else:
-            self._judge(tx, order)
-            outbox.append((envelope, oid, tx.replies[oid]))
-
-    def _bad(self, envelope: list[bytes], problem: Problem, outbox: list) -> None:
-        """An order that cannot be taken: answered when it has an ``order_id`` to answer,
-        counted as dropped when not."""
-        if problem.order_id is None:
-            self._drop(problem.code, problem.detail)
-            return
-        self.rejected["bad_order"] += 1
-        self.bad_orders[problem.code] += 1
-        _log_some(self.bad_orders[problem.code], "rejected a malformed order %s: %s",
-                  problem.order_id, problem.reason)
-        outbox.append((envelope, None,
-                       self._ack(problem.order_id, bad_order(problem.code, problem.detail))))
-
-    def _rate_limited(self, envelope: list[bytes], order: SnapshotOrder, wait_s: float,
-                      outbox: list) -> None:
-        self.rejected["rate_limited"] += 1
-        limit = (f"{self._snapshot_limit.per_s * 60:g} a minute, "
-                 f"{self._snapshot_limit.burst} at once")
-        outbox.append((envelope, None, self._ack(order.order_id, reason(
-            "rate_limited", what="snapshot", limit=limit,
-            retry_s=max(1, math.ceil(min(wait_s, 86_400.0)))))))
-
-    def _stored_reply(self, order_id: str) -> bytes | None:
-        reply = self._replies.get(order_id)
-        if reply is None:
-            reply = self.storage.reply_for(order_id)
-        return reply
-
-    def _commit(self, tx: _Tx, outbox: list) -> None:
-        try:
-            self.storage.write(orders=tx.orders, cases=list(tx.cases.values())
-                               + [self.cases[k] for k in self._dirty_cases
-                                  if k not in tx.cases],
-                               units=list(tx.units.values())
-                               + [self.units[k] for k in self._dirty_units
-                                  if k not in tx.units],
-                               changes=tx.changes, seq=tx.seq if tx.records else None,
-                               published=self.published if tx.records else None)
-        except StorageError as exc:
-            self._storage_failed(exc)
-            refused = {oid: self._refuse(oid) for oid in tx.replies}
-            outbox[:] = [(env, oid, refused[oid] if oid in refused else reply)
-                         for env, oid, reply in outbox]
-            tx.records.clear()
-            return
-        self._commits += 1
-        if self._kill_after and self._commits >= self._kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)      # the test hook: see the module's text
-        self._dirty_cases.clear()
-        self._dirty_units.clear()
-        self.cases.update(tx.cases)
-        self.units.update(tx.units)
-        self.seq = tx.seq
-        self._version += 1
-        for oid, reply in tx.replies.items():
-            self._replies[oid] = reply
-            if len(self._replies) > REPLY_CACHE:
-                self._replies.popitem(last=False)
-        self.counts["accepted"] += tx.results.pop("accepted", 0)
-        self.rejected.update(tx.results)
-        self.storage_error = None
-
-    def _judge(self, tx: _Tx, order: Order) -> None:
+    # ---- judging ----------------------------------------------------------------------------
+    def _judge(self, tx: OrderGroup, order: Order) -> None:
         """Decide one order against the picture as the orders before it left it, and stage
-        it with its reply and the records it makes."""
+        it with its reply and the records it makes. (Here, not in the intake: ``decide`` is
+        this module's name, so a test can replace it.)"""
         now = self.now_ms()
         problem, records = decide(order, tx.case, tx.unit, now)
         tx.stage(order, problem, records, self._ack(order.order_id, problem), now)
-
-    def _ack(self, order_id: str, problem: str | None) -> bytes:
-        return encode_message(Ack(order_id=order_id, result="accepted" if problem is None
-                                  else "rejected", reason=problem, ts=self.now_ms()))
-
-    def _refuse(self, order_id: str) -> bytes:
-        self.rejected["storage_unavailable"] += 1
-        return self._ack(order_id, reason("storage_unavailable",
-                                          detail=self.storage_error or "unknown error"))
-
-    def _drop(self, why: str, detail: str = "") -> None:
-        self.dropped[why] += 1
-        n = self.dropped[why]
-        _log_some(n, "dropped a request with no order_id to answer (%s%s) [%d so far]",
-                  why, f": {detail}" if detail else "", n)
-
-    # ---- snapshots --------------------------------------------------------------------------
-    def _answer_snapshot(self, envelope: list[bytes], order: SnapshotOrder) -> None:
-        try:
-            reply = self._snapshot(order.order_id)
-            if len(reply) > self.max_snapshot_bytes:
-                self.rejected["snapshot_too_large"] += 1
-                reply = self._ack(order.order_id, reason(
-                    "snapshot_too_large", size=len(reply), limit=self.max_snapshot_bytes))
-            else:
-                self.counts["snapshots"] += 1
-        except Exception as exc:                 # this snapshot only
-            self._fault("snapshot", exc)
-            self.rejected["bad_order"] += 1
-            self.bad_orders["internal"] += 1
-            reply = self._ack(order.order_id, bad_order("internal"))
-        self._reply(envelope, reply)
-
-    def _snapshot(self, order_id: str) -> bytes:
-        """The snapshot reply: the picture is encoded once for each version and seq of it,
-        and only the ``order_id`` is put in front per request."""
-        key = (self._version, self.seq)
-        if self._snapshot_cache is None or self._snapshot_cache[0] != key:
-            body = _enc.encode({
-                "src": self.src, "seq": self.seq,
-                "cases": [c for _, c in sorted(self.cases.items())
-                          if c.status not in CLOSED_CASE_STATUSES],
-                "units": [u for _, u in sorted(self.units.items())]})
-            self._snapshot_cache = (key, body)
-            self.counts["snapshot_encodes"] += 1
-        body = self._snapshot_cache[1]
-        return b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b"," + body[1:]
 
     # ---- looking in -------------------------------------------------------------------------
     def case(self, case_id: str) -> Case | None:

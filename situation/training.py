@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from feeds.dispatch_service import change_ts, decide
-from feeds.orders import (Ack, DispatchOrder, Problem, SnapshotOrder, SnapshotReply, reason,
-                          reason_code)
+from feeds.dispatch_rules import change_ts, decide
+from feeds.orders import (Ack, DispatchOrder, Problem, SnapshotOrder, SnapshotReply, bad_order,
+                          reason, reason_code)
 from feeds.schema import CLOSED_CASE_STATUSES, PROTOCOL_VERSION, Case, Record, Unit
 from feeds.simulator import VERIFY_LIMIT
 from situation.handover import window_kpis
@@ -267,7 +267,7 @@ class Exercise:
         if isinstance(order, Problem):            # a malformed order: rejected, logged
             entry = {"t_ms": now, "order_id": order.order_id, "console": None, "type": None,
                      "case_id": None, "unit_id": None, "callsign": None}
-            problem, records = order.reason, []
+            problem, records = bad_order(order.code, order.detail), []   # as the live service
         else:
             entry, problem, records = self._judge(order, now)
         entry.update(result="accepted" if problem is None else "rejected", reason=problem,

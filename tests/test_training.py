@@ -277,10 +277,10 @@ def test_malformed_orders_are_refused_or_dropped_and_logged(ctx, run):
         reply = json.loads(raw.recv())
     finally:
         raw.close(0)
-    assert (reply["result"], reason_code(reply["reason"])) == ("rejected", "missing_field")
-    assert "unit_id" in reply["reason"]
+    assert (reply["result"], reason_code(reply["reason"])) == ("rejected", "bad_order")
+    assert "missing_field" in reply["reason"] and "unit_id" in reply["reason"]
     assert [(e["order_id"], e["type"], e["code"]) for e in run.ex.log] == [
-        ("bad-1", None, "missing_field")]
+        ("bad-1", None, "bad_order")]
     assert run.desk.status()["dropped"] == {"not_json": 1}
     assert "?" in render_debrief(run.ex.debrief(T0 + MIN), "en")
 

@@ -1,0 +1,117 @@
+"""Snapshots from the dispatch service: who may ask how often, and the answer encoded once.
+
+A ``snapshot`` order costs the service the whole picture, so it is the one order a client
+could use to load it. Two things keep that cheap:
+
+- ``RateLimit``: token buckets per client (the ROUTER identity, and the ``console`` the order
+  names), ``DEFAULT_SNAPSHOTS_PER_MINUTE`` sustained and ``DEFAULT_SNAPSHOT_BURST`` at once, in
+  a table of at most ``MAX_CLIENTS`` buckets (least recently used forgotten first), so made-up
+  clients cannot grow it;
+- ``SnapshotAnswers`` (a mixin of ``DispatchService``): the picture is encoded once per
+  version and seq of it, and only the ``order_id`` is put in front per request; a snapshot
+  larger than ``max_snapshot_bytes`` is refused, not sent. It works on the service's
+  ``cases``, ``units``, ``seq``, ``_version``, ``_snapshot_cache``, ``_snapshot_limit`` and
+  counters, and answers through its ``_ack``, ``_reply`` and ``_fault``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+
+import msgspec
+
+from feeds.orders import SnapshotOrder, bad_order, reason
+from feeds.schema import CLOSED_CASE_STATUSES
+
+# Snapshots a client may ask for: this many a minute, this many at once.
+DEFAULT_SNAPSHOTS_PER_MINUTE = 6.0
+DEFAULT_SNAPSHOT_BURST = 3
+MAX_CLIENTS = 10_000              # rate-limit buckets kept (least recently used go first)
+
+_enc = msgspec.json.Encoder()
+
+
+class RateLimit:
+    """Token buckets by key: ``per_minute`` sustained, ``burst`` at once. At most ``max_keys``
+    buckets are kept, the least recently used forgotten first, so a flood of made-up clients
+    cannot grow the table (a forgotten client starts again with a full bucket)."""
+
+    def __init__(self, per_minute: float, burst: int, max_keys: int = MAX_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.per_s = per_minute / 60.0
+        self.burst = max(1, int(burst))
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+
+    def take(self, keys: Iterable[Hashable]) -> float:
+        """One token from every key's bucket when each has one: 0.0. Otherwise nothing is
+        taken and the answer is the seconds until there would be."""
+        now = self.clock()
+        levels = {k: self._level(k, now) for k in keys}
+        short = max((1.0 - tokens for tokens in levels.values()), default=0.0)
+        if short > 0:
+            return short / self.per_s if self.per_s > 0 else math.inf
+        for key, tokens in levels.items():
+            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return 0.0
+
+    def _level(self, key: Hashable, now: float) -> float:
+        held = self._buckets.get(key)
+        if held is None:
+            return float(self.burst)
+        tokens, at = held
+        return min(float(self.burst), tokens + (now - at) * self.per_s)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class SnapshotAnswers:
+    """The snapshot half of ``DispatchService``: a mixin, no state of its own."""
+
+    def _rate_limited(self, envelope: list[bytes], order: SnapshotOrder, wait_s: float,
+                      outbox: list) -> None:
+        self.rejected["rate_limited"] += 1
+        limit = (f"{self._snapshot_limit.per_s * 60:g} a minute, "
+                 f"{self._snapshot_limit.burst} at once")
+        outbox.append((envelope, None, self._ack(order.order_id, reason(
+            "rate_limited", what="snapshot", limit=limit,
+            retry_s=max(1, math.ceil(min(wait_s, 86_400.0)))))))
+
+
+    def _answer_snapshot(self, envelope: list[bytes], order: SnapshotOrder) -> None:
+        try:
+            reply = self._snapshot(order.order_id)
+            if len(reply) > self.max_snapshot_bytes:
+                self.rejected["snapshot_too_large"] += 1
+                reply = self._ack(order.order_id, reason(
+                    "snapshot_too_large", size=len(reply), limit=self.max_snapshot_bytes))
+            else:
+                self.counts["snapshots"] += 1
+        except Exception as exc:                 # this snapshot only
+            self._fault("snapshot", exc)
+            self.rejected["bad_order"] += 1
+            self.bad_orders["internal"] += 1
+            reply = self._ack(order.order_id, bad_order("internal"))
+        self._reply(envelope, reply)
+
+    def _snapshot(self, order_id: str) -> bytes:
+        """The snapshot reply: the picture is encoded once for each version and seq of it,
+        and only the ``order_id`` is put in front per request."""
+        key = (self._version, self.seq)
+        if self._snapshot_cache is None or self._snapshot_cache[0] != key:
+            body = _enc.encode({
+                "src": self.src, "seq": self.seq,
+                "cases": [c for _, c in sorted(self.cases.items())
+                          if c.status not in CLOSED_CASE_STATUSES],
+                "units": [u for _, u in sorted(self.units.items())]})
+            self._snapshot_cache = (key, body)
+            self.counts["snapshot_encodes"] += 1
+        body = self._snapshot_cache[1]
+        return b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b"," + body[1:]
