@@ -20,6 +20,7 @@ class Batch:
     heard: set[str] = field(default_factory=set)              # every src a message came from
     last_seq: dict[str, int] = field(default_factory=dict)
     messages: int = 0
+    auth_failed: Counter = field(default_factory=Counter)     # endpoint → handshakes refused
 
     def __len__(self) -> int:
         return len(self.records)
@@ -32,6 +33,7 @@ class Batch:
         self.heard |= other.heard
         self.last_seq.update(other.last_seq)
         self.messages += other.messages
+        self.auth_failed.update(other.auth_failed)
 
 
 class SeqTracker:

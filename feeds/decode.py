@@ -49,6 +49,7 @@ REASONS = {
     "topic_mismatch": "record does not match its topic",
     "too_many_sources": "more publishers than the console tracks",
     "too_many_ids": "more ids than the console holds",
+    "src_not_allowed": "a src its publisher's key may not use",
     "internal": "the console could not judge it (a fault, logged)",
 }
 

@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Iterable
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from feeds.batch import Batch, SeqTracker
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
-from feeds.decode import UNKNOWN_SRC, MessageDecoder
+from feeds.decode import UNKNOWN_SRC, MessageDecoder, Reject
 from feeds.endpoints import check_endpoint
 from feeds.faults import Faults
+from feeds.links import LinkWatch
+from feeds.security import ClientKeys, SecurityError, connect_as
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
 LOG = logging.getLogger("feeds.receiver")
@@ -48,8 +49,13 @@ class Receiver:
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  now_ms: Callable[[], int] | None = None, future_ms: int = DEFAULT_FUTURE_MS,
                  max_sources: int = DEFAULT_MAX_SOURCES, faults: Faults | None = None,
+                 keys: ClientKeys | None = None,
+                 allowed_src: dict[str, frozenset[str]] | None = None,
                  tap: Callable[[str, list[bytes], int | None], None] | None = None):
         self.endpoints = [check_endpoint(e) for e in endpoints]
+        self.keys = keys                 # CURVE: our key pair and each endpoint's server key
+        # endpoint → the src ids its publisher may use (feeds.publishers); None: any
+        self.allowed_src = allowed_src
         self._ctx = context or zmq.Context.instance()
         self._decoder = MessageDecoder(max_record_bytes, max_message_bytes=max_message_bytes,
                                        now_ms=now_ms, future_ms=future_ms)
@@ -149,7 +155,7 @@ class Receiver:
 
     def _loop(self) -> None:
         sockets: dict[zmq.Socket, str] = {}
-        monitors: dict[zmq.Socket, zmq.Socket] = {}     # monitor → the socket it watches
+        monitors: dict[zmq.Socket, LinkWatch] = {}      # monitor socket → its link
         try:
             poller = zmq.Poller()
             for ep in self.endpoints:
@@ -163,15 +169,16 @@ class Receiver:
                 sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + 1024)
                 # Everything: topics we do not know are counted, which needs seeing them.
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
-                # libzmq ends a connection whose peer broke the protocol (a frame over
-                # MAXMSGSIZE) for good, without reconnecting: we watch for every drop and
-                # connect again ourselves (harmless after an ordinary drop).
-                monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+                server = self._server_key(ep)
+                if server is not None:
+                    connect_as(sock, self.keys.key, server)
+                # Drops and failed handshakes; a link libzmq gave up on is connected again.
+                watch = LinkWatch(sock, ep)
                 sock.connect(ep)
                 poller.register(sock, zmq.POLLIN)
-                poller.register(monitor, zmq.POLLIN)
+                poller.register(watch.monitor, zmq.POLLIN)
                 sockets[sock] = ep
-                monitors[monitor] = sock
+                monitors[watch.monitor] = watch
         except BaseException as exc:            # report a bad endpoint to start()
             self._error = exc
             self._ready.set()
@@ -187,11 +194,15 @@ class Receiver:
                 if self._pending_records > MAX_PENDING:
                     self._stop.wait(0.01)          # the consumer is behind: read nothing
                     continue
-                waiting = bool(local.messages or local.rejects or heard)
+                waiting = bool(local.messages or local.rejects or heard or local.auth_failed)
                 events = dict(poller.poll(1 if waiting else 100))
-                for monitor, sock in monitors.items():
+                for monitor, watch in monitors.items():
                     if monitor in events:
-                        self._reconnect(monitor, sock, sockets[sock])
+                        failed = watch.take_events()
+                        if failed:
+                            local.auth_failed[watch.endpoint] += failed
+                    if watch.reconnect_if_deaf():
+                        self.dropped_connections += 1
                 for sock, ep in sockets.items():
                     if sock not in events:
                         continue
@@ -204,7 +215,7 @@ class Receiver:
                         self._take(frames, local, ep)
                         if len(local.records) >= HANDOVER_RECORDS:
                             break
-                if not (local.messages or local.rejects or heard):
+                if not (local.messages or local.rejects or heard or local.auth_failed):
                     continue
                 now = time.monotonic()
                 if not waiting:
@@ -222,29 +233,31 @@ class Receiver:
 
     @staticmethod
     def _close(sockets, monitors) -> None:
+        for watch in monitors.values():
+            watch.close()
         for sock in sockets:
-            try:
-                sock.disable_monitor()
-            except zmq.ZMQError:
-                pass
-        for s in [*monitors, *sockets]:
-            s.close(0)
+            sock.close(0)
 
-    def _reconnect(self, monitor: zmq.Socket, sock: zmq.Socket, endpoint: str) -> None:
-        """A connection dropped: connect again, whatever dropped it."""
-        while True:
-            try:
-                event = recv_monitor_message(monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if event["event"] != zmq.EVENT_DISCONNECTED:
-                continue
-            self.dropped_connections += 1
-            try:
-                sock.disconnect(endpoint)
-            except zmq.ZMQError:
-                pass
-            sock.connect(endpoint)
+    def _only_allowed(self, decoded, endpoint: str) -> None:
+        """Records under a src the endpoint's publisher may not use are refused."""
+        allowed = self.allowed_src.get(endpoint, frozenset())
+        kept = []
+        for rec in decoded.records:
+            if rec.src in allowed:
+                kept.append(rec)
+            else:
+                decoded.rejects.append(Reject(rec.src, "src_not_allowed", rec.seq))
+        decoded.records = kept
+
+    def _server_key(self, endpoint: str):
+        """The server key to connect to ``endpoint`` with, or None for a plain connection
+        (no keys given, or an in-process endpoint, which has no handshake)."""
+        if self.keys is None or endpoint.startswith("inproc://"):
+            return None
+        server = self.keys.server_for(endpoint)
+        if server is None:
+            raise SecurityError(f"no server key for {endpoint}: give --server-key")
+        return server
 
     def _take(self, frames: list[bytes], batch: Batch, endpoint: str) -> None:
         self.messages += 1
@@ -259,6 +272,8 @@ class Receiver:
         decoded = self._decoder.decode(frames)
         if self._tap is not None:
             self._tap(endpoint, frames, decoded.records[0].ts if decoded.records else None)
+        if self.allowed_src is not None:
+            self._only_allowed(decoded, endpoint)
         for rej in decoded.rejects:
             if rej.reason == "internal":
                 self.faults.record("feed decoder", rej.detail or "a message it could not judge")

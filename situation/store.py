@@ -104,6 +104,7 @@ class Situation:
         self._refused_by: Counter = Counter()     # src → records refused as too_many_ids
         # endpoint → clock ms of its last message (None: never): a silent endpoint is down
         self.endpoints: dict[str, int | None] = {}
+        self.auth_failed: Counter = Counter()     # endpoint → CURVE handshakes that failed
         self.reports = ReportLog(max_entries=self.limits.max_reports)   # first sightings
         self.refused_ids = 0       # records for a new id past a table's cap (too_many_ids)
         self.aged_out = 0          # cases, units, sensors that left unheard-of (Limits)
@@ -128,6 +129,9 @@ class Situation:
         self._refused_by = Counter()
         for ep in endpoints_heard:
             self.endpoints[ep] = link
+        for ep, n in batch.auth_failed.items():     # handshakes refused: keys do not match
+            if ep in self.endpoints:
+                self.auth_failed[ep] += n
         for rec in batch.records:
             if isinstance(rec, Case):
                 if self._upsert_case(rec):
@@ -394,7 +398,8 @@ class Situation:
             "too_many_sources": dict(self.sources.overflow),
             "refused_ids": self.refused_ids,
             "aged_out": self.aged_out,
-            "endpoints": {ep: {"up": self.endpoint_up(ep, link)} for ep in self.endpoints},
+            "endpoints": {ep: {"up": self.endpoint_up(ep, link),
+                               "auth_failed": self.auth_failed[ep]} for ep in self.endpoints},
             "sources": {
                 src: {
                     "up": self.source_up(src, link),

@@ -87,7 +87,7 @@ def test_endpoint_without_publisher_runs_and_shows_down(tmp_path):
                    "--status-out", str(status))
     assert out.returncode == 0, out.stderr
     doc = json.loads(status.read_text())
-    assert doc["endpoints"] == {"tcp://127.0.0.1:1": {"up": False}}
+    assert doc["endpoints"] == {"tcp://127.0.0.1:1": {"up": False, "auth_failed": 0}}
     assert doc["records_accepted"] == 0
 
 
