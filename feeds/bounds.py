@@ -8,6 +8,7 @@ the same reason everywhere. Each function answers a reason code (the words in
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
@@ -38,26 +39,28 @@ MAX_TS_MS = 253_402_300_799_999
 # Longest text of an id (src, id, case_id, unit_id, kind, district, a metric's name).
 MAX_ID_CHARS = 128
 
-_C0 = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
-_TEXT_CONTROLS_OK = frozenset("\t\n\r")
+# Control characters free text may not hold: C0 but tab and line breaks, DEL, and C1 (U+0080 to
+# U+009F: terminal escapes like CSI "\x9b").
+_BAD_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def valid_id(s: str) -> bool:
-    """An id is non-empty, short, printable Unicode: no lone surrogates, no control
-    characters (``str.isprintable`` is False for both)."""
+    """An id is non-empty, short, printable Unicode: no lone surrogates, no control or format
+    characters (``str.isprintable`` is False for all of them)."""
     return 0 < len(s) <= MAX_ID_CHARS and s.isprintable()
 
 
 def valid_text(s: str) -> bool:
     """Free text (a title, a citizen's description) may hold any valid Unicode and line breaks
-    and tabs, but no lone surrogate and no other control character."""
-    if s.isascii():
-        return s.isprintable() or not any(ch in _C0 and ch not in _TEXT_CONTROLS_OK for ch in s)
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return not any(ch in _C0 and ch not in _TEXT_CONTROLS_OK for ch in s if ch < " " or ch == "\x7f")
+    and tabs, but no lone surrogate and no other control character (C0, DEL, C1)."""
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    elif s.isprintable():
+        return True
+    return _BAD_CONTROLS.search(s) is None
 
 
 def depth_exceeds(obj: Any, limit: int = MAX_DEPTH) -> bool:

@@ -62,6 +62,7 @@ class Reject:
     reason: str
     seq: int | None = None
     detail: str = ""
+    count: int = 1          # records this refusal stands for (the rest of a hopeless batch)
 
 
 @dataclass(slots=True)
@@ -72,6 +73,12 @@ class Decoded:
     # (src, seq) of every record that had them, good or bad, in the message's order: the
     # gap check must see them as they were sent.
     seqs: list[tuple[str, int]] = field(default_factory=list)
+
+
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+# A batch whose records are refused this many times in a row is given up on: the rest of it is
+# refused in one count (judging 100,000 hopeless items one by one costs half a second).
+MAX_BAD_IN_A_ROW = 1_000
 
 
 class MessageDecoder:
@@ -133,24 +140,36 @@ class MessageDecoder:
                                       detail=f"{len(payload)} bytes"))
             return
 
-        # A message larger than one record may be is judged record by record (slow path):
-        # a batch may be that large, a single record may not.
-        if len(payload) <= self.max_record_bytes:
-            try:
-                decoded = self._decoder(rtype).decode(payload)
-            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-                pass
-            else:
-                for rec in decoded if isinstance(decoded, list) else (decoded,):
-                    out.seqs.append((rec.src, rec.seq))
-                    problem = self._problem(topic, rec, now)
-                    if problem:
-                        out.rejects.append(Reject(rec.src if valid_id(rec.src) else UNKNOWN_SRC,
-                                                  problem, rec.seq))
-                    else:
-                        out.records.append(rec)
-                return
+        # The fast path: the whole message straight into typed structs (a typed decode nests
+        # no deeper than a record's fields, whatever the payload). A message larger than one
+        # record may be takes it too when every record in it is within the limit.
+        decoded = None
+        try:
+            decoded = self._decoder(rtype).decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass
+        if decoded is not None and len(payload) > self.max_record_bytes:
+            if not isinstance(decoded, list) or not self._records_within_limit(payload):
+                decoded = None
+        if decoded is not None:
+            for rec in decoded if isinstance(decoded, list) else (decoded,):
+                out.seqs.append((rec.src, rec.seq))
+                problem = self._problem(topic, rec, now)
+                if problem:
+                    out.rejects.append(Reject(rec.src if valid_id(rec.src) else UNKNOWN_SRC,
+                                              problem, rec.seq))
+                else:
+                    out.records.append(rec)
+            return
         self._slow_path(topic, rtype, bytes(payload), out, now)
+
+    def _records_within_limit(self, payload: bytes) -> bool:
+        """Every record of a (well-formed, typed-decodable) batch within the record limit."""
+        try:
+            raws = _RAW_LIST.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return False
+        return all(len(r) <= self.max_record_bytes for r in raws)
 
     # ---- slow path: one record at a time ------------------------------------------------
     def _slow_path(self, topic: str, rtype: type[Record], payload: bytes, out: Decoded,
@@ -165,25 +184,37 @@ class MessageDecoder:
             out.rejects.append(Reject(_peek_src(payload), "too_large",
                                       detail=f"{len(payload)} bytes"))
             return
-        if is_batch and payload.count(b",") >= MAX_BATCH_ITEMS:
-            # Counted before anything is built: millions of tiny items cost seconds and GBs.
-            out.rejects.append(Reject(_peek_src(payload), "too_large",
-                                      detail=f"a batch of over {MAX_BATCH_ITEMS} items"))
-            return
         value, problem = loads(payload, MAX_DEPTH, lenient=True)
         if problem is None:
-            for item in value if isinstance(value, list) else (value,):
-                self._judge_one(topic, rtype, item, out, now)
+            items = value if isinstance(value, list) else [value]
+            if len(items) > MAX_BATCH_ITEMS:
+                out.rejects.append(Reject(_peek_src(payload), "too_large",    # one message
+                                          detail=f"a batch of {len(items)} items"))
+                return
+            self._judge_items(topic, rtype, items, out, now, self._judge_one)
             return
         if problem in ("too_deep", "not_json") and is_batch:
             # One record too deep (or broken) must not cost the batch: split it at its
             # top-level commas and judge each record alone.
-            items = split_batch(payload)
-            if items is not None:
-                for raw in items:
-                    self._judge_raw(topic, rtype, raw, out, now)
+            raws = split_batch(payload)
+            if raws is not None and len(raws) <= MAX_BATCH_ITEMS:
+                self._judge_items(topic, rtype, raws, out, now, self._judge_raw)
                 return
         out.rejects.append(Reject(_peek_src(payload), problem))
+
+    def _judge_items(self, topic, rtype, items: list, out: Decoded, now, judge) -> None:
+        """Judge a batch's items one by one; after ``MAX_BAD_IN_A_ROW`` refusals in a row the
+        rest are refused together, under the last reason."""
+        bad_in_a_row = 0
+        for i, item in enumerate(items):
+            before = len(out.rejects)
+            judge(topic, rtype, item, out, now)
+            bad_in_a_row = bad_in_a_row + 1 if len(out.rejects) > before else 0
+            if bad_in_a_row >= MAX_BAD_IN_A_ROW and i + 1 < len(items):
+                last = out.rejects[-1]
+                out.rejects.append(Reject(last.src, last.reason, count=len(items) - i - 1,
+                                          detail="the rest of a batch refused in a row"))
+                return
 
     def _judge_raw(self, topic: str, rtype: type[Record], raw: bytes, out: Decoded,
                    now: int | None) -> None:

@@ -40,6 +40,8 @@ DEFAULT_MAX_SOURCES = 1_000    # sources whose seq is followed; the rest are not
 MAX_RESTARTS = 5           # the thread died this often …
 RESTART_WINDOW_S = 60.0    # … within this long: give up (fatal) instead of restarting again
 STALL_S = 5.0              # the loop took no turn for this long: a fault
+BEHIND_S = 5.0             # messages kept waiting (the queue never ran dry) this long: a fault
+PASS_S = 0.05              # a pass hands over what it has after this long, whatever is left
 THREAD_NAME = "feed-receiver"
 
 
@@ -65,6 +67,8 @@ class Receiver:
         self._restarts: list[float] = []
         self._beat = time.monotonic()
         self._stalled = False
+        self._behind_since: float | None = None
+        self._was_behind = False
         self.given_up = False
         self._pending = Batch()
         self._endpoint_heard: set[str] = set()
@@ -112,12 +116,20 @@ class Receiver:
             self._death = None
             self._launch()
             return True
-        stalled = time.monotonic() - self._beat > STALL_S
+        now = time.monotonic()
+        stalled = now - self._beat > STALL_S
         if stalled and not self._stalled:
             self.faults.record(THREAD_NAME + " stalled",
                                f"no turn for over {STALL_S:.0f} s: the feed is not being read")
         self._stalled = stalled
-        return not stalled
+        since = self._behind_since
+        behind = since is not None and now - since > BEHIND_S
+        if behind and not self._was_behind:
+            self.faults.record(THREAD_NAME + " behind",
+                               f"messages waiting for over {BEHIND_S:.0f} s: the wall shows the "
+                               "city late (more arrives than the console can judge)")
+        self._was_behind = behind
+        return not (stalled or behind)
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -192,7 +204,8 @@ class Receiver:
             while not self._stop.is_set():
                 self._beat = time.monotonic()
                 if self._pending_records > MAX_PENDING:
-                    self._stop.wait(0.01)          # the consumer is behind: read nothing
+                    self._behind(True)              # the consumer is behind: read nothing
+                    self._stop.wait(0.01)
                     continue
                 waiting = bool(local.messages or local.rejects or heard or local.auth_failed)
                 events = dict(poller.poll(1 if waiting else 100))
@@ -203,18 +216,25 @@ class Receiver:
                             local.auth_failed[watch.endpoint] += failed
                     if watch.reconnect_if_deaf():
                         self.dropped_connections += 1
+                pass_started = time.monotonic()
+                all_dry = True                    # every socket read until it had no more
                 for sock, ep in sockets.items():
                     if sock not in events:
                         continue
+                    dry = False
                     for _ in range(BURST):
                         try:
                             frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
                         except zmq.Again:
+                            dry = True
                             break
                         heard.add(ep)             # only a message counts as hearing it
                         self._take(frames, local, ep)
-                        if len(local.records) >= HANDOVER_RECORDS:
-                            break
+                        if (len(local.records) >= HANDOVER_RECORDS
+                                or time.monotonic() - pass_started >= PASS_S):
+                            break                 # hand over what we have: refusals too
+                    all_dry &= dry
+                self._behind(not all_dry)
                 if not (local.messages or local.rejects or heard or local.auth_failed):
                     continue
                 now = time.monotonic()
@@ -230,6 +250,13 @@ class Receiver:
                     heard = set()
         finally:
             self._close(sockets, monitors)
+
+    def _behind(self, behind: bool) -> None:
+        """Whether the socket queues outran us this pass: ``check()`` says so when it lasts."""
+        if not behind:
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = time.monotonic()
 
     @staticmethod
     def _close(sockets, monitors) -> None:
@@ -277,7 +304,7 @@ class Receiver:
         for rej in decoded.rejects:
             if rej.reason == "internal":
                 self.faults.record("feed decoder", rej.detail or "a message it could not judge")
-            batch.rejects[(rej.src, rej.reason)] += 1
+            batch.rejects[(rej.src, rej.reason)] += rej.count
             batch.heard.add(rej.src)
         observe = self._seq.observe
         for src, seq in decoded.seqs:

@@ -58,15 +58,21 @@ def unpack_frames(data: bytes) -> list[bytes]:
     return frames
 
 
+# Channels a file may have (MCAP numbers them in 16 bits): messages on any further topic, and
+# on a topic no console would take (over 128 characters), go on the raw channel, byte for byte.
+MAX_CHANNELS = 256
+MAX_TOPIC_CHARS = 128
+
+
 def topic_of(frames: list[bytes]) -> str | None:
     """The channel a message belongs on, or None for the raw channel."""
-    if len(frames) != 2:
+    if len(frames) != 2 or not 0 < len(frames[0]) <= MAX_TOPIC_CHARS:
         return None
     try:
-        topic = frames[0].decode("ascii")
+        topic = bytes(frames[0]).decode("ascii")
     except UnicodeDecodeError:
         return None
-    return topic if topic and topic.isprintable() and topic != RAW_TOPIC else None
+    return topic if topic.isprintable() and topic != RAW_TOPIC else None
 
 
 class RecordingWriter:
@@ -111,6 +117,9 @@ class RecordingWriter:
 
     def write(self, frames: list[bytes], log_ms: int, publish_ms: int | None = None) -> None:
         topic = topic_of(frames)
+        if topic is not None and topic not in self._channels \
+                and len(self._channels) >= MAX_CHANNELS - 1:      # one kept for the raw one
+            topic = None
         data = frames[1] if topic is not None else pack_frames(frames)
         self._seq += 1
         self._writer.add_message(self._channel(topic), int(log_ms) * MS, data,

@@ -38,6 +38,15 @@ UnitStatus = Annotated[str, Meta(pattern="^(available|dispatched|en_route|on_sce
 # these bounds refuse a float that overflowed to inf (1e999).
 Finite = Annotated[float, Meta(ge=-1.7e308, le=1.7e308)]
 
+# How much one record may hold beyond its byte size: what a panel, a list or an export shows of
+# it, and a bound on the memory every held record costs (a case with 6,000 flags, a sensor with
+# 4,000 metrics, each under 64 KiB on the wire, cost the console 10x that in objects).
+Metrics = Annotated[dict[str, Finite], Meta(max_length=32)]
+Flags = Annotated[list[str], Meta(max_length=8)]
+Title = Annotated[str, Meta(max_length=200)]
+Description = Annotated[str, Meta(max_length=8_000)]
+ShortText = Annotated[str, Meta(max_length=500)]
+
 
 class Record(msgspec.Struct, kw_only=True):
     """Fields every record carries."""
@@ -57,21 +66,21 @@ class SensorReading(Record, kw_only=True):
     kind: str
     lat: Lat
     lon: Lon
-    metrics: dict[str, Finite]
+    metrics: Metrics
     district: str | None = None
 
 
 class Case(Record, kw_only=True):
     case_id: str
     status: CaseStatus
-    flags: list[str] = []
+    flags: Flags = []
     category: str
-    agency: str | None = None
-    title: str
-    description: str
+    agency: ShortText | None = None
+    title: Title
+    description: Description
     lat: Lat
     lon: Lon
-    address: str | None = None
+    address: ShortText | None = None
     district: str | None = None
     source: str
     priority: Priority

@@ -84,10 +84,13 @@ class ScaledClock(Clock):
 
 
 class FeedClock(Clock):
-    """Follows the publishers' own time: the newest heartbeat ``ts``, carried forward by the
-    wall. For a sped-up simulator run on its own (its records are ahead of the wall)."""
+    """Follows the publishers' own time: the newest heartbeat ``ts`` of ONE source (the first
+    heard, or the one named), carried forward by the wall. For a sped-up simulator run on its
+    own (its records are ahead of the wall). Other sources' heartbeats never move it: records
+    are judged against this clock, so a publisher that could move it could date anything."""
 
-    def __init__(self):
+    def __init__(self, source: str | None = None):
+        self.source = source
         self._base_feed: int | None = None
         self._base_wall = 0.0
         self._last = 0
@@ -95,7 +98,12 @@ class FeedClock(Clock):
     def link_ms(self) -> int:
         return int(time.monotonic() * 1000)
 
-    def observe(self, feed_ts_ms: int) -> None:
+    def observe(self, feed_ts_ms: int, src: str | None = None) -> None:
+        if src is not None:
+            if self.source is None:
+                self.source = src
+            elif src != self.source:
+                return
         if self._base_feed is None or feed_ts_ms > self.now_ms():
             self._base_feed = int(feed_ts_ms)
             self._base_wall = time.monotonic()

@@ -118,7 +118,7 @@ class Replay:
             decoded = decode(message, int(log_ms[i]))
             batch.messages += 1
             for rej in decoded.rejects:
-                batch.rejects[(rej.src, rej.reason)] += 1
+                batch.rejects[(rej.src, rej.reason)] += rej.count
                 batch.heard.add(rej.src)
             for src, seq in decoded.seqs:
                 observe(src, seq, batch)

@@ -149,7 +149,7 @@ class Situation:
                     health.announced_rate = rec.rate
                 observe = getattr(self.clock, "observe", None)
                 if observe is not None:
-                    observe(rec.ts)
+                    observe(rec.ts, rec.src)
         self._account(batch, link)
         change.sources = True
         if now - self._last_prune > 60_000:

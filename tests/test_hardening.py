@@ -58,6 +58,12 @@ def poison(ts: int) -> list[tuple[str, list[bytes], str, int]]:
         ("control characters in an id",
          [b"unit", raw(record("unit", src="evil", seq=4, ts=ts, unit_id="U\x00\x1b[2J"))],
          "bad_text", 1),
+        ("a terminal escape (C1 CSI) in a citizen's description",
+         [b"case", raw(record("case", src="evil", seq=11, ts=ts, case_id="CSI",
+                              description="a\x9b[2J"))], "bad_text", 1),
+        ("1,000 flags on one case",
+         [b"case", raw(record("case", src="evil", seq=12, ts=ts, case_id="FLAGS",
+                              flags=["escalated"] * 1000))], "out_of_range", 1),
         ("ts = 2**62", [b"case", raw(record("case", src="evil", seq=5, ts=2**62,
                                             case_id="FUTURE"))], "out_of_range", 1),
         ("a year in the 146 millions",
@@ -375,3 +381,62 @@ def test_a_record_further_ahead_than_the_tolerance_is_refused(publisher):
     finally:
         receiver.stop()
 
+
+
+def test_a_large_batch_of_valid_records_takes_the_fast_path_whole():
+    """7,000 valid cases in one 8 MB-class message — more commas than a batch may have items —
+    are all kept; a batch whose records are refused in a row costs little and is counted."""
+    from feeds.decode import MAX_BAD_IN_A_ROW, MessageDecoder
+    ts = 1_800_000_000_000
+    cases = [record("case", src="big", seq=i, ts=ts, case_id=f"C{i}",
+                    description="逗号，很多, commas, " * 20) for i in range(7_000)]
+    payload = raw(cases)
+    assert payload.count(b",") > 100_000 and len(payload) > 64 * 1024
+    out = MessageDecoder(now_ms=lambda: ts).decode([b"case", payload])
+    assert len(out.records) == 7_000 and not out.rejects
+    hopeless = b"[" + b",".join([b'{"p":"x"}'] * 50_000) + b"]"
+    out = MessageDecoder().decode([b"case", hopeless])
+    assert sum(r.count for r in out.rejects) == 50_000 and not out.records
+    assert len(out.rejects) == MAX_BAD_IN_A_ROW + 1             # judged one by one, then given up
+
+
+def test_a_receiver_that_falls_behind_says_so(publisher, monkeypatch):
+    """More arrives than the console can judge: the queue never runs dry, and after
+    BEHIND_S the wall is told it shows the city late (a decoder slowed down stands in for a
+    flood; the refusals it makes are handed over while the flood goes on)."""
+    import feeds.receiver as rx
+    monkeypatch.setattr(rx, "BEHIND_S", 0.3)
+    faults = Faults()
+    receiver = Receiver([publisher.endpoint], faults=faults).start()
+    slow = receiver._decoder.decode
+
+    def decode(frames, now_ms=None):
+        time.sleep(0.005)
+        return slow(frames, now_ms)
+    receiver._decoder.decode = decode
+    try:
+        publisher.wait_subscriber()
+        for i in range(400):
+            publisher.send_frames([b"case", b"not json"])
+        handed = []
+        assert wait_for(lambda: (handed.append(sum(receiver.drain()[0].rejects.values())),
+                                 "feed-receiver behind" in faults.snapshot())[1], 10)
+        assert sum(handed) < 400 and sum(handed) > 0       # refusals came while it was behind
+    finally:
+        receiver.stop()
+
+
+def test_the_recorder_keeps_its_channels_bounded(tmp_path):
+    """70,000 distinct topics and 300 topics of 100 KB: the file keeps at most MAX_CHANNELS
+    channels, the rest on the raw channel, and reads back every message byte for byte."""
+    from feeds.recording import MAX_CHANNELS, RecordingWriter
+    path = tmp_path / "topics.mcap"
+    w = RecordingWriter(path)
+    sent = [[b"sensor.k%d" % i, b'{"v":1}'] for i in range(70_000)]
+    sent += [[b"t" * 100_000, b"{}"] for _ in range(300)]
+    for i, frames in enumerate(sent):
+        w.write(frames, 1_800_000_000_000 + i)
+    w.close()
+    r = read_recording(path)
+    assert len(r) == len(sent) and len(r.topics) <= MAX_CHANNELS
+    assert [r.frames(i) for i in (0, 69_999, 70_299)] == [sent[0], sent[69_999], sent[70_299]]

@@ -107,3 +107,17 @@ def test_a_snapshot_record_that_would_be_refused_on_the_feed_is_refused_when_loa
             rec("unit", ts=T0, unit_id="U\x00")])
     assert set(s.cases) == {"OK"} and not s.units
     assert dict(s.rejected) == {"out_of_range": 1, "bad_text": 1}
+
+
+def test_a_feed_clock_follows_one_source_only():
+    """--clock feed: another publisher's heartbeats dated ahead cannot push the clock (records
+    are judged by it: whoever moves it could date anything)."""
+    from situation.clock import FeedClock
+    clock = FeedClock()
+    s = Situation(clock)
+    s.apply(batch([rec("hb", src="city", ts=T0)]))
+    for i in range(50):
+        s.apply(batch([rec("hb", src="evil", ts=T0 + (i + 1) * 540_000)]))
+    assert clock.source == "city" and clock.now_ms() < T0 + 60_000
+    s.apply(batch([rec("hb", src="city", ts=T0 + 120_000)]))
+    assert clock.now_ms() >= T0 + 120_000
