@@ -18,7 +18,9 @@ from pathlib import Path
 from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int, time_ms
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.endpoints import check_endpoint
+from feeds.key_args import Ordered
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
+from ui.security_args import add_console_security_args
 
 EXIT_FAILURE = 1
 
@@ -64,6 +66,11 @@ def check_replay_options(args) -> None:
                     "to the in-process training service")
         if args.record_dir:
             p.error("--record-dir records live feeds, not a replay")
+        for flag, given in (("--key", args.key), ("--server-key", args.server_key),
+                            ("--publishers", args.publishers), ("--trust", args.trust),
+                            ("--dispatch-server-key", args.dispatch_server_key)):
+            if given:
+                p.error(f"--replay has no network: drop {flag}")
     else:
         for flag, given in (("--training", args.training), ("--debrief-out", args.debrief_out)):
             if given:
@@ -85,11 +92,13 @@ def write_debrief(session, path: str, lang: str) -> int:
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="citywall", description="City-management command-center wall.")
     src = p.add_argument_group("sources")
-    src.add_argument("--feed", action="append", type=endpoint, metavar="ENDPOINT",
-                     help="subscribe to a protocol feed (repeatable); default tcp://127.0.0.1:5556")
+    src.add_argument("--feed", action=Ordered, type=endpoint, metavar="ENDPOINT",
+                     help="subscribe to a protocol feed (repeatable; a --server-key right "
+                          "after it is its own); default tcp://127.0.0.1:5556")
     src.add_argument("--demo", action="store_true", help="run the built-in demo city in-process")
     src.add_argument("--demo-feed", type=endpoint, metavar="ENDPOINT",
-                     help="also let other consoles see the demo city: bind it here")
+                     help="also let other consoles see the demo city: bind it here (beyond "
+                          "loopback: with --key and --trust, or --insecure)")
     src.add_argument("--speed", type=positive_float, default=1.0,
                      help="demo city clock speed (x wall time)")
     src.add_argument("--seed", type=int, default=1, help="demo city random seed")
@@ -126,6 +135,7 @@ def build_parser() -> OneLineParser:
                      help="the dispatch service to send orders to (with --demo: its own)")
     src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
                      metavar="NAME", help="this console's name in its orders")
+    add_console_security_args(p)
     rep = p.add_argument_group("recording and replay")
     rep.add_argument("--record-dir", metavar="DIR",
                      help="record every message received, as hourly MCAP files in DIR")
@@ -240,10 +250,12 @@ def main(argv: list[str] | None = None) -> int:
                                target_minutes=args.target_minutes)
     except ValueError as exc:
         build_parser().error(str(exc))
+    from feeds.publishers import PublishersError
+    from feeds.security import SecurityError
     from ui.session import ReplayOptionError, build_session
     try:
         session = build_session(args)
-    except ReplayOptionError as exc:
+    except (ReplayOptionError, SecurityError, PublishersError) as exc:
         build_parser().error(str(exc))
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)

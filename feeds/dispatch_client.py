@@ -28,6 +28,14 @@ city is the largest reply) and drops the connection on a larger one; every reply
 under bounds and one it cannot read is counted in ``dropped``, never raised. The service limits
 snapshots per console: ``snapshot()`` raises ``SnapshotRefused`` (a RuntimeError carrying the
 reason and when to retry) at once when it is refused.
+
+Keys: with ``keys`` (``feeds.security.ClientKeys``) the DEALER is a CURVE client — its own key
+pair, and ``keys.server_for(endpoint)`` as the service's key (an in-process endpoint has no
+handshake and takes none). The service judges every order by the role of this key, never by
+``console_id``; a snapshot reply says that role and its districts, kept in ``role`` and
+``districts`` (None until one arrives, and from a service without keys). A handshake the
+service refuses (our key not trusted, a wrong server key) is counted in ``status()``'s
+``auth_failed``: orders then stay pending and come back ``unconfirmed``.
 """
 from __future__ import annotations
 
@@ -42,10 +50,12 @@ import msgspec
 import zmq
 
 from feeds.endpoints import check_endpoint
+from feeds.links import LinkWatch
 from feeds.orders import (CHANGING_TYPES, DEFAULT_MAX_SNAPSHOT_BYTES, ORDER_TYPES, Ack,
                           Problem, SnapshotReply, decode_order, decode_reply, encode,
                           reason_code)
 from feeds.schema import PROTOCOL_VERSION, Record
+from feeds.security import ClientKeys, SecurityError, connect_as
 
 MODES = ("LIVE", "REPLAY", "TRAINING")
 GUARDED_MODES = frozenset({"REPLAY", "TRAINING"})
@@ -128,11 +138,13 @@ class DispatchClient:
                  timeout_ms: int = 3000, retries: int = 1, mode: str = "LIVE",
                  allow_live: bool = False, training_endpoints: Iterable[str] = (),
                  context: zmq.Context | None = None,
-                 max_reply_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES):
+                 max_reply_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
+                 keys: ClientKeys | None = None):
         """``now_ms`` times the replies (link time: real milliseconds, not the city clock);
         ``clock_ms`` stamps the orders' ``ts`` (the situation's clock); ``max_reply_bytes``
         is the largest reply taken (a snapshot: set it like the service's
-        ``--max-snapshot-bytes``)."""
+        ``--max-snapshot-bytes``); ``keys``: connect as a CURVE client (``SecurityError``
+        when they hold no server key for ``endpoint``)."""
         self.endpoint = check_endpoint(endpoint)
         if not isinstance(console_id, str) or not 0 < len(console_id) <= 128:
             raise ValueError("a console id is needed (1-128 characters)")
@@ -152,12 +164,24 @@ class DispatchClient:
         self._queued: list[tuple] = []       # events taken by ``snapshot()`` for ``poll()``
         self.dropped: Counter = Counter()
         self.counts: Counter = Counter()
+        self.role: str | None = None             # what the service says our key may do
+        self.districts: list[str] | None = None
+        server = None
+        if keys is not None and not self.endpoint.startswith("inproc://"):
+            server = keys.server_for(self.endpoint)
+            if server is None:
+                raise SecurityError(f"no server key for the dispatch service {self.endpoint}")
+        self.secured = server is not None
         self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IMMEDIATE, 1)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         self._sock.setsockopt(zmq.MAXMSGSIZE, int(max_reply_bytes))
+        if server is not None:
+            connect_as(self._sock, keys.key, server)
+        # Handshakes refused (keys) are counted; a link libzmq gave up on is connected again.
+        self._watch = LinkWatch(self._sock, self.endpoint) if self.secured else None
         self._sock.connect(self.endpoint)
 
     # ---- the guard ------------------------------------------------------------------------
@@ -211,6 +235,9 @@ class DispatchClient:
         """Everything that happened since the last call. Never blocks unless ``timeout_ms``
         is given (then waits up to that long for a reply first)."""
         events, self._queued = self._queued, []
+        if self._watch is not None:
+            self._watch.take_events()
+            self._watch.reconnect_if_deaf()
         unsent = self._put_unsent()
         if timeout_ms and not events:
             # An order still waiting for a connection is tried again every few ms.
@@ -269,6 +296,8 @@ class DispatchClient:
         if len(self._done) > DONE_KEEP:
             self._done.popitem(last=False)
         self.counts["answered"] += 1
+        if isinstance(reply, SnapshotReply):
+            self.role, self.districts = reply.role, reply.districts
         return ("snapshot" if isinstance(reply, SnapshotReply) else "ack", oid, reply)
 
     def _drop(self, why: str) -> tuple:
@@ -311,7 +340,11 @@ class DispatchClient:
         return {"endpoint": self.endpoint, "mode": self.mode, "pending": len(self._pending),
                 **{k: self.counts[k] for k in ("sent", "answered", "resent", "unconfirmed",
                                                "late")},
-                "dropped": dict(self.dropped)}
+                "dropped": dict(self.dropped), "secured": self.secured, "role": self.role,
+                "districts": self.districts,
+                "auth_failed": self._watch.auth_failed if self._watch is not None else 0}
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self._sock.close(0)

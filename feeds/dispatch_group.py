@@ -16,6 +16,7 @@ import msgspec
 
 from feeds.dispatch_store import change_row
 from feeds.orders import Order, encode as encode_message
+from feeds.roles import UNCHECKED, Caller
 from feeds.schema import Case, Record, Unit
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class OrderGroup:
         self.orders: list[tuple] = []
         self.replies: dict[str, bytes] = {}
         self.results: Counter = Counter()        # code or "accepted" → n
+        self.not_allowed: Counter = Counter()    # role (or why none) → orders refused
 
     def case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id) or self.svc.cases.get(case_id)
@@ -44,17 +46,19 @@ class OrderGroup:
         return self.units.get(unit_id) or self.svc.units.get(unit_id)
 
     def stage(self, order: Order, problem: str | None, records: list[Case | Unit],
-              reply: bytes, now: int) -> None:
-        """Stage the order's row, its reply and the records it makes (``problem`` is None
-        when accepted). Everything that could fail is worked out before anything is kept,
-        so an order that fails here leaves the group as it was."""
+              reply: bytes, now: int, caller: Caller = UNCHECKED) -> None:
+        """Stage the order's row (recorded against ``caller``, the authenticated key), its
+        reply and the records it makes (``problem`` is None when accepted). Everything that
+        could fail is worked out before anything is kept, so an order that fails here leaves
+        the group as it was."""
         src = self.svc.src
         stamped = [msgspec.structs.replace(rec, src=src, seq=self.seq + i + 1)
                    for i, rec in enumerate(records)]
         changes = [change_row(order.order_id, rec) for rec in stamped]
         row = (order.order_id, order.console, type(order).__struct_config__.tag,
                encode_message(order).decode(), reply.decode(),
-               "accepted" if problem is None else "rejected", now)
+               "accepted" if problem is None else "rejected", now, caller.client,
+               caller.role or "-")
         self.seq += len(stamped)
         for rec in stamped:
             if isinstance(rec, Case):

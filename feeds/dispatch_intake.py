@@ -11,6 +11,11 @@ and its records are published after. A request that cannot be taken is answered 
 one request costs that request only. When the database cannot be written, orders are refused
 with ``storage_unavailable``. The ``REPLY_CACHE`` most recent replies are kept in memory,
 older ones are read from SQLite.
+
+Who sent each request is the key its connection's handshake named (``feeds.dispatch_auth``),
+never the ``console`` it claims: the key's role is asked first (``not_allowed`` is an ordinary
+rejection, recorded against the key like any other), and snapshots are rate-limited per
+connection and per key when the service is secured (per claimed ``console`` when it is not).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from feeds.dispatch_group import OrderGroup
 from feeds.dispatch_store import StorageError
 from feeds.orders import (Ack, Order, Problem, SnapshotOrder, bad_order, decode_order,
                           encode as encode_message, reason)
+from feeds.roles import UNCHECKED, Caller
 
 LOG = logging.getLogger("feeds.dispatch")
 
@@ -42,9 +48,11 @@ class OrderIntake:
 
     def _serve_orders(self) -> None:
         msgs = []
+        secured = self.keys is not None
         while len(msgs) < MAX_GROUP:
             try:
-                msgs.append(self._router.recv_multipart(zmq.NOBLOCK))
+                # Secured: frames, to read who the handshake said sent it (User-Id).
+                msgs.append(self._router.recv_multipart(zmq.NOBLOCK, copy=not secured))
             except zmq.Again:
                 break
         if not msgs:
@@ -52,9 +60,18 @@ class OrderIntake:
         tx = OrderGroup(self, self._storage_ready())
         # (envelope, order_id if the reply waits on this commit, reply)
         outbox: list[tuple[list[bytes], str | None, bytes]] = []
-        snapshots: list[tuple[list[bytes], SnapshotOrder]] = []
+        snapshots: list[tuple[list[bytes], SnapshotOrder, Caller]] = []
         for frames_ in msgs:
             self.counts["received"] += 1
+            caller = UNCHECKED
+            if secured:
+                try:
+                    caller = self._caller_of(frames_[-1])
+                    frames_ = [f.bytes for f in frames_]
+                except Exception as exc:       # this request only
+                    self._fault("order", exc)
+                    self._drop("internal")
+                    continue
             if len(frames_) == 2:
                 envelope, payload = frames_[:1], frames_[1]
             elif len(frames_) == 3 and frames_[1] == b"":       # a REQ socket's envelope
@@ -66,7 +83,7 @@ class OrderIntake:
             try:
                 order = decode_order(payload, self.max_order_bytes)
                 oid = order.order_id
-                self._take(envelope, order, tx, outbox, snapshots)
+                self._take(envelope, order, tx, outbox, snapshots, caller)
             except Exception as exc:             # this order only: the others go on
                 self._fault("order", exc)
                 self._bad(envelope, Problem("internal", order_id=oid), outbox)
@@ -75,8 +92,8 @@ class OrderIntake:
         for envelope, _, reply in outbox:
             self._reply(envelope, reply)
         self._publish(tx.records)               # committed (a failed commit clears them)
-        for envelope, order in snapshots:       # after every order of the group is answered
-            self._answer_snapshot(envelope, order)
+        for envelope, order, caller in snapshots:  # after every order of the group is answered
+            self._answer_snapshot(envelope, order, caller)
 
     def _reply(self, envelope: list[bytes], reply: bytes) -> None:
         """Send one reply; one that cannot leave is a fault, and the others still go (and
@@ -89,18 +106,25 @@ class OrderIntake:
             self._fault("reply", exc)
 
     def _take(self, envelope: list[bytes], order: Order | Problem, tx: OrderGroup,
-              outbox: list, snapshots: list) -> None:
-        """Judge one request of the group: stage it, or put its answer in the outbox."""
+              outbox: list, snapshots: list, caller: Caller = UNCHECKED) -> None:
+        """Judge one request of the group (sent by ``caller``'s key): stage it, or put its
+        answer in the outbox."""
         if isinstance(order, Problem):
             self._bad(envelope, order, outbox)
             return
         if isinstance(order, SnapshotOrder):
-            wait_s = self._snapshot_limit.take([("identity", envelope[0]),
-                                                ("console", order.console)])
+            problem = self._may(caller, order)
+            if problem is not None:
+                self.rejected["not_allowed"] += 1
+                self.not_allowed[caller.label] += 1
+                outbox.append((envelope, None, self._ack(order.order_id, problem)))
+                return
+            who = ("key", caller.client) if caller.checked else ("console", order.console)
+            wait_s = self._snapshot_limit.take([("identity", envelope[0]), who])
             if wait_s > 0:
                 self._rate_limited(envelope, order, wait_s, outbox)
             else:
-                snapshots.append((envelope, order))
+                snapshots.append((envelope, order, caller))
             return
         oid = order.order_id
         if oid in tx.replies:                         # twice in this very group
@@ -120,7 +144,7 @@ class OrderIntake:
             self.counts["duplicates"] += 1
             outbox.append((envelope, None, stored))
         else:
-            self._judge(tx, order)
+            self._judge(tx, order, caller)
             outbox.append((envelope, oid, tx.replies[oid]))
 
     def _bad(self, envelope: list[bytes], problem: Problem, outbox: list) -> None:
@@ -174,6 +198,7 @@ class OrderIntake:
                 self._replies.popitem(last=False)
         self.counts["accepted"] += tx.results.pop("accepted", 0)
         self.rejected.update(tx.results)
+        self.not_allowed.update(tx.not_allowed)
         self.storage_error = None
 
     def _ack(self, order_id: str, problem: str | None) -> bytes:

@@ -62,6 +62,7 @@ class SourceLearning:
                     self.counts["learned"] += 1
                     self._version += 1
         self.counts["source_rejects"] += sum(batch.rejects.values())
+        self.source_auth_failed.update(batch.auth_failed)   # a wrong --source-server-key
 
     def _newer(self, held: Case | Unit | None, rec: Case | Unit) -> bool:
         """The greater ``ts`` wins; on a tie, the service's own record stays."""

@@ -1,7 +1,11 @@
 """The dispatch service: the single writer of assignments (指挥).
 
     python -m feeds.dispatch_service --source ENDPOINT [--source …] \\
-        --dispatch tcp://127.0.0.1:5557 --feed tcp://127.0.0.1:5558 [--db FILE]
+        --dispatch tcp://127.0.0.1:5557 --feed tcp://127.0.0.1:5558 [--db FILE] \\
+        [--key SECRET --trust DIR [--roles FILE.toml] [--source-server-key FILE …]]
+    python -m feeds.dispatch_service audit --db FILE [--since TIME] [--console KEY]
+
+(The command line is ``feeds.dispatch_cli``; the audit ``feeds.dispatch_audit``.)
 
 It learns cases and units from the ``--source`` feeds (any protocol publisher) and keeps them
 after those publishers go quiet; answers orders on a ROUTER (``dispatch``, ``recall``,
@@ -34,6 +38,12 @@ judging one order costs that order only (``bad_order: internal``); every step of
 guarded the same way, and all of it is counted under ``faults`` in the status. Snapshots are
 limited per client (ROUTER identity and ``console``) and encoded once per picture.
 
+Keys (issue #13): with ``--key``/``--trust`` both sockets are CURVE servers that take only
+the client keys in the trust directory, every order is judged by the role of the key that sent
+it (``--roles``, ``feeds.roles``) and recorded against that key, never against the ``console``
+it claims; the sources are heard over CURVE with ``--source-server-key``. Binding beyond
+loopback without keys is refused unless ``--insecure``. See ``feeds.dispatch_auth``.
+
 Test hook: with ``CITYWALL_TEST_KILL_AFTER_COMMIT=N`` in the environment the process SIGKILLs
 itself right after its Nth order commit, before the replies and records of that commit leave
 (the window a crash can hit). Tests only.
@@ -52,27 +62,28 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import zmq
 
 from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
+from feeds.dispatch_auth import FEED_DOMAIN, ORDERS_DOMAIN, KeyedOrders
 from feeds.dispatch_feed import FeedPublishing
 from feeds.dispatch_group import OrderGroup
 from feeds.dispatch_intake import OrderIntake, log_some as _log_some
 from feeds.dispatch_learning import SourceLearning
 from feeds.dispatch_snapshots import (DEFAULT_SNAPSHOT_BURST, DEFAULT_SNAPSHOTS_PER_MINUTE,
                                       RateLimit, SnapshotAnswers)
-from feeds.dispatch_store import Storage, StorageError, default_db_path
+from feeds.dispatch_store import Storage, StorageError, default_db_path  # noqa: F401
 from feeds.faults import Faults
 from feeds.orders import DEFAULT_MAX_SNAPSHOT_BYTES, MAX_ORDER_BYTES, Order
 from feeds.receiver import Receiver
+from feeds.roles import UNCHECKED, Caller, DistrictsOf, Roles
+from feeds.security import ClientKeys, SecurityError, ServerKeys, check_bind, is_loopback
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Record, Unit
 # Defined here before the split and still importable from here (tests, the training desk,
 # tools): the rules' ``decide`` in particular is looked up here by ``_judge`` at each call.
@@ -109,9 +120,20 @@ class BindError(RuntimeError):
 
 
 # ---- the service ------------------------------------------------------------------------
-class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearning):
+class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearning,
+                      KeyedOrders):
     """The single writer of assignments: its state, life and loop are here; what it does with
-    orders, snapshots, the feed and the sources is in the mixins it is made of."""
+    orders, snapshots, the feed and the sources is in the mixins it is made of.
+
+    Keys (``feeds.dispatch_auth``): with ``keys`` (``ServerKeys``) both sockets are CURVE
+    servers taking only the keys in its trust directory, and every order is judged and
+    recorded as sent by its key; ``roles`` says what each key may do (``feeds.roles``; None
+    with keys: every trusted key is a commander). ``source_keys`` (``ClientKeys``): the
+    service's own key pair and the publishers' server keys, to hear the ``sources`` over
+    CURVE. Without keys (tests, the demo: in-process or loopback) nothing is judged, as
+    before. Secure unless told otherwise: ``open()`` refuses (``SecurityError``) to bind
+    beyond loopback without keys, or to hear a source beyond loopback without source keys,
+    unless ``insecure``."""
 
     def __init__(self, sources: Iterable[str], dispatch_endpoint: str, feed_endpoint: str,
                  db_path: str | os.PathLike, *, src: str = DEFAULT_SRC,
@@ -122,8 +144,22 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                  snapshots_per_minute: float = DEFAULT_SNAPSHOTS_PER_MINUTE,
                  snapshot_burst: int = DEFAULT_SNAPSHOT_BURST,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 rejoin_s: float = REJOIN_S):
+                 rejoin_s: float = REJOIN_S, keys: ServerKeys | None = None,
+                 source_keys: ClientKeys | None = None, roles: Roles | None = None,
+                 insecure: bool = False):
+        if roles is not None and keys is None:
+            raise ValueError("roles need keys: without them no order says who sent it")
         self.sources = list(sources)
+        self.keys = keys
+        self.source_keys = source_keys
+        self.roles = roles if roles is not None else Roles.everyone_commands()
+        self.insecure = insecure
+        self.insecure_notes: list[str] = []           # what the caller let through (--insecure)
+        self._monitors: dict = {}                     # monitor socket → (socket, label)
+        self.handshakes_failed: dict[str, dict[str, int]] = {}
+        self.not_allowed: Counter = Counter()         # role (or why none) → orders refused
+        self.source_auth_failed: Counter = Counter()  # source endpoint → handshakes failed
+        self._districts_of = DistrictsOf()
         self.src = src
         self.now_ms = now_ms
         self.heartbeat_s = heartbeat_s
@@ -173,13 +209,22 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
 
     # ---- life -----------------------------------------------------------------------------
     def open(self) -> "DispatchService":
-        """Bind both sockets (``BindError`` here, in the caller), open and load the database
-        (a failure is kept as ``storage_error``: the service runs and refuses orders), and
-        start listening to the sources."""
-        self._router = self._bind(zmq.ROUTER, self.dispatch_endpoint)
+        """Bind both sockets (``BindError`` here, in the caller; ``SecurityError`` for an
+        endpoint beyond loopback without keys), open and load the database (a failure is kept
+        as ``storage_error``: the service runs and refuses orders), and start listening to
+        the sources."""
+        for ep in (self.dispatch_endpoint, self.feed_endpoint):
+            check_bind(ep, self.keys is not None, self.insecure)
+        for ep in self.sources:
+            if self.source_keys is None and not self.insecure and not is_loopback(ep):
+                raise SecurityError(f"source {ep} is on another machine: give "
+                                    "--source-server-key FILE and --key (or --insecure to "
+                                    "hear it unencrypted)")
+        self._router = self._bind(zmq.ROUTER, self.dispatch_endpoint, ORDERS_DOMAIN, "orders")
         try:
-            self._feed = self._bind(zmq.XPUB, self.feed_endpoint)
+            self._feed = self._bind(zmq.XPUB, self.feed_endpoint, FEED_DOMAIN, "feed")
         except BindError:
+            self._close_monitors()
             self._router.close(0)
             raise
         self.dispatch_endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -192,9 +237,10 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
             self._receiver = self._new_receiver()
         return self
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.Socket:
+    def _bind(self, kind: int, endpoint: str, domain: str, label: str) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        self._secure(sock, domain, label)
         if kind == zmq.XPUB:
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)      # see every console join
             sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -206,13 +252,19 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
+            for monitor, (watched, _) in list(self._monitors.items()):
+                if watched is sock:
+                    self._poller.unregister(monitor)
+                    del self._monitors[monitor]
+                    monitor.close(0)
             sock.close(0)
             raise BindError(f"cannot bind {endpoint}: {exc.strerror}") from None
         return sock
 
     def _new_receiver(self) -> Receiver:
         return Receiver(self.sources, context=self._ctx, faults=self.faults,
-                        max_message_bytes=self.max_message_bytes).start()
+                        max_message_bytes=self.max_message_bytes,
+                        keys=self.source_keys).start()
 
     def start(self) -> "DispatchService":
         if self._router is None:
@@ -254,6 +306,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         with self._lock:
             self._flush_learned()
             self.storage.close()
+            self._close_monitors()
             for sock in (self._router, self._feed):
                 if sock is not None:
                     sock.close(0)
@@ -270,6 +323,8 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         with self._lock:
             if self._feed in events:
                 self._step("subscriptions", self._consoles_joined)
+            if self._monitors:
+                self._step("handshakes", lambda: self._handshakes(events))
             self._step("learning", self._learn)
             if self._router in events:
                 self._step("orders", self._serve_orders)
@@ -342,13 +397,19 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         return False
 
     # ---- judging ----------------------------------------------------------------------------
-    def _judge(self, tx: OrderGroup, order: Order) -> None:
-        """Decide one order against the picture as the orders before it left it, and stage
-        it with its reply and the records it makes. (Here, not in the intake: ``decide`` is
-        this module's name, so a test can replace it.)"""
+    def _judge(self, tx: OrderGroup, order: Order, caller: Caller = UNCHECKED) -> None:
+        """Decide one order against the picture as the orders before it left it — first
+        whether its key may give it at all (``feeds.roles``), then the rules — and stage it
+        with its reply and the records it makes, against the key that sent it. (Here, not in
+        the intake: ``decide`` is this module's name, so a test can replace it.)"""
         now = self.now_ms()
-        problem, records = decide(order, tx.case, tx.unit, now)
-        tx.stage(order, problem, records, self._ack(order.order_id, problem), now)
+        problem = self._may(caller, order, tx.case, tx.unit)
+        if problem is None:
+            problem, records = decide(order, tx.case, tx.unit, now)
+        else:
+            records = []
+            tx.not_allowed[caller.label] += 1
+        tx.stage(order, problem, records, self._ack(order.order_id, problem), now, caller)
 
     # ---- looking in -------------------------------------------------------------------------
     def case(self, case_id: str) -> Case | None:
@@ -387,79 +448,16 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                            "max_message_bytes": self.max_message_bytes,
                            "snapshots_per_minute": self._snapshot_limit.per_s * 60,
                            "snapshot_burst": self._snapshot_limit.burst},
+                "source_auth_failed": dict(self.source_auth_failed),
+                **self._security_status(),
             }
 
 
 # ---- command line ---------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
-    from feeds.schema import DEFAULT_DISPATCH
-
-    p = OneLineParser(prog="feeds.dispatch_service",
-                      description="The CityWall dispatch service: the single writer of "
-                                  "assignments.")
-    p.add_argument("--source", type=endpoint, action="append", required=True,
-                   metavar="ENDPOINT", help="a protocol feed to learn cases and units from "
-                                            "(repeat for more)")
-    p.add_argument("--dispatch", type=endpoint, default=DEFAULT_DISPATCH, metavar="ENDPOINT",
-                   help=f"bind the ROUTER for orders here (default {DEFAULT_DISPATCH})")
-    p.add_argument("--feed", type=endpoint, default=DEFAULT_FEED, metavar="ENDPOINT",
-                   help=f"publish changes here (default {DEFAULT_FEED})")
-    p.add_argument("--db", default=None, metavar="FILE",
-                   help=f"the SQLite file (default {default_db_path()})")
-    p.add_argument("--src", default=DEFAULT_SRC, help="the feed's src (default dispatch)")
-    p.add_argument("--db-max-mb", type=positive_float, default=None, metavar="MB",
-                   help="refuse orders once the database would grow past this size")
-    lim = p.add_argument_group("limits")
-    lim.add_argument("--max-order-bytes", type=positive_int, default=MAX_ORDER_BYTES,
-                     metavar="N", help="a larger order frame is dropped by ZeroMQ and its "
-                                       f"sender disconnected (default {MAX_ORDER_BYTES})")
-    lim.add_argument("--max-snapshot-bytes", type=positive_int,
-                     default=DEFAULT_MAX_SNAPSHOT_BYTES, metavar="N",
-                     help="a larger snapshot is refused, not sent (default "
-                          f"{DEFAULT_MAX_SNAPSHOT_BYTES}; consoles take up to the same)")
-    lim.add_argument("--max-message-bytes", type=positive_int,
-                     default=DEFAULT_MAX_MESSAGE_BYTES, metavar="N",
-                     help="largest message taken from a --source feed (default "
-                          f"{DEFAULT_MAX_MESSAGE_BYTES})")
-    lim.add_argument("--snapshot-per-minute", type=positive_float,
-                     default=DEFAULT_SNAPSHOTS_PER_MINUTE, metavar="N",
-                     help="snapshots a client (connection or console id) may ask for a "
-                          f"minute (default {DEFAULT_SNAPSHOTS_PER_MINUTE:g})")
-    lim.add_argument("--snapshot-burst", type=positive_int, default=DEFAULT_SNAPSHOT_BURST,
-                     metavar="N", help="… and at once (default "
-                                       f"{DEFAULT_SNAPSHOT_BURST})")
-    p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    if args.db is None:
-        db = default_db_path()
-        db.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        db = Path(args.db)
-    service = DispatchService(args.source, args.dispatch, args.feed, db, src=args.src,
-                              max_db_bytes=int(args.db_max_mb * 2**20) if args.db_max_mb
-                              else None, max_order_bytes=args.max_order_bytes,
-                              max_snapshot_bytes=args.max_snapshot_bytes,
-                              max_message_bytes=args.max_message_bytes,
-                              snapshots_per_minute=args.snapshot_per_minute,
-                              snapshot_burst=args.snapshot_burst)
-    try:
-        service.open()
-    except BindError as exc:
-        print(f"feeds.dispatch_service: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    signal.signal(signal.SIGTERM, lambda *_: service.stop_soon())
-    print(f"dispatch service ready: orders {service.dispatch_endpoint} feed "
-          f"{service.feed_endpoint} db {db} seq {service.seq} "
-          f"storage {service.storage_error or 'ok'}", flush=True)
-    service.start()
-    try:
-        service.join(args.run_for)
-    except KeyboardInterrupt:
-        pass
-    service.stop()
-    return 0
+    """``python -m feeds.dispatch_service``: see ``feeds.dispatch_cli``."""
+    from feeds.dispatch_cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 A ``snapshot`` order costs the service the whole picture, so it is the one order a client
 could use to load it. Two things keep that cheap:
 
-- ``RateLimit``: token buckets per client (the ROUTER identity, and the ``console`` the order
-  names), ``DEFAULT_SNAPSHOTS_PER_MINUTE`` sustained and ``DEFAULT_SNAPSHOT_BURST`` at once, in
-  a table of at most ``MAX_CLIENTS`` buckets (least recently used forgotten first), so made-up
-  clients cannot grow it;
+- ``RateLimit``: token buckets per client (the ROUTER identity, and the key that sent it —
+  or, when the service is not secured, the ``console`` the order names: with keys a console
+  cannot spend another's budget by claiming its name), ``DEFAULT_SNAPSHOTS_PER_MINUTE``
+  sustained and ``DEFAULT_SNAPSHOT_BURST`` at once, in a table of at most ``MAX_CLIENTS``
+  buckets (least recently used forgotten first), so made-up clients cannot grow it;
 - ``SnapshotAnswers`` (a mixin of ``DispatchService``): the picture is encoded once per
   version and seq of it, and only the ``order_id`` is put in front per request; a snapshot
   larger than ``max_snapshot_bytes`` is refused, not sent. It works on the service's
@@ -23,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterable
 import msgspec
 
 from feeds.orders import SnapshotOrder, bad_order, reason
+from feeds.roles import UNCHECKED, Caller
 from feeds.schema import CLOSED_CASE_STATUSES
 
 # Snapshots a client may ask for: this many a minute, this many at once.
@@ -85,9 +87,10 @@ class SnapshotAnswers:
             retry_s=max(1, math.ceil(min(wait_s, 86_400.0)))))))
 
 
-    def _answer_snapshot(self, envelope: list[bytes], order: SnapshotOrder) -> None:
+    def _answer_snapshot(self, envelope: list[bytes], order: SnapshotOrder,
+                         caller: Caller = UNCHECKED) -> None:
         try:
-            reply = self._snapshot(order.order_id)
+            reply = self._snapshot(order.order_id, caller)
             if len(reply) > self.max_snapshot_bytes:
                 self.rejected["snapshot_too_large"] += 1
                 reply = self._ack(order.order_id, reason(
@@ -101,9 +104,10 @@ class SnapshotAnswers:
             reply = self._ack(order.order_id, bad_order("internal"))
         self._reply(envelope, reply)
 
-    def _snapshot(self, order_id: str) -> bytes:
+    def _snapshot(self, order_id: str, caller: Caller = UNCHECKED) -> bytes:
         """The snapshot reply: the picture is encoded once for each version and seq of it,
-        and only the ``order_id`` is put in front per request."""
+        and only the ``order_id`` — and, when the service is secured, the asking key's
+        ``role`` and ``districts`` — is put in front per request."""
         key = (self._version, self.seq)
         if self._snapshot_cache is None or self._snapshot_cache[0] != key:
             body = _enc.encode({
@@ -114,4 +118,5 @@ class SnapshotAnswers:
             self._snapshot_cache = (key, body)
             self.counts["snapshot_encodes"] += 1
         body = self._snapshot_cache[1]
-        return b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b"," + body[1:]
+        return (b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b","
+                + self._identity_fields(caller) + body[1:])

@@ -13,6 +13,11 @@ Two marks in ``meta`` say where the feed stands:
   ``changes_after(published)``: the restarted service sends them first (``published`` is
   written right after each send, cheaply, so it lags the truth by microseconds at most).
 
+Every order row says who really sent it: ``client``, the authenticated key's name (the CURVE
+handshake's User-Id; ``-`` when the service is not secured), and ``role``, its role then —
+never the ``console`` the order claims, which is kept as claimed. A database made before these
+columns gets them on open (``migrate``). ``python -m feeds.dispatch_service audit`` reads them.
+
 Every method raises ``StorageError`` and leaves no transaction open. No Qt, no sockets.
 """
 from __future__ import annotations
@@ -35,7 +40,9 @@ CREATE TABLE IF NOT EXISTS orders (
     request  TEXT NOT NULL,      -- the order as understood (JSON)
     reply    TEXT NOT NULL,      -- the reply sent, byte for byte (JSON)
     result   TEXT NOT NULL,      -- accepted | rejected
-    ts       INTEGER NOT NULL    -- service clock when judged
+    ts       INTEGER NOT NULL,   -- service clock when judged
+    client   TEXT NOT NULL DEFAULT '-',  -- the authenticated key's name ('-': not secured)
+    role     TEXT NOT NULL DEFAULT '-'   -- its role then ('-': none)
 );
 CREATE TABLE IF NOT EXISTS cases (
     case_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, status TEXT NOT NULL,
@@ -58,6 +65,11 @@ CREATE INDEX IF NOT EXISTS changes_by_order ON changes(order_id);
 -- 'seq': the last seq given out; 'published': the last seq sent on the feed
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 """
+# Columns added since the first schema: a database made before them gets them on open.
+ADDED_COLUMNS = {"orders": (("client", "TEXT NOT NULL DEFAULT '-'"),
+                            ("role", "TEXT NOT NULL DEFAULT '-'"))}
+ORDER_COLUMNS = ("order_id", "console", "type", "request", "reply", "result", "ts", "client",
+                 "role")
 
 _case_dec = msgspec.json.Decoder(Case)
 _unit_dec = msgspec.json.Decoder(Unit)
@@ -88,6 +100,16 @@ def change_row(order_id: str, rec: Case | Unit) -> tuple:
     return (rec.seq, order_id, topic, key, rec.status, rec.ts, _enc.encode(rec).decode())
 
 
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a database made by an older version lacks (``ADDED_COLUMNS``); rows
+    already there get the default (an order from before keys: client '-', role '-')."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns:
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+
 class Storage:
     """The service's SQLite file. Every method raises ``StorageError`` and leaves no
     transaction open."""
@@ -105,6 +127,7 @@ class Storage:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(SCHEMA)
+            migrate(conn)
             if self.max_bytes:
                 page = conn.execute("PRAGMA page_size").fetchone()[0]
                 conn.execute(f"PRAGMA max_page_count={max(1, self.max_bytes // page)}")
@@ -167,7 +190,8 @@ class Storage:
         c = self._conn()
         try:
             c.execute("BEGIN IMMEDIATE")
-            c.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?)", orders)
+            c.executemany(f"INSERT INTO orders ({','.join(ORDER_COLUMNS)}) VALUES "
+                          f"({','.join('?' * len(ORDER_COLUMNS))})", orders)
             c.executemany("INSERT OR REPLACE INTO cases VALUES (?,?,?,?)",
                           [(r.case_id, r.ts, r.status, _enc.encode(r).decode()) for r in cases])
             c.executemany("INSERT OR REPLACE INTO units VALUES (?,?,?,?)",

@@ -28,8 +28,11 @@ LIVELY = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DE
 class LinkWatch:
     """The monitor of one socket connected to one endpoint."""
 
-    def __init__(self, sock: zmq.Socket, endpoint: str):
+    def __init__(self, sock: zmq.Socket, endpoint: str, curve: bool = True):
         self.sock, self.endpoint = sock, endpoint
+        # On a plain socket a failed handshake is a key problem only when the server wanted
+        # keys (a mechanism mismatch); anything else (a port that speaks no ZMTP) is not.
+        self.curve = curve
         self.monitor = sock.get_monitor_socket(EVENTS)
         self.dropped_at: float | None = None
         self.drops = 0
@@ -50,9 +53,10 @@ class LinkWatch:
                 self.drops += 1
                 self.dropped_at = time.monotonic()
             elif kind & HANDSHAKE_FAILED:
-                failed += 1
-                self.auth_failed += 1
                 self.secure = False
+                if self.curve or event.get("value") == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                    failed += 1
+                    self.auth_failed += 1
             elif kind & LIVELY:
                 self.dropped_at = None
                 if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:

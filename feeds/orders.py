@@ -91,6 +91,10 @@ class SnapshotReply(msgspec.Struct, kw_only=True, tag_field="type", tag="snapsho
     seq: int                    # the last record of ``src``'s feed these include
     cases: list[Case]           # every open case
     units: list[Unit]           # every unit
+    # The role of the key that asked, and its districts (adcodes; None: every district) —
+    # None when the service is not secured. Optional: older consoles ignore them.
+    role: str | None = None
+    districts: list[str] | None = None
 
 
 Reply = Union[Ack, SnapshotReply]
@@ -144,7 +148,28 @@ REASONS: dict[str, tuple[str, str]] = {
                      "{what} 请求过于频繁（上限 {limit}），请 {retry_s} 秒后重试"),
     "snapshot_too_large": ("the snapshot is {size} bytes, larger than the limit of {limit}",
                            "快照 {size} 字节，超过上限 {limit}"),
+    # who sent it (the authenticated key, feeds.roles): the words are NOT_ALLOWED's
+    "not_allowed": ("{what}", "{what_zh}"),
 }
+
+# What a key's role lacks (``not_allowed(kind, …)``); roles and actions in words below.
+NOT_ALLOWED: dict[str, tuple[str, str]] = {
+    "role": ("{role} {name} may not {action}", "{role_zh} {name} 无{action_zh}权限"),
+    "trainer": ("trainer {name} may only order a training desk, not the live service "
+                "(not even {action})",
+                "培训员 {name} 只能对培训席下达指令，无权操作实时调度服务（{action_zh}）"),
+    "district": ("{role} {name} may not {action} {what} {id}: it is in district {district}, "
+                 "not one of {districts}",
+                 "{role_zh} {name} 无权{action_zh}{what_zh} {id}：所在区 {district} 不在其辖区 "
+                 "{districts} 内"),
+    "unlisted": ("key {name} has no role in the roles file", "密钥 {name} 未在角色文件中授权"),
+    "untrusted": ("key {name} is no longer trusted", "密钥 {name} 已不再受信任"),
+    "unauthenticated": ("the order came without an authenticated key", "指令未经密钥认证"),
+}
+ROLE_WORDS = {"viewer": "观察员", "dispatcher": "调度员", "commander": "指挥长",
+              "trainer": "培训员"}
+ACTION_WORDS = {"dispatch": "派遣", "recall": "召回", "snapshot": "获取快照"}
+WHAT_WORDS = {"case": "案件", "unit": "执法单元"}
 
 
 def reason(code: str, **fields) -> str:
@@ -155,6 +180,21 @@ def reason(code: str, **fields) -> str:
         return f"{code}: {en.format(**fields)} / {zh.format(**fields)}"
     except (KeyError, IndexError):
         return f"{code}: {en} / {zh}"
+
+
+def not_allowed(kind: str, **fields) -> str:
+    """The reason for an order the sender's key may not give: ``"not_allowed: viewer
+    东城-值守 may not dispatch / 观察员 东城-值守 无派遣权限"``."""
+    en, zh = NOT_ALLOWED.get(kind, NOT_ALLOWED["unlisted"])
+    fields = {k: ("-" if v is None else v) for k, v in fields.items()}
+    fields.update(role_zh=ROLE_WORDS.get(fields.get("role"), fields.get("role", "-")),
+                  action_zh=ACTION_WORDS.get(fields.get("action"), fields.get("action", "-")),
+                  what_zh=WHAT_WORDS.get(fields.get("what"), fields.get("what", "-")))
+    try:
+        what, what_zh = en.format(**fields), zh.format(**fields)
+    except (KeyError, IndexError):
+        what, what_zh = kind, kind
+    return reason("not_allowed", what=what, what_zh=what_zh)
 
 
 def reason_code(text: str | None) -> str | None:

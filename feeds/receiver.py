@@ -185,7 +185,7 @@ class Receiver:
                 if server is not None:
                     connect_as(sock, self.keys.key, server)
                 # Drops and failed handshakes; a link libzmq gave up on is connected again.
-                watch = LinkWatch(sock, ep)
+                watch = LinkWatch(sock, ep, curve=server is not None)
                 sock.connect(ep)
                 poller.register(sock, zmq.POLLIN)
                 poller.register(watch.monitor, zmq.POLLIN)

@@ -367,14 +367,18 @@ def main(argv: list[str] | None = None) -> int:
     import zmq
 
     from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
+    from feeds.key_args import (ORDER, Ordered, add_insecure_arg, add_key_arg,
+                                add_server_key_arg, client_keys, own_key)
     from feeds.receiver import Receiver
+    from feeds.security import SecurityError
     from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
     from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 
     p = OneLineParser(prog="feeds.record",
                       description="Record feeds, every message as it arrived, into an MCAP file.")
-    p.add_argument("--feed", type=endpoint, action="append", required=True, metavar="ENDPOINT",
-                   help="a feed to subscribe to (repeat for more)")
+    p.add_argument("--feed", type=endpoint, action=Ordered, required=True, metavar="ENDPOINT",
+                   help="a feed to subscribe to (repeat for more); on another machine it needs "
+                        "--key and --server-key (or --insecure)")
     p.add_argument("--out", required=True, metavar="FILE.mcap")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS",
@@ -383,7 +387,15 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="N", help="the receiver's record size limit (default 64 KiB)")
     p.add_argument("--max-message-bytes", type=positive_int, default=DEFAULT_MAX_MESSAGE_BYTES,
                    metavar="N", help="a larger frame is dropped by ZeroMQ (default 8 MiB)")
+    add_key_arg(p, "the recorder's own CURVE key pair (NAME.key_secret, mode 600)")
+    add_server_key_arg(p)
+    add_insecure_arg(p)
     args = p.parse_args(argv)
+    try:
+        keys = client_keys(own_key(args.key, args.insecure), getattr(args, ORDER, None) or [],
+                           args.feed, args.insecure)
+    except SecurityError as exc:
+        p.error(str(exc))
     out = Path(args.out).expanduser()
     if out.is_dir():
         p.error(f"--out: is a directory: {args.out!r}")
@@ -399,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out: cannot write {args.out!r}: {describe(exc)}")
     try:
         receiver = Receiver(args.feed, tap=recorder.tap, max_record_bytes=args.max_record_bytes,
-                            max_message_bytes=args.max_message_bytes).start()
+                            max_message_bytes=args.max_message_bytes, keys=keys).start()
     except (zmq.ZMQError, ValueError) as exc:
         recorder.close()
         if not existed:
@@ -413,14 +425,18 @@ def main(argv: list[str] | None = None) -> int:
                 for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     deadline = None if args.run_for is None else started + args.run_for
-    print(f"recording {' '.join(args.feed)} to {out}; Ctrl-C stops", file=sys.stderr)
+    print(f"recording {' '.join(args.feed)} to {out} ({'CURVE' if keys else 'plain'}); "
+          "Ctrl-C stops", file=sys.stderr)
+    auth_failed: dict[str, int] = {}
     try:
         while not stop.is_set() and recorder.problem is None and not receiver.given_up:
             left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
             if left <= 0:
                 break
             stop.wait(left)
-            receiver.drain()                   # discard: the receiver keeps reading
+            batch, _ = receiver.drain()        # discard: the receiver keeps reading
+            for ep, n in batch.auth_failed.items():
+                auth_failed[ep] = auth_failed.get(ep, 0) + n
     finally:
         receiver.stop()
         recorder.close()
@@ -437,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feeds.record: error: {recorder.problem} ({recorder.messages} messages "
               f"recorded, {recorder.dropped} not)", file=sys.stderr)
         return 1
+    if auth_failed:
+        print("feeds.record: warning: handshakes failed (keys not accepted): "
+              + ", ".join(f"{ep} ×{n}" for ep, n in sorted(auth_failed.items())),
+              file=sys.stderr)
     if recorder.messages == 0:
         print(f"feeds.record: warning: nothing was received from {' '.join(args.feed)} "
               f"in {took:.1f} s", file=sys.stderr)

@@ -1,8 +1,10 @@
 """The classroom: republish a recording as a live protocol feed, so one trainer drives several
 trainee consoles.
 
-    python -m feeds.replay day.mcap --feed tcp://0.0.0.0:5560 [--speed 4] [--start 09:30]
-    python main.py --feed tcp://TRAINER:5560 --clock feed       (each trainee)
+    python -m feeds.replay day.mcap --feed tcp://0.0.0.0:5560 --key SECRET --trust DIR
+                                            [--speed 4] [--start 09:30]
+    python main.py --feed tcp://TRAINER:5560 --key SECRET --server-key PUBLIC --clock feed
+                                                                (each trainee)
 
 Every message goes out as it was recorded (the publishers' own src, seq and ts; bad ones too),
 paced by its receive time. A trainee console should follow the feed's clock (``--clock feed``):
@@ -27,6 +29,7 @@ from feeds.schema import Case, Heartbeat, SensorReading, Unit, frames
 REPLAY_SRC = "replay"
 LOOP_S = 0.02                # the pacing loop's longest sleep: subscriptions are seen this fast
 HEARTBEAT_MS = 1_000         # of the replay's time
+CLASSROOM_DOMAIN = "classroom"   # the ZAP domain of the classroom's CURVE server
 
 
 class LatestState:
@@ -62,7 +65,8 @@ class Classroom:
     ``endpoint``. ``run(stop)`` returns at the recording's end or when ``stop`` is set."""
 
     def __init__(self, recording: Recording, endpoint: str, speed: float = 1.0,
-                 start_ms: int | None = None, context: zmq.Context | None = None):
+                 start_ms: int | None = None, context: zmq.Context | None = None,
+                 keys=None):
         if not speed > 0:
             raise ValueError(f"speed must be greater than zero, not {speed}")
         self.recording, self.speed = recording, float(speed)
@@ -75,6 +79,9 @@ class Classroom:
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, 200_000)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+        if keys is not None:        # feeds.security.ServerKeys: only the trusted consoles
+            from feeds.security import serve
+            serve(self.sock, keys.key, keys.trust, CLASSROOM_DOMAIN)
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError:
@@ -147,25 +154,38 @@ class Classroom:
 
 def main(argv: list[str] | None = None) -> int:
     from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, time_ms
+    from feeds.key_args import add_insecure_arg, add_key_arg, add_trust_arg, own_key, server_keys
+    from feeds.security import Gate, SecurityError
     p = OneLineParser(prog="feeds.replay",
                       description="Republish a CityWall recording as a live protocol feed.")
     p.add_argument("recording", metavar="FILE.mcap")
     p.add_argument("--feed", type=endpoint, default="tcp://0.0.0.0:5560", metavar="ENDPOINT",
-                   help="bind here (default tcp://0.0.0.0:5560)")
+                   help="bind here (default tcp://0.0.0.0:5560, every interface: that needs "
+                        "--key and --trust, or --insecure)")
     p.add_argument("--speed", type=positive_float, default=1.0)
     p.add_argument("--start", type=time_ms, default=None,
                    help="where to begin (ISO 8601, Beijing time if no zone; or ms)")
     p.add_argument("--no-wait", action="store_true",
                    help="start at once instead of when the first console subscribes")
+    add_key_arg(p, "the classroom's own CURVE key pair (NAME.key_secret, mode 600): with "
+                   "--trust, the feed is a CURVE server")
+    add_trust_arg(p, "the trainees' consoles")
+    add_insecure_arg(p)
     args = p.parse_args(argv)
+    try:
+        keys = server_keys(own_key(args.key, args.insecure), args.trust, args.feed,
+                           args.insecure)
+    except SecurityError as exc:
+        p.error(str(exc))
     try:
         recording = read_recording(args.recording)
     except RecordingError as exc:
         p.error(str(exc))
     for problem in recording.problems:
         print(f"feeds.replay: warning: {problem}", file=sys.stderr)
+    ctx = zmq.Context.instance()
     try:
-        room = Classroom(recording, args.feed, args.speed, args.start)
+        room = Classroom(recording, args.feed, args.speed, args.start, context=ctx, keys=keys)
     except ValueError as exc:
         p.error(f"--start: {exc}")
     except zmq.ZMQError as exc:
@@ -173,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    keyed = (f" --key YOURS.key_secret --server-key {keys.key.name}.key" if keys else "")
     print(f"replaying {args.recording} ({len(recording)} messages) on {room.endpoint} at "
-          f"{args.speed:g}×, from when the first console subscribes; trainees: "
-          f"python main.py --feed {room.endpoint} --clock feed", file=sys.stderr)
+          f"{args.speed:g}×, {'CURVE' if keys else 'UNENCRYPTED'}, from when the first console "
+          f"subscribes; trainees: python main.py --feed {room.endpoint}{keyed} --clock feed",
+          file=sys.stderr)
     try:
         if args.no_wait or room.wait_for_console(stop):
             room.run(stop)
@@ -184,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         room.close()
     print(f"sent {room.sent} messages", file=sys.stderr)
+    refused = Gate.of(ctx).status(CLASSROOM_DOMAIN) if keys else {}
+    if refused:
+        print("feeds.replay: refused handshakes (keys not trusted): "
+              + ", ".join(f"{peer} ×{n}" for peer, n in sorted(refused.items())), file=sys.stderr)
     return 0
 
 

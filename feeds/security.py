@@ -77,6 +77,13 @@ class TrustStore:
         with self._lock:
             return sorted(self._keys.values())
 
+    def trusts(self, name: str) -> bool:
+        """Is a key of this name still in the directory (read again when stale)?"""
+        if time.monotonic() - self._read_at >= RELOAD_S:
+            self.reload()
+        with self._lock:
+            return name in self._keys.values()
+
 
 # ---- the ZAP handler --------------------------------------------------------------------------
 class Gate:
@@ -90,7 +97,8 @@ class Gate:
     def of(cls, context: zmq.Context) -> "Gate":
         with cls._gates_lock:
             gate = cls._gates.get(id(context))
-            if gate is None or gate._stop.is_set():
+            if (gate is None or gate._stop.is_set() or gate._ctx is not context
+                    or not gate._thread.is_alive()):
                 gate = cls._gates[id(context)] = cls(context)
             return gate
 
@@ -140,7 +148,7 @@ class Gate:
                     if not sock.poll(100):
                         continue
                     request = sock.recv_multipart()
-                except zmq.ContextTerminated:
+                except zmq.ZMQError:                 # the context is going: so are we
                     break
                 try:
                     reply = self._answer(request)
@@ -148,7 +156,10 @@ class Gate:
                     LOG.exception("CURVE gate: error judging a handshake")
                     reply = [b"1.0", request[1] if len(request) > 1 else b"", b"500",
                              str(exc)[:60].encode(), b"", b""]
-                sock.send_multipart(reply)
+                try:
+                    sock.send_multipart(reply)
+                except zmq.ZMQError:
+                    break
         finally:
             sock.close(0)
 
@@ -185,6 +196,7 @@ def serve(sock: zmq.Socket, key: Key, trust: TrustStore, domain: str) -> None:
     """Make ``sock`` a CURVE server that takes only the clients ``trust`` holds."""
     Gate.of(sock.context).trust(domain, trust)
     sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)        # no gate answering: nobody gets in
     sock.setsockopt(zmq.CURVE_SECRETKEY, key.secret)
     sock.setsockopt(zmq.CURVE_PUBLICKEY, key.public)
     sock.setsockopt(zmq.CURVE_SERVER, 1)

@@ -709,15 +709,27 @@ HEARTBEAT_S = 0.5
 LOOP_S = 0.05
 
 
-def _bind(endpoint: str, context: zmq.Context) -> zmq.Socket:
-    """XPUB so the city sees each console subscribe and can send it the whole state."""
+FEED_DOMAIN = "feed"        # the ZAP domain of a publisher's CURVE server
+
+
+def _bind(endpoint: str, context: zmq.Context, keys: "ServerKeys | None" = None,
+          also: str | None = None) -> zmq.Socket:
+    """XPUB so the city sees each console subscribe and can send it the whole state. With
+    ``keys`` a CURVE server taking only the subscribers ``keys.trust`` holds (an in-process
+    connection has no handshake: it needs none). ``also``: bind there too (the console's
+    ``--demo-feed``, beside its in-process endpoint)."""
     sock = context.socket(zmq.XPUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     sock.setsockopt(zmq.SNDHWM, 200_000)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)     # subscribers send only these
+    if keys is not None:
+        from feeds.security import serve
+        serve(sock, keys.key, keys.trust, FEED_DOMAIN)
     try:
         sock.bind(endpoint)
+        if also:
+            sock.bind(also)
     except zmq.ZMQError:
         sock.close(0)
         raise
@@ -765,11 +777,13 @@ class Running(NamedTuple):
 
 
 def start_in_thread(endpoint: str, *, city: DemoCity, now_ms: Callable[[], int],
-                    context: zmq.Context | None = None, follow: str | None = None) -> Running:
+                    context: zmq.Context | None = None, follow: str | None = None,
+                    keys: "ServerKeys | None" = None, also_bind: str | None = None) -> Running:
     """Bind now (a port in use raises here, in the caller), then publish from a thread.
-    ``follow``: the dispatch service's feed, whose orders the city carries out."""
+    ``follow``: the dispatch service's feed, whose orders the city carries out. ``keys``:
+    serve CURVE (feeds.security); ``also_bind``: a second endpoint for the same feed."""
     ctx = context or zmq.Context.instance()
-    sock = _bind(endpoint, ctx)
+    sock = _bind(endpoint, ctx, keys, also_bind)
     bound = sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
     stop = threading.Event()
     orders = None
@@ -891,12 +905,15 @@ def write_history(days: int, out, seed: int = 1, end_ms: int | None = None) -> i
 def main(argv: list[str] | None = None) -> int:
     from feeds.args import (EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int,
                             time_ms)
+    from feeds.key_args import add_insecure_arg, add_key_arg, add_trust_arg, own_key, server_keys
+    from feeds.security import Gate, SecurityError
     from situation.clock import ScaledClock
 
     p = OneLineParser(prog="feeds.simulator",
                       description="The CityWall demo city: publishes protocol v1 on a PUB socket.")
     p.add_argument("--feed", type=endpoint, default="tcp://127.0.0.1:5556", metavar="ENDPOINT",
-                   help="bind here (default tcp://127.0.0.1:5556)")
+                   help="bind here (default tcp://127.0.0.1:5556); beyond loopback it needs "
+                        "--key and --trust (or --insecure)")
     p.add_argument("--speed", type=positive_float, default=1.0, help="city clock x wall time")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=time_ms, default=None,
@@ -906,28 +923,44 @@ def main(argv: list[str] | None = None) -> int:
                    help="write N days of demand history (the city's rhythm) and exit")
     p.add_argument("--history-out", default=None, metavar="FILE.parquet|FILE.csv",
                    help="where --history-days writes")
+    add_key_arg(p, "the publisher's own CURVE key pair (NAME.key_secret, mode 600): with "
+                   "--trust, the feed is a CURVE server")
+    add_trust_arg(p, "the consoles")
+    add_insecure_arg(p)
     args = p.parse_args(argv)
     if (args.history_days is None) != (args.history_out is None):
         p.error("--history-days and --history-out go together")
     if args.history_days is not None:
         return _history_main(p, args)
+    try:
+        keys = server_keys(own_key(args.key, args.insecure), args.trust, args.feed,
+                           args.insecure)
+    except SecurityError as exc:
+        p.error(str(exc))
     start = args.start if args.start is not None else time.time_ns() // 1_000_000
     city = DemoCity(seed=args.seed, start_ms=start)
     clock = ScaledClock(start, args.speed)
+    ctx = zmq.Context.instance()
     try:
         thread, stop, _ = start_in_thread(args.feed, city=city, now_ms=clock.now_ms,
-                                       context=zmq.Context.instance())
+                                          context=ctx, keys=keys)
     except zmq.ZMQError as exc:
         print(f"feeds.simulator: error: cannot bind {args.feed}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"demo city publishing on {args.feed} (speed {args.speed:g}, seed {args.seed}); "
-          "Ctrl-C stops", file=sys.stderr)
+    how = (f"CURVE, key {keys.key.name}, trusting {len(keys.trust.names())} keys in "
+           f"{keys.trust.directory}" if keys else "UNENCRYPTED")
+    print(f"demo city publishing on {args.feed} ({how}; speed {args.speed:g}, seed "
+          f"{args.seed}); Ctrl-C stops", file=sys.stderr)
     try:
         thread.join(args.run_for)
     except KeyboardInterrupt:
         pass
     stop.set()
     thread.join(5)
+    refused = Gate.of(ctx).status(FEED_DOMAIN) if keys else {}
+    if refused:
+        print("feeds.simulator: refused handshakes (keys not trusted): "
+              + ", ".join(f"{peer} ×{n}" for peer, n in sorted(refused.items())), file=sys.stderr)
     return 0
 
 

@@ -122,6 +122,7 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
                                                  engine.load_layout("commander", set(PANELS)))
     console = CommanderConsole(session.situation, bridge, args.lang, session.mode,
                                layout.screens[0])
+    console.header.show_security(session.security.exposed())
     link_panels([console], orders)
     if session.replay is not None:             # the transport bar, under the docks
         from ui.transport import attach_transport
@@ -222,7 +223,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     if getattr(args, "console", False):
         return run_console(app, session, args, bridge, orders, layout or key, at_exit)
     wall = Wall(session.situation, bridge, args.lang, session.mode, orders, layout, notice,
-                schedule, layout_key=key)
+                schedule, layout_key=key, unencrypted=session.security.exposed())
     wall.exercise = session.exercise             # the menu's training debrief
     if session.replay is not None:   # a transport bar on every window, again when re-laid
         from ui.transport import attach_transport

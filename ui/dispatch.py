@@ -5,6 +5,14 @@ order stays pending until both are in.
 
 The orders this console sent are console state, not the city's: they live here, and panels ask
 ``orders_for_case`` / ``order_for_unit`` to mark what is pending.
+
+So does this seat's role. With keys, the dispatch service says in its snapshot reply what the
+console's key may do (``client.role``, ``client.districts``): a viewer looks only; a dispatcher
+orders within its districts; a commander (and a trainer) everywhere. ``refusal()`` says why a
+gesture is not this seat's — panels ask it through the callable they are given, the header
+shows ``role_now()`` — and ``dispatch``/``recall`` refuse locally, saying why, before anything
+is sent (the service refuses too: this is the commander's warning, not the guard). Without a
+role (no keys, the demo) every gesture is allowed, as before.
 """
 from __future__ import annotations
 
@@ -12,7 +20,9 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from situation.catalog import district_name
 from situation.store import Situation
+from widgets.i18n import tr
 
 POLL_MS = 20
 
@@ -38,6 +48,11 @@ class DispatchController(QObject):
         super().__init__(parent)
         self.situation, self.client, self.lang = situation, client, lang
         self.orders: dict[str, Order] = {}
+        self.role: str | None = None
+        self.districts: tuple[str, ...] = ()     # as the service named them
+        self._adcodes: frozenset[str] = frozenset()
+        self.refused: list[tuple[str, str | None, str | None, str]] = []   # refused here
+        self.learn_role()
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.poll)
@@ -47,11 +62,64 @@ class DispatchController(QObject):
         """Before the client closes: nothing polls a closed socket."""
         self._timer.stop()
 
+    # ---- the seat's role ---------------------------------------------------------------------
+    def learn_role(self) -> bool:
+        """Take the role the service gave (after a snapshot); True when it changed."""
+        role = getattr(self.client, "role", None)
+        districts = tuple(getattr(self.client, "districts", None) or ())
+        if (role, districts) == (self.role, self.districts):
+            return False
+        self.role, self.districts = role, districts
+        self._adcodes = frozenset(filter(None, (adcode_of(d) for d in districts)))
+        return True
+
+    def role_now(self) -> tuple[str | None, tuple[str, ...]]:
+        return self.role, self.districts
+
+    def refusal(self, action: str, case_id: str | None = None,
+                unit_id: str | None = None) -> str | None:
+        """Why this seat may not ``action`` ("dispatch", "recall") — this case, this unit, or
+        at all when neither is given — or None when it may. As the service judges
+        (feeds/roles.py): a dispatcher's case and unit must both lie in its districts."""
+        if self.role == "viewer":
+            return tr("deny.viewer", self.lang)
+        if self.role == "trainer":
+            return tr("deny.trainer", self.lang)
+        if self.role != "dispatcher" or not self._adcodes:
+            return None                 # commander, no role: the service decides
+        st = self.situation
+        unit = st.units.get(unit_id) if unit_id else None
+        if action == "recall":
+            case = st.cases.get(unit.case_id) if unit is not None and unit.case_id else None
+        else:
+            case = st.cases.get(case_id) if case_id else None
+        mine = " ".join(district_name(d, self.lang) for d in sorted(self._adcodes))
+        for what, where in ((case_id or (case.case_id if case else None),
+                             case.district if case is not None else None),
+                            (unit.callsign if unit is not None else unit_id,
+                             st.locator.locate(unit.lon, unit.lat) if unit is not None
+                             else None)):
+            if where is not None and where not in self._adcodes:   # unknown: the service
+                return tr("deny.district", self.lang, what=what,
+                          district=district_name(where, self.lang), mine=mine,
+                          act=tr(f"act.{action}", self.lang))
+        return None
+
+    def refuse(self, kind: str, case_id: str | None, unit_id: str | None, why: str) -> None:
+        """A gesture this seat does not have: nothing is sent; the header says why."""
+        self.refused.append((kind, case_id, unit_id, why))
+        del self.refused[:-100]
+        self.said.emit(why, True)
+
     # ---- what the commander does ------------------------------------------------------------
     def dispatch(self, case_id: str, unit_id: str) -> str | None:
         st = self.situation
         case, unit = st.cases.get(case_id), st.units.get(unit_id)
         zh = self.lang == "zh"
+        why = self.refusal("dispatch", case_id, unit_id)
+        if why is not None:
+            self.refuse("dispatch", case_id, unit_id, why)
+            return None
         if case is None or unit is None:
             self.said.emit("找不到该案件或单元" if zh else "No such case or unit", True)
             return None
@@ -72,6 +140,10 @@ class DispatchController(QObject):
         unit = self.situation.units.get(unit_id)
         if unit is None:
             return None
+        why = self.refusal("recall", unit_id=unit_id)
+        if why is not None:
+            self.refuse("recall", unit.case_id, unit_id, why)
+            return None
         try:
             order_id = self.client.send("recall", unit_id=unit_id)
         except (PermissionError, ValueError, OSError) as exc:
@@ -88,6 +160,7 @@ class DispatchController(QObject):
         for event in self.client.poll():
             moved |= self._event(event)
         moved |= self._settle()
+        moved |= self.learn_role()          # a later snapshot may bring another role
         if moved:
             self.changed.emit()
 
@@ -160,3 +233,17 @@ class DispatchController(QObject):
             if o.unit_id == unit_id:
                 return o
         return None
+
+
+def adcode_of(district: str) -> str | None:
+    """A district as the service names it — adcode, 东城, 东城区, Dongcheng — as its adcode."""
+    from feeds.districts import by_adcode
+    table = by_adcode()
+    if district in table:
+        return district
+    for code, d in table.items():
+        english = d.name_en.removesuffix(" District")
+        if district in (d.short_zh, d.name_zh, d.name_en, english) \
+                or district.lower() == english.lower():
+            return code
+    return None

@@ -21,6 +21,7 @@ from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
 from situation.limits import DAY_MS, Limits
 from situation.store import Situation
+from ui.security_args import ConsoleSecurity
 
 DEMO_ENDPOINT = "inproc://citywall-demo"
 DEMO_DISPATCH = "inproc://citywall-dispatch"            # the demo's own dispatch service
@@ -41,6 +42,8 @@ class Session:
     recorder: object | None = None              # feeds.record.RollingRecorder (--record-dir)
     exercise: object | None = None              # situation.training.Exercise (TRAINING)
     faults: Faults = field(default_factory=Faults)   # what stopped inside, said on the wall
+    security: ConsoleSecurity = field(default_factory=ConsoleSecurity)   # keys, plain sockets
+    context: zmq.Context | None = None
 
     def stop(self) -> None:
         for r in self.receivers:
@@ -74,6 +77,7 @@ class Session:
         doc = self.situation.status()
         doc["mode"] = self.mode
         doc["faults"] = self.all_faults()
+        doc["security"] = self.security.status(self.situation, self.client, self.context)
         if self.replay is not None:
             doc["replay"] = self.replay.status()
         if self.recorder is not None:
@@ -81,7 +85,6 @@ class Session:
         if self.exercise is not None:
             doc["training"] = self.exercise.status()
         return doc
-
 
     def all_faults(self) -> dict[str, dict]:
         """Every fault of the console's parts (receivers, situation) and of the services it
@@ -122,14 +125,21 @@ def situation_limits(args) -> Limits:
 
 
 def build_session(args) -> Session:
-    """From parsed arguments (see main.py) to a started session."""
+    """From parsed arguments (see main.py) to a started session. Keys that cannot be used
+    raise ``SecurityError`` (or ``PublishersError``) before any socket opens."""
     import time
 
     if getattr(args, "replay", None):
         return build_replay_session(args)
 
+    from ui.security_args import console_security
     ctx = zmq.Context.instance()
-    feeds = list(args.feed or [])
+    demo_feed = getattr(args, "demo_feed", None) if args.demo else None
+    dispatch = args.dispatch or (DEMO_DISPATCH if args.demo else None)
+    # The console hears its own demo city in-process; --demo-feed binds it for others too.
+    feeds = [DEMO_ENDPOINT, DEMO_DISPATCH_FEED] if args.demo else []
+    feeds += list(args.feed or [])
+    security = console_security(args, feeds, dispatch)
     stops, threads = [], []
     services = []
     client = None
@@ -139,30 +149,30 @@ def build_session(args) -> Session:
         start_ms = args.start_ms if args.start_ms is not None else time.time_ns() // 1_000_000
         clock: Clock = ScaledClock(start_ms, args.speed)
         city = DemoCity(seed=args.seed, start_ms=start_ms)
-        endpoint = args.demo_feed or DEMO_ENDPOINT
         # The demo's dispatch service learns the city and decides; the city follows it.
         from feeds.dispatch_service import DispatchService
-        service = DispatchService([endpoint], DEMO_DISPATCH, DEMO_DISPATCH_FEED,
+        service = DispatchService([DEMO_ENDPOINT], DEMO_DISPATCH, DEMO_DISPATCH_FEED,
                                   Path(tempfile.mkdtemp(prefix="citywall-demo-")) / "dispatch.db",
                                   now_ms=clock.now_ms, context=ctx)
         try:
-            thread, stop, _ = start_in_thread(endpoint, city=city, now_ms=clock.now_ms,
-                                              context=ctx, follow=DEMO_DISPATCH_FEED)
+            thread, stop, _ = start_in_thread(DEMO_ENDPOINT, city=city, now_ms=clock.now_ms,
+                                              context=ctx, follow=DEMO_DISPATCH_FEED,
+                                              also_bind=demo_feed, keys=security.serve)
         except zmq.ZMQError as exc:
-            raise OSError(f"cannot bind the demo city on {endpoint}: {exc}") from None
+            raise OSError(f"cannot bind the demo city on {demo_feed or DEMO_ENDPOINT}: "
+                          f"{exc}") from None
         stops.append(stop)
         threads.append(thread)
         services.append(service.start())
-        feeds[:0] = [endpoint, DEMO_DISPATCH_FEED]
         mode = "DEMO"
     else:
         clock = FeedClock() if args.clock == "feed" else WallClock()
         mode = "LIVE"
-    dispatch = args.dispatch or (DEMO_DISPATCH if args.demo else None)
     if dispatch:
         from feeds.dispatch_client import DispatchClient
+        keyed = {"keys": security.dispatch} if security.dispatch is not None else {}
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
-                                mode="LIVE")
+                                mode="LIVE", **keyed)
     faults = Faults()
     situation = Situation(clock, limits=situation_limits(args), faults=faults)
     if client is not None and not args.demo:
@@ -173,17 +183,32 @@ def build_session(args) -> Session:
         # Receive time on the console's one clock: a replay runs on the time the console saw.
         recorder = RollingRecorder(args.record_dir, int(args.record_max_mb * 1024 * 1024),
                                    now_ms=clock.now_ms)
+    options = dict(context=ctx, keys=security.feeds, **receiver_options(args, clock, faults),
+                   tap=recorder.tap if recorder is not None else None)
+    receivers: list[Receiver] = []
     try:
-        receivers = [Receiver(feeds, context=ctx, **receiver_options(args, clock, faults),
-                              tap=recorder.tap if recorder is not None else None).start()]
+        for group, allowed in receiver_groups(feeds, security.allowed_src):
+            receivers.append(Receiver(group, allowed_src=allowed, **options).start())
     except zmq.ZMQError as exc:
+        for r in receivers:
+            r.stop()
         for ev in stops:
             ev.set()
         raise OSError(f"cannot subscribe to {' '.join(feeds)}: {exc}") from None
     for ep in feeds:
         situation.expect_endpoint(ep)
     return Session(clock, situation, receivers, mode, stops, threads, client, services,
-                   recorder=recorder, faults=faults)
+                   recorder=recorder, faults=faults, security=security, context=ctx)
+
+
+def receiver_groups(feeds: list[str], allowed_src: dict | None):
+    """One receiver for every feed; with a publishers file, the in-process feeds (the demo's
+    own, which no key names) get a receiver of their own that takes any src."""
+    if allowed_src is None:
+        return [(feeds, None)]
+    local = [ep for ep in feeds if ep.startswith("inproc://")]
+    remote = [ep for ep in feeds if ep not in local]
+    return [(g, a) for g, a in ((remote, allowed_src), (local, None)) if g]
 
 
 TRAINING_DISPATCH = "inproc://citywall-training"

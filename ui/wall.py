@@ -396,15 +396,17 @@ def place(layout: "engine.Layout | None", screens) -> tuple[list, str | None]:
 
 def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, mode: str,
                screens, orders=None, layout: "engine.Layout | None" = None,
-               notice: str | None = None) -> list[WallWindow]:
+               notice: str | None = None, unencrypted: list[str] = ()) -> list[WallWindow]:
     """One window per screen, placed on it, showing its screen of the layout (the built-in
-    one for this many screens when none is given). ``notice``: a layout problem to say."""
+    one for this many screens when none is given). ``notice``: a layout problem to say;
+    ``unencrypted``: endpoints running plain beyond this machine (the red badge)."""
     windows = []
     pairs, folded = place(layout, screens)
     for screen, shown in pairs:
         w = WallWindow(situation, bridge, lang, mode, shown)
         w.setScreen(screen)
         w.setGeometry(screen.geometry())
+        w.header.show_security(list(unencrypted))
         windows.append(w)
     link_panels(windows, orders)
     said = " · ".join(t for t in (notice, folded) if t)
@@ -435,6 +437,10 @@ def link_panels(windows: list[WallWindow], orders=None) -> None:
             q.activated.connect(m.follow_case)
     if orders is None:
         return
+    for w in windows:                       # the seat's role, from the dispatch service
+        w.header.follow_role(orders.role_now)
+    for p in queues + rosters + maps:       # gestures this seat does not have, and why
+        p.permission = orders.refusal
     for q in queues:
         q.orders = orders
         q.enable_drag_drop(CASE_MIME, UNIT_MIME, orders.dispatch)
@@ -473,8 +479,9 @@ class Wall(QObject):
     def __init__(self, situation: Situation, bridge, lang: str, mode: str, orders=None,
                  layout: "engine.Layout | None" = None, notice: str | None = None,
                  schedule: "list[engine.Shift] | None" = None, tz: str = "Asia/Shanghai",
-                 layout_key: str | None = None):
+                 layout_key: str | None = None, unencrypted: list[str] = ()):
         super().__init__()
+        self.unencrypted = list(unencrypted)    # said in red on every header, re-laid or not
         self.layout_key = layout_key            # the name or path the layout came from
         self.situation, self.bridge, self.lang, self.mode = situation, bridge, lang, mode
         self.orders, self.layout, self.notice = orders, layout, notice
@@ -494,7 +501,8 @@ class Wall(QObject):
     def build(self, screens, show: bool = True) -> list[WallWindow]:
         self.screens = list(screens)
         self.windows = build_wall(self.situation, self.bridge, self.lang, self.mode,
-                                  self.screens, self.orders, self.layout, self.notice)
+                                  self.screens, self.orders, self.layout, self.notice,
+                                  self.unencrypted)
         for w in self.windows:
             w.wall = self
             if show:
@@ -618,6 +626,10 @@ def suggestion_actions(situation, case_id: str, lang: str) -> list[tuple[str, st
 
 
 def suggest_menu(queue, orders, case_id: str) -> None:
+    why = orders.refusal("dispatch", case_id)
+    if why is not None:                 # not this seat's: no menu; the header says why
+        orders.refuse("dispatch", case_id, None, why)
+        return
     menu = QMenu(queue)
     actions = suggestion_actions(queue.situation, case_id, queue.lang)
     if not actions:
@@ -638,7 +650,11 @@ def recall_menu(roster, orders, pos) -> None:
     if unit is None or unit.case_id is None:
         return
     menu = QMenu(roster)
-    menu.addAction((f"召回 {unit.callsign}（{unit.case_id}）" if roster.lang == "zh"
-                    else f"Recall {unit.callsign} ({unit.case_id})"),
-                   lambda: orders.recall(unit_id))
+    act = menu.addAction((f"召回 {unit.callsign}（{unit.case_id}）" if roster.lang == "zh"
+                          else f"Recall {unit.callsign} ({unit.case_id})"),
+                         lambda: orders.recall(unit_id))
+    why = orders.refusal("recall", unit_id=unit_id)
+    if why is not None:                 # shown, greyed, with the reason under it
+        act.setEnabled(False)
+        menu.addAction(why).setEnabled(False)
     menu.popup(roster.table.viewport().mapToGlobal(pos))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QToolTip
 
 from situation.catalog import SOURCES, category_name, district_name, stage_name
 from situation.store import Change
@@ -26,6 +27,9 @@ UNIT_MIME = "application/x-citywall-unit"
 class CaseQueue(TablePanel):
     name = "case_queue"
     orders = None               # the console's DispatchController, when it can send orders
+    # (action, case_id=None, unit_id=None) → why this seat may not, or None: the dispatch
+    # glue's ``refusal``, passed in (a panel never imports ui)
+    permission = None
     dispatch_key = Signal(str)  # D or Enter on a selected case: suggest units
     columns = ("col.case_id", "col.category", "col.district", "col.stage", "col.age",
                "col.left", "col.unit", "col.source")
@@ -40,7 +44,14 @@ class CaseQueue(TablePanel):
 
     def _ask_dispatch(self) -> None:
         if self._selected is not None:
+            why = self.permission("dispatch", self._selected) if self.permission else None
+            if why:                     # said by the glue too (the header); here, at the row
+                show_refusal(self.table, why)
             self.dispatch_key.emit(self._selected)
+
+    def refresh(self) -> None:
+        super().refresh()
+        show_gestures(self, self.permission("dispatch") if self.permission else None)
 
     def on_changed(self, change: Change) -> None:
         if change.cases or change.units:
@@ -65,6 +76,9 @@ class CaseQueue(TablePanel):
             unit = s.units.get(c.unit_id) if c.unit_id else None
             unit_cell = Cell(unit.callsign if unit else (c.unit_id or "—"),
                              None if unit or c.unit_id else theme.DIM, row_bg)
+            why = self.permission("dispatch", c.case_id) if self.permission else None
+            if why:                        # not this seat's to dispatch: say so at the row
+                unit_cell = unit_cell._replace(tip=why)
             order = self.orders.order_for_case(c.case_id) if self.orders else None
             if order is not None:          # this console's order, not yet seen on the feed
                 sent = s.units.get(order.unit_id)
@@ -93,3 +107,20 @@ class CaseQueue(TablePanel):
             keys.append(c.case_id)
         summary = tr("summary.queue", lang, open=len(cases), overdue=overdue, soon=soon)
         return keys, rows, summary
+
+
+def show_gestures(panel, why: str | None) -> None:
+    """A seat without the gesture (a viewer): rows cannot be dragged out, and the table's
+    tooltip says why. Drops are still taken, so the glue can refuse them and say why."""
+    if panel.model.drag_mime is None or getattr(panel, "_gesture_why", None) == why:
+        return
+    panel._gesture_why = why
+    panel.table.setDragEnabled(why is None)
+    panel.table.setToolTip(why or "")
+
+
+def show_refusal(view, why: str) -> None:
+    """The reason, at the current row, as a tooltip."""
+    rect = view.visualRect(view.currentIndex()) if view.currentIndex().isValid() else None
+    at = rect.bottomLeft() if rect is not None else view.rect().center()
+    QToolTip.showText(view.viewport().mapToGlobal(at), why, view)

@@ -22,7 +22,8 @@ from branca.element import Element
 from PySide6.QtCore import QEvent, QUrl, Qt, Signal
 from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineSettings
 from PySide6.QtWebEngineWidgets import QWebEngineView
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolTip
 
 from feeds.districts import DATA_FILE, city_bbox, load_districts
 from situation.catalog import (category_name, district_name, sensor_kind_name, stage_name,
@@ -180,6 +181,7 @@ class CityMap(Panel):
     name = "city_map"
     unit_dropped = Signal(str, str)       # case id, unit id: a unit dragged onto a case
     tile_source: "tile_sources.TileSource | None" = None     # set once by the app
+    permission = None       # (action, case_id, unit_id) → why this seat may not (the glue's)
 
     def __init__(self, situation, lang="zh", parent=None):
         super().__init__(situation, lang, parent)
@@ -244,6 +246,9 @@ class CityMap(Panel):
         kind = event.type()
         if kind in (QEvent.DragEnter, QEvent.DragMove):
             if event.mimeData().hasFormat(UNIT_MIME):
+                why = self.permission("dispatch") if self.permission else None
+                if why and kind == QEvent.DragEnter:    # the drop will be refused: say why
+                    QToolTip.showText(QCursor.pos(), why, self.view)
                 event.acceptProposedAction()
                 return True
         elif kind == QEvent.Drop and event.mimeData().hasFormat(UNIT_MIME):

@@ -11,6 +11,12 @@ from widgets.panel import Cell, TablePanel
 UNKNOWN_SRC = "?"
 
 
+def reason_words(reason: str, lang: str) -> str:
+    """A refusal's reason in words where the catalog has them, else its code."""
+    words = tr(f"why.{reason}", lang)
+    return reason if words == f"why.{reason}" else words
+
+
 class FeedHealth(TablePanel):
     name = "feed_health"
     columns = ("col.src", "col.state", "col.rate", "col.seq", "col.gaps", "col.restarts",
@@ -35,7 +41,8 @@ class FeedHealth(TablePanel):
             h = s.sources[src]
             up = s.source_up(src, link) if src != UNKNOWN_SRC else None
             up_n += bool(up)
-            reasons = ", ".join(f"{r} {n}" for r, n in h.rejected.most_common(3))
+            reasons = ", ".join(f"{reason_words(r, lang)} {n}"
+                                for r, n in h.rejected.most_common(3))
             state = "—" if up is None else f"● {tr('up' if up else 'down', lang)}"
             keys.append(f"src:{src}")
             rows.append([
@@ -54,12 +61,20 @@ class FeedHealth(TablePanel):
             ])
         for ep in s.endpoints:
             up = s.endpoint_up(ep, link)
+            failed = s.auth_failed[ep]         # CURVE handshakes refused: the keys do not match
             keys.append(f"ep:{ep}")
+            if failed and not up:
+                state = Cell(f"● {tr('auth_failed', lang, n=failed)}", theme.ALARM,
+                             theme.ALARM_BG, bold=True)
+            else:
+                state = Cell(f"● {tr('up' if up else 'down', lang)}",
+                             theme.OK if up else theme.ALARM, None if up else theme.ALARM_BG,
+                             bold=True)
+            where = f"{ep} · {tr('auth_failed', lang, n=failed)}" if failed and up else ep
             rows.append([
                 Cell(tr("endpoint", lang), theme.MUTED),
-                Cell(f"● {tr('up' if up else 'down', lang)}", theme.OK if up else theme.ALARM,
-                     None if up else theme.ALARM_BG, bold=True),
-                Cell(ep, theme.MUTED, tip=ep),
+                state,
+                Cell(where, theme.WARN if failed else theme.MUTED, tip=ep),
                 *[Cell("")] * 5,
             ])
         known = [k for k in s.sources if k != UNKNOWN_SRC]

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from situation.catalog import district_name
 from situation.store import Change, Situation
 from situation.thresholds import ALARM, reading_level
 from widgets import theme
@@ -17,6 +18,7 @@ CITY_TZ = ZoneInfo("Asia/Shanghai")
 MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
                "TRAINING": "#a78bfa"}
 REPLAY_MODES = ("REPLAY", "TRAINING")   # the badge is the replay banner: mode, speed, pause
+MAX_ROLE_DISTRICTS = 2                  # named on the role badge; the rest counted
 
 
 _label = theme.label
@@ -93,7 +95,24 @@ class Header(QFrame):
         self.mode.setStyleSheet(f"color: {theme.BG}; background: {MODE_COLOUR.get(mode, theme.MUTED)};"
                                 " border-radius: 4px; padding: 1px 8px;")
         row.addWidget(self.mode)
+        # A socket running plain beyond this machine (--insecure): said in red, large, beside
+        # the mode, on every screen, for as long as the console runs.
+        self.unencrypted = _label(f" {tr('sec.unencrypted', lang)} ", 30, theme.TEXT, True)
+        self.unencrypted.setStyleSheet(f"color: {theme.TEXT}; background: {theme.ALARM};"
+                                       " border-radius: 4px; padding: 1px 10px;")
+        self.unencrypted.hide()
+        row.addWidget(self.unencrypted)
+        # This seat's role, from the dispatch service (ui/dispatch.py asks it; we show it).
+        self.role = _label("", 22, theme.TEXT, True)
+        self.role.setStyleSheet(f"color: {theme.TEXT}; background: transparent;"
+                                f" border: 2px solid {theme.ACCENT}; border-radius: 4px;"
+                                " padding: 0px 8px;")
+        self.role.setToolTip(tr("role.tip", lang))
+        self.role.hide()
+        self._role_of = None
+        row.addWidget(self.role)
         self.subtitle = _label(sub, 22, theme.ACCENT)
+        self.subtitle.setMinimumWidth(1)    # gives way (clipped) to the badges on a narrow wall
         row.addWidget(self.subtitle)
         # Something inside stopped (feeds.faults): said in red, large, on every screen, in
         # place of the subtitle, until the console restarts. Never hidden by a flash.
@@ -101,9 +120,11 @@ class Header(QFrame):
         self.fault.setStyleSheet(f"color: {theme.TEXT}; background: {theme.ALARM};"
                                  " border-radius: 4px; padding: 1px 10px;")
         self.fault.hide()
+        self.fault.setMinimumWidth(360)     # a long banner is clipped, never pushes the clock
         self._fault_version = 0
         row.addWidget(self.fault)
         self.message = _label("", 18, theme.OK)
+        self.message.setMinimumWidth(1)     # a long flash is clipped (whole in its tooltip)
         self._message_until = 0
         row.addWidget(self.message)
         row.addStretch(1)
@@ -118,9 +139,31 @@ class Header(QFrame):
         self.clock = ClockPanel(situation, lang, mode)
         lay.addWidget(self.clock, 2)
 
+    def show_security(self, unencrypted: list[str]) -> None:
+        """The red 未加密 badge when any of these endpoints runs plain beyond this machine."""
+        self.unencrypted.setVisible(bool(unencrypted))
+        self.unencrypted.setToolTip(tr("sec.unencrypted_tip", self.lang,
+                                       eps=" ".join(unencrypted)) if unencrypted else "")
+
+    def follow_role(self, role_of) -> None:
+        """``role_of()`` → (role or None, districts): asked at every refresh."""
+        self._role_of = role_of
+        self.show_role()
+
+    def show_role(self) -> None:
+        role, districts = self._role_of() if self._role_of is not None else (None, ())
+        text = role_text(role, districts, self.lang)
+        if text != self.role.text().strip():
+            self.role.setText(f" {text} " if text else "")
+            every = " ".join(district_name(d, self.lang) for d in districts or ())
+            sep = "：" if self.lang == "zh" else ": "
+            self.role.setToolTip(tr("role.tip", self.lang) + (sep + every if every else ""))
+        self.role.setVisible(bool(text))
+
     def flash(self, text: str, error: bool = False) -> None:
         """A short message in the subtitle line (an export written) for a minute."""
         self.message.setText(text)
+        self.message.setToolTip(text)
         self.message.setStyleSheet(f"color: {theme.ALARM if error else theme.OK};"
                                    " background: transparent;")
         self._message_until = self.situation.now_ms() + 60_000
@@ -130,6 +173,7 @@ class Header(QFrame):
         now = s.now_ms()
         if self.message.text() and now > self._message_until:
             self.message.setText("")
+            self.message.setToolTip("")
         open_cases = s.open_cases()
         late = sum(1 for c in open_cases if s.is_overdue(c, now))
         free = sum(1 for u in s.units.values()
@@ -150,11 +194,14 @@ class Header(QFrame):
         if s.faults.version != self._fault_version:
             self._fault_version = s.faults.version
             self.show_faults(s.faults.snapshot())
+        if self._role_of is not None:
+            self.show_role()
         self.clock.refresh()
 
     def show_faults(self, faults: dict[str, dict]) -> None:
         text = fault_text(faults, self.lang)
         self.fault.setText(text)
+        self.fault.setToolTip(text)
         self.fault.setVisible(bool(text))
         self.subtitle.setVisible(not text)
         edge = theme.ALARM if text else theme.PANEL_EDGE
@@ -180,6 +227,22 @@ def fault_text(faults: dict[str, dict], lang: str) -> str:
     if len(ordered) > 1:
         text += f" · {tr('fault.more', lang, n=len(ordered) - 1)}"
     return text if lang == "zh" else text.replace("：", ": ")
+
+
+def role_text(role: str | None, districts, lang: str) -> str:
+    """"调度员 · 东城 朝阳" / "dispatcher · Dongcheng Chaoyang"; "观察员" / "viewer"; empty when
+    the console has no role (no keys, or a service that gives none)."""
+    if not role:
+        return ""
+    key = f"role.{role}"
+    name = tr(key, lang)
+    name = role if name == key else name
+    if role != "dispatcher":
+        return name
+    names = [district_name(d, lang) for d in districts or ()]
+    if len(names) > MAX_ROLE_DISTRICTS:      # the badge stays short; the tooltip has them all
+        names = names[:MAX_ROLE_DISTRICTS] + [f"+{len(names) - MAX_ROLE_DISTRICTS}"]
+    return f"{name} · {' '.join(names) or tr('role.all', lang)}"
 
 
 def replay_badge(mode: str, clock, lang: str) -> str:

@@ -22,6 +22,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "fault.more": ("另有 {n} 项", "+{n} more"),
     "fault.feed-receiver": ("数据接收线程停止", "feed receiver stopped"),
     "fault.feed-receiver stalled": ("数据接收线程停滞", "feed receiver stalled"),
+    "fault.feed-receiver behind": ("数据接收积压，画面滞后", "feed backlog: the wall is late"),
     "fault.feed-receiver message": ("消息无法判定", "a message could not be judged"),
     "fault.feed decoder": ("消息无法判定", "a message could not be judged"),
     "fault.situation": ("态势更新失败", "the picture could not be updated"),
@@ -152,6 +153,30 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tp.keys": ("空格 播放/暂停 · ←/→ 1 分钟 · [ ] 倍速 · J 跳转",
                 "Space play/pause · ←/→ 1 min · [ ] speed · J jump"),
     # ---- end of issue 7's transport block ------------------------------------------------
+    # ---- security (issue 13: widgets/header.py, widgets/feed_health.py, ui/dispatch.py) --
+    "sec.unencrypted": ("⚠ 未加密", "⚠ UNENCRYPTED"),
+    "sec.unencrypted_tip": ("这些连接未加密、未认证，他人可以收听或冒充：{eps}",
+                            "Not encrypted, not authenticated: others can listen in or pose "
+                            "as a publisher: {eps}"),
+    "role.dispatcher": ("调度员", "dispatcher"),
+    "role.viewer": ("观察员", "viewer"),
+    "role.commander": ("指挥长", "commander"),
+    "role.trainer": ("培训", "trainer"),
+    "role.all": ("全市", "all districts"),
+    "role.tip": ("本席角色：调度服务按本机密钥给定", "This seat's role, given by the dispatch "
+                 "service for this console's key"),
+    "auth_failed": ("认证失败 {n}", "auth failed {n}"),
+    "why.src_not_allowed": ("来源未授权", "src not allowed"),
+    "deny.viewer": ("观察员席位只能查看：不能派遣、召回", "A viewer's seat looks only: it cannot "
+                    "dispatch or recall"),
+    "deny.trainer": ("培训席位只能向培训服务下令", "A trainer's seat orders the training "
+                     "service only"),
+    "deny.district": ("{what} 在{district}，不在本席辖区（{mine}）：未{act}",
+                      "{what} is in {district}, outside this seat's districts ({mine}): "
+                      "not {act}"),
+    "act.dispatch": ("派遣", "dispatched"),
+    "act.recall": ("召回", "recalled"),
+    # ---- end of issue 13's block --------------------------------------------------------
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from situation.catalog import UNIT_STATUSES, district_name, unit_kind_name, unit_status_name
 from situation.store import Change
 from widgets import theme
+from widgets.case_queue import show_gestures
 from widgets.i18n import tr
 from widgets.format import ago
 from widgets.panel import Cell, TablePanel
@@ -19,6 +20,7 @@ BUSY = {"dispatched", "en_route", "on_scene", "returning"}
 class UnitRoster(TablePanel):
     name = "unit_roster"
     orders = None               # the console's DispatchController, when it can send orders
+    permission = None           # (action, case_id, unit_id) → why not, or None (the glue's)
     columns = ("col.callsign", "col.kind", "col.status", "col.district", "col.case",
                "col.seen")
     stretch_column = 4
@@ -26,6 +28,10 @@ class UnitRoster(TablePanel):
     def on_changed(self, change: Change) -> None:
         if change.units:
             self.dirty = True
+
+    def refresh(self) -> None:
+        super().refresh()
+        show_gestures(self, self.permission("dispatch") if self.permission else None)
 
     def derive(self, now: int):
         s = self.situation
