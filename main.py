@@ -129,10 +129,18 @@ def build_parser() -> OneLineParser:
                      help="peak-duty time slot (must divide a day; default 60)")
     src.add_argument("--target-share", type=float, default=0.8, metavar="SHARE",
                      help="peak duty: share of cases with a unit within the target (default 0.8)")
+    src.add_argument("--peak-max-hours", type=positive_float, default=3.0, metavar="H",
+                     help="peak duty: a shortfall longer than this is said as all-day, not a "
+                          "peak (default 3)")
+    src.add_argument("--min-cases", type=positive_int, default=5, metavar="N",
+                     help="supervision: no share or mean over fewer cases (暂无; default 5)")
     src.add_argument("--target-minutes", type=float, default=15.0, metavar="MIN",
                      help="peak duty: the target time (default 15)")
     src.add_argument("--dispatch", type=endpoint, metavar="ENDPOINT",
                      help="the dispatch service to send orders to (with --demo: its own)")
+    src.add_argument("--dispatch-confirm-km", type=positive_float, default=None, metavar="KM",
+                     help="a unit dropped further than this from a case (or of another "
+                          "district) is asked about first (default 10)")
     src.add_argument("--console-id", default=f"{socket.gethostname()}-{os.getpid()}",
                      metavar="NAME", help="this console's name in its orders")
     add_console_security_args(p)
@@ -168,7 +176,8 @@ def build_parser() -> OneLineParser:
                      help="a shift schedule (layouts/shifts.toml): each shift's layout, followed "
                           "on the situation's clock, with a countdown before the switch")
     out.add_argument("--list-screens", action="store_true",
-                     help="print the screens Qt sees (name, geometry, DPI) and exit")
+                     help="print the screens by position, left to right (index, name, "
+                          "geometry, DPI) and exit")
     out.add_argument("--tiles", metavar="URL|FILE.mbtiles",
                      help="basemap: an XYZ template on the local network "
                           "(http://tiles.local/{z}/{x}/{y}.png) or an .mbtiles file; "
@@ -247,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     from situation.peakduty import DutyConfig
     try:
         args.duty = DutyConfig(slot_minutes=args.slot_minutes, target_share=args.target_share,
-                               target_minutes=args.target_minutes)
+                               target_minutes=args.target_minutes,
+                               peak_max_hours=args.peak_max_hours)
     except ValueError as exc:
         build_parser().error(str(exc))
+    import situation.supervision as supervision
+    supervision.MIN_CASES = args.min_cases        # read by every figure when asked
     from feeds.publishers import PublishersError
     from feeds.security import SecurityError
     from ui.session import ReplayOptionError, build_session

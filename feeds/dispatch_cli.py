@@ -3,6 +3,7 @@
     python -m feeds.dispatch_service --source ENDPOINT [--source …] [--dispatch EP] [--feed EP]
         [--db FILE] [--key SECRET --trust DIR] [--roles FILE.toml]
         [--source-server-key FILE [--source-server-key FILE …]] [--insecure]
+        [--future-tolerance-s S] [--max-cases N] [--max-units N] [--open-case-max-days D] …
     python -m feeds.dispatch_service audit --db FILE [--since TIME] [--console KEY]
 
 Secure unless told otherwise. ``--key`` (the service's own key pair: the ``.key_secret``
@@ -29,8 +30,10 @@ import sys
 from pathlib import Path
 
 from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
-from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
-from feeds.dispatch_service import DEFAULT_FEED, DEFAULT_SRC, BindError, DispatchService
+from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
+from feeds.dispatch_learning import DEFAULT_MAX_CASES, DEFAULT_MAX_UNITS, OPEN_CASE_MAX_AGE_MS
+from feeds.dispatch_service import (DAY_MS, DEFAULT_FEED, DEFAULT_SRC, BindError,
+                                    DispatchService)
 from feeds.dispatch_snapshots import DEFAULT_SNAPSHOT_BURST, DEFAULT_SNAPSHOTS_PER_MINUTE
 from feeds.dispatch_store import default_db_path
 from feeds.keys import KeyFileError, load_key
@@ -93,11 +96,25 @@ def parser() -> OneLineParser:
                           f"{DEFAULT_MAX_MESSAGE_BYTES})")
     lim.add_argument("--snapshot-per-minute", type=positive_float,
                      default=DEFAULT_SNAPSHOTS_PER_MINUTE, metavar="N",
-                     help="snapshots a client (connection, and key or console id) may ask "
+                     help="snapshots a client (connection, and key when secured) may ask "
                           f"for a minute (default {DEFAULT_SNAPSHOTS_PER_MINUTE:g})")
     lim.add_argument("--snapshot-burst", type=positive_int, default=DEFAULT_SNAPSHOT_BURST,
                      metavar="N", help="… and at once (default "
                                        f"{DEFAULT_SNAPSHOT_BURST})")
+    lim.add_argument("--future-tolerance-s", type=positive_float,
+                     default=DEFAULT_FUTURE_MS / 1000, metavar="SECONDS",
+                     help="a --source record dated further ahead of the clock is refused; the "
+                          "service's own records are never dated further ahead "
+                          f"(default {DEFAULT_FUTURE_MS // 1000})")
+    lim.add_argument("--max-cases", type=positive_int, default=DEFAULT_MAX_CASES, metavar="N",
+                     help="cases held: a new case_id past this is refused (default "
+                          f"{DEFAULT_MAX_CASES})")
+    lim.add_argument("--max-units", type=positive_int, default=DEFAULT_MAX_UNITS, metavar="N",
+                     help=f"units held, likewise (default {DEFAULT_MAX_UNITS})")
+    lim.add_argument("--open-case-max-days", type=positive_float,
+                     default=OPEN_CASE_MAX_AGE_MS / DAY_MS, metavar="DAYS",
+                     help="an open case not updated for this long is forgotten (default "
+                          f"{OPEN_CASE_MAX_AGE_MS // DAY_MS})")
     p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS")
     return p
 
@@ -167,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                               max_message_bytes=args.max_message_bytes,
                               snapshots_per_minute=args.snapshot_per_minute,
                               snapshot_burst=args.snapshot_burst, keys=keys,
-                              source_keys=source_keys, roles=roles, insecure=args.insecure)
+                              source_keys=source_keys, roles=roles, insecure=args.insecure,
+                              future_ms=int(args.future_tolerance_s * 1000),
+                              max_cases=args.max_cases, max_units=args.max_units,
+                              open_case_max_age_ms=int(args.open_case_max_days * DAY_MS))
     service.insecure_notes += notes
     try:
         service.open()

@@ -15,7 +15,8 @@ older ones are read from SQLite.
 Who sent each request is the key its connection's handshake named (``feeds.dispatch_auth``),
 never the ``console`` it claims: the key's role is asked first (``not_allowed`` is an ordinary
 rejection, recorded against the key like any other), and snapshots are rate-limited per
-connection and per key when the service is secured (per claimed ``console`` when it is not).
+connection, and per key too when the service is secured (never per the ``console`` an order
+claims).
 """
 from __future__ import annotations
 
@@ -119,8 +120,12 @@ class OrderIntake:
                 self.not_allowed[caller.label] += 1
                 outbox.append((envelope, None, self._ack(order.order_id, problem)))
                 return
-            who = ("key", caller.client) if caller.checked else ("console", order.console)
-            wait_s = self._snapshot_limit.take([("identity", envelope[0]), who])
+            # Per connection, and per key when secured — never per the ``console`` the order
+            # claims: anyone can name another console, and must not spend its allowance.
+            clients = [("identity", envelope[0])]
+            if caller.checked:
+                clients.append(("key", caller.client))
+            wait_s = self._snapshot_limit.take(clients)
             if wait_s > 0:
                 self._rate_limited(envelope, order, wait_s, outbox)
             else:

@@ -1,12 +1,19 @@
 """How the dispatch service learns the picture: cases and units from its ``--source`` feeds.
 
 A mixin of ``DispatchService`` (``feeds.dispatch_service``). The service keeps what it
-learned after the publishers go quiet: records heard on the sources are taken when newer
-(the greater ``ts`` wins, the service's own record on a tie), marked dirty and flushed to
-SQLite now and then (not per record); closed cases are forgotten ``CLOSED_KEEP_MS`` after
-they closed; a source receiver that stopped for good is replaced every
-``RECEIVER_RETRY_S``. It works on the service's ``cases``, ``units``, ``_dirty_cases``,
-``_dirty_units``, ``_receiver``, ``storage``, ``counts`` and ``_version``.
+learned after the publishers go quiet: records heard on the sources (judged by the service's
+clock: none dated more than ``future_ms`` ahead) are taken when newer (the greater ``ts``
+wins, the service's own record on a tie; a record held from before, dated beyond the
+tolerance, loses to any), marked dirty and flushed to SQLite now and then (not per record);
+a source receiver that stopped for good is replaced every ``RECEIVER_RETRY_S``.
+
+Every table is bounded, like a console's (``situation.limits``): a record for a new id past
+``max_cases`` / ``max_units`` is refused (``learn_refused`` in the status; when a table is
+full it is pruned first, at most once a second, to make room); closed cases are forgotten
+``CLOSED_KEEP_MS`` after they closed, open cases and units nothing was heard of for
+``open_case_max_age_ms`` / ``unit_max_age_ms`` (30 days; ``aged_out``). It works on the
+service's ``cases``, ``units``, ``_dirty_cases``, ``_dirty_units``, ``_receiver``,
+``storage``, ``counts``, ``learn_refused``, ``aged_out`` and ``_version``.
 """
 from __future__ import annotations
 
@@ -18,6 +25,11 @@ from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit
 from feeds.simulator import HOUR
 
 CLOSED_KEEP_MS = 48 * HOUR        # closed cases are forgotten this long after they closed
+OPEN_CASE_MAX_AGE_MS = 30 * 24 * HOUR   # open cases and units nothing was heard of for this
+UNIT_MAX_AGE_MS = 30 * 24 * HOUR        # long are forgotten (as on a console)
+DEFAULT_MAX_CASES = 200_000       # ids held per table (situation.limits: a console's caps)
+DEFAULT_MAX_UNITS = 20_000
+ROOM_PRUNE_S = 1.0                # a full table is pruned for room at most this often
 RECEIVER_RETRY_S = 10.0           # a source receiver that gave up is replaced this often
 
 
@@ -50,23 +62,40 @@ class SourceLearning:
             if rec.src == self.src:
                 continue                     # our own feed, heard back
             if isinstance(rec, Case):
-                if self._newer(self.cases.get(rec.case_id), rec):
-                    self.cases[rec.case_id] = rec
-                    self._dirty_cases.add(rec.case_id)
-                    self.counts["learned"] += 1
-                    self._version += 1
+                self._learn_one(self.cases, rec.case_id, rec, self._dirty_cases, "cases",
+                                self.max_cases)
             elif isinstance(rec, Unit):
-                if self._newer(self.units.get(rec.unit_id), rec):
-                    self.units[rec.unit_id] = rec
-                    self._dirty_units.add(rec.unit_id)
-                    self.counts["learned"] += 1
-                    self._version += 1
+                self._learn_one(self.units, rec.unit_id, rec, self._dirty_units, "units",
+                                self.max_units)
         self.counts["source_rejects"] += sum(batch.rejects.values())
         self.source_auth_failed.update(batch.auth_failed)   # a wrong --source-server-key
 
+    def _learn_one(self, table: dict, key: str, rec: Case | Unit, dirty: set[str], name: str,
+                   cap: int) -> None:
+        held = table.get(key)
+        if held is None and len(table) >= cap and not self._room(table, cap):
+            self.learn_refused[name] += 1
+            return
+        if self._newer(held, rec):
+            table[key] = rec
+            dirty.add(key)
+            self.counts["learned"] += 1
+            self._version += 1
+
+    def _room(self, table: dict, cap: int) -> bool:
+        """A table is full: prune it now (at most once a second), and say if that made
+        room. Past that, a new id is refused."""
+        mono = time.monotonic()
+        if mono - self._room_pruned >= ROOM_PRUNE_S:
+            self._room_pruned = mono
+            self._prune()
+        return len(table) < cap
+
     def _newer(self, held: Case | Unit | None, rec: Case | Unit) -> bool:
-        """The greater ``ts`` wins; on a tie, the service's own record stays."""
-        if held is None:
+        """The greater ``ts`` wins; on a tie, the service's own record stays. A record held
+        dated beyond the tolerance (from a database written before sources were judged by
+        the clock, or a clock set back) loses to any: it must not outlive the real ones."""
+        if held is None or held.ts > self.now_ms() + self.future_ms:
             return True
         return rec.ts > held.ts or (rec.ts == held.ts and held.src != self.src)
 
@@ -84,18 +113,32 @@ class SourceLearning:
 
     def _prune(self) -> None:
         """Forget cases closed more than ``CLOSED_KEEP_MS`` ago (the wall keeps its own
-        record of them; an order for one is refused as unknown)."""
-        cutoff = self.now_ms() - CLOSED_KEEP_MS
-        old = [k for k, c in self.cases.items()
-               if c.status in CLOSED_CASE_STATUSES and c.ts < cutoff]
-        if not old or self.storage.conn is None:
+        record of them; an order for one is refused as unknown), and open cases and units
+        nothing was heard of for their age limit (a wall has let them go too)."""
+        now = self.now_ms()
+        closed_cutoff = now - CLOSED_KEEP_MS
+        open_cutoff = now - self.open_case_max_age_ms
+        closed, stale = [], []
+        for k, c in self.cases.items():
+            if c.status in CLOSED_CASE_STATUSES:
+                if c.ts < closed_cutoff:
+                    closed.append(k)
+            elif c.ts < open_cutoff:
+                stale.append(k)
+        units = [k for k, u in self.units.items() if u.ts < now - self.unit_max_age_ms]
+        if not (closed or stale or units) or self.storage.conn is None:
             return
         try:
-            self.storage.write(forget=old)
+            self.storage.write(forget=closed + stale, forget_units=units)
         except StorageError as exc:
             self._storage_failed(exc)
             return
-        for k in old:
+        for k in closed + stale:
             del self.cases[k]
             self._dirty_cases.discard(k)
+        for k in units:
+            del self.units[k]
+            self._dirty_units.discard(k)
+        self.aged_out["cases"] += len(stale)
+        self.aged_out["units"] += len(units)
         self._version += 1

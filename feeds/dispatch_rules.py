@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from feeds.bounds import DEFAULT_FUTURE_MS
 from feeds.orders import DispatchOrder, Order, RecallOrder, reason
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit
 # The stage time limits are configuration (PROTOCOL.md's category table); the demo city
@@ -29,20 +30,22 @@ CaseOf = Callable[[str], Case | None]
 UnitOf = Callable[[str], Unit | None]
 
 
-def decide(order: Order, case_of: CaseOf, unit_of: UnitOf,
-           now: int) -> tuple[str | None, list[Case | Unit]]:
+def decide(order: Order, case_of: CaseOf, unit_of: UnitOf, now: int, *,
+           future_ms: int = DEFAULT_FUTURE_MS) -> tuple[str | None, list[Case | Unit]]:
     """Judge a ``dispatch`` or ``recall`` against the picture the two look-ups give, at ``now``:
     ``(None, the changed records)`` when accepted, ``(reason, [])`` when refused. Pure: the live
     service and the training desk (``situation.training``) decide alike. The records keep the
-    ``src``/``seq`` of what they replace; the caller stamps its own."""
+    ``src``/``seq`` of what they replace; the caller stamps its own. They are dated by
+    ``change_ts`` (never more than ``future_ms`` ahead of ``now``)."""
     if isinstance(order, DispatchOrder):
-        return _dispatch(order, case_of, unit_of, now)
+        return _dispatch(order, case_of, unit_of, now, future_ms)
     if isinstance(order, RecallOrder):
-        return _recall(order, case_of, unit_of, now)
+        return _recall(order, case_of, unit_of, now, future_ms)
     return reason("unknown_type", detail=repr(type(order).__struct_config__.tag)), []
 
 
-def _dispatch(order: DispatchOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
+def _dispatch(order: DispatchOrder, case_of: CaseOf, unit_of: UnitOf, now: int,
+              future_ms: int):
     case, unit = case_of(order.case_id), unit_of(order.unit_id)
     if case is None:
         return reason("unknown_case", case_id=order.case_id), []
@@ -61,15 +64,15 @@ def _dispatch(order: DispatchOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
                       case_id=unit.case_id), []
     if unit.status != "available":
         return reason("unit_not_available", callsign=unit.callsign, status=unit.status), []
-    ts = change_ts(now, case, unit)
+    ts = change_ts(now, case, unit, future_ms=future_ms)
     limit = RESOLVE_MS.get(case.category, DEFAULT_RESOLVE_MS)
     return None, [
         msgspec.structs.replace(case, ts=ts, status="dispatched", unit_id=unit.unit_id,
-                                due_at=ts + limit),
+                                due_at=ts + limit, reported_at=min(case.reported_at, ts)),
         msgspec.structs.replace(unit, ts=ts, status="dispatched", case_id=case.case_id)]
 
 
-def _recall(order: RecallOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
+def _recall(order: RecallOrder, case_of: CaseOf, unit_of: UnitOf, now: int, future_ms: int):
     unit = unit_of(order.unit_id)
     if unit is None:
         return reason("unknown_unit", unit_id=order.unit_id), []
@@ -81,17 +84,21 @@ def _recall(order: RecallOrder, case_of: CaseOf, unit_of: UnitOf, now: int):
     if case is not None and not (case.unit_id == unit.unit_id
                                  and case.status in WORKING_CASE):
         case = None
-    ts = change_ts(now, case, unit)
+    ts = change_ts(now, case, unit, future_ms=future_ms)
     records: list[Case | Unit] = []
     if case is not None:
         records.append(msgspec.structs.replace(
-            case, ts=ts, status="registered", unit_id=None,
+            case, ts=ts, status="registered", unit_id=None, reported_at=min(case.reported_at, ts),
             due_at=ts + DISPATCH_LIMIT.get(case.priority, DISPATCH_LIMIT[3])))
     records.append(msgspec.structs.replace(unit, ts=ts, status="available", case_id=None))
     return None, records
 
 
-def change_ts(now: int, *held: Case | Unit | None) -> int:
-    """``now``, but never older than what it replaces: consoles keep the record with the
-    greater ``ts``, so the change must be the newest."""
-    return max([now] + [r.ts + 1 for r in held if r is not None])
+def change_ts(now: int, *held: Case | Unit | None, future_ms: int = DEFAULT_FUTURE_MS) -> int:
+    """``now``, but never older than what it replaces (consoles keep the record with the
+    greater ``ts``, so the change must be the newest) — and never further ahead of ``now``
+    than ``future_ms``, the tolerance by which every console refuses a record dated ahead
+    (``out_of_range``). A record held at that very edge is matched, not passed: consoles take
+    a record of the same ``ts``. (A changed case's ``reported_at`` is kept no later than its
+    ``ts``, so no time in a change is further ahead either.)"""
+    return min(max([now] + [r.ts + 1 for r in held if r is not None]), now + future_ms)

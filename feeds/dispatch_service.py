@@ -7,8 +7,10 @@
 
 (The command line is ``feeds.dispatch_cli``; the audit ``feeds.dispatch_audit``.)
 
-It learns cases and units from the ``--source`` feeds (any protocol publisher) and keeps them
-after those publishers go quiet; answers orders on a ROUTER (``dispatch``, ``recall``,
+It learns cases and units from the ``--source`` feeds (any protocol publisher; judged by its own
+clock, none dated more than ``future_ms`` ahead; at most ``max_cases``/``max_units`` ids, open
+cases and units unheard of for 30 days let go) and keeps them after those publishers go quiet;
+answers orders on a ROUTER (``dispatch``, ``recall``,
 ``snapshot``, ../shared/PROTOCOL.md "Orders"); and publishes the changes it makes as ordinary
 ``case`` and ``unit`` records, with its own ``src``, on an XPUB at ``--feed``.
 
@@ -36,7 +38,9 @@ counted in ``dropped`` by reason. A frame larger than ``max_order_bytes`` never 
 ZeroMQ (MAXMSGSIZE) drops it and disconnects its sender, which reconnects. An error while
 judging one order costs that order only (``bad_order: internal``); every step of the loop is
 guarded the same way, and all of it is counted under ``faults`` in the status. Snapshots are
-limited per client (ROUTER identity and ``console``) and encoded once per picture.
+limited per connection (ROUTER identity; and per key when secured — never per the
+``console`` an order claims) and encoded once per picture; one larger than
+``max_snapshot_bytes`` is refused without being put together.
 
 Keys (issue #13): with ``--key``/``--trust`` both sockets are CURVE servers that take only
 the client keys in the trust directory, every order is judged by the role of the key that sent
@@ -70,7 +74,7 @@ from collections.abc import Callable, Iterable
 
 import zmq
 
-from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
+from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.dispatch_auth import FEED_DOMAIN, ORDERS_DOMAIN, KeyedOrders
 from feeds.dispatch_feed import FeedPublishing
 from feeds.dispatch_group import OrderGroup
@@ -88,7 +92,9 @@ from feeds.schema import CLOSED_CASE_STATUSES, Case, Record, Unit
 # Defined here before the split and still importable from here (tests, the training desk,
 # tools): the rules' ``decide`` in particular is looked up here by ``_judge`` at each call.
 from feeds.dispatch_intake import MAX_GROUP, REPLY_CACHE  # noqa: F401
-from feeds.dispatch_learning import CLOSED_KEEP_MS, RECEIVER_RETRY_S  # noqa: F401
+from feeds.dispatch_learning import (CLOSED_KEEP_MS, DEFAULT_MAX_CASES,  # noqa: F401
+                                     DEFAULT_MAX_UNITS, OPEN_CASE_MAX_AGE_MS,
+                                     RECEIVER_RETRY_S, UNIT_MAX_AGE_MS)
 from feeds.dispatch_rules import (DEFAULT_RESOLVE_MS, RESOLVE_MS,  # noqa: F401
                                   WORKING_CASE, CaseOf, UnitOf, change_ts, decide)
 from feeds.dispatch_snapshots import MAX_CLIENTS  # noqa: F401
@@ -102,7 +108,8 @@ HEARTBEAT_S = 0.5                 # PROTOCOL: at least one a second
 POLL_MS = 20                      # the loop's longest sleep: how often sources are drained
 LEARN_FLUSH_S = 0.1               # learned records reach the database at least this often
 REOPEN_S = 1.0                    # an unopenable database is tried again this often
-PRUNE_S = 60.0
+PRUNE_S = 60.0                    # closed and stale ids are let go this often
+DAY_MS = 24 * 3_600_000
 # After a start the feed waits this long for a console to (re)subscribe before it sends
 # anything: longer than a console's longest reconnect interval (feeds.receiver: 2 s).
 REJOIN_S = 3.0
@@ -146,7 +153,10 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  rejoin_s: float = REJOIN_S, keys: ServerKeys | None = None,
                  source_keys: ClientKeys | None = None, roles: Roles | None = None,
-                 insecure: bool = False):
+                 insecure: bool = False, future_ms: int = DEFAULT_FUTURE_MS,
+                 max_cases: int = DEFAULT_MAX_CASES, max_units: int = DEFAULT_MAX_UNITS,
+                 open_case_max_age_ms: int = OPEN_CASE_MAX_AGE_MS,
+                 unit_max_age_ms: int = UNIT_MAX_AGE_MS, prune_s: float = PRUNE_S):
         if roles is not None and keys is None:
             raise ValueError("roles need keys: without them no order says who sent it")
         self.sources = list(sources)
@@ -169,6 +179,15 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         self.max_snapshot_bytes = int(max_snapshot_bytes)
         self.max_message_bytes = int(max_message_bytes)
         self.rejoin_s = rejoin_s
+        # Source records dated further ahead of now_ms than this are refused; the service's
+        # own are never dated further ahead (feeds.dispatch_rules.change_ts).
+        self.future_ms = int(future_ms)
+        self.max_cases, self.max_units = int(max_cases), int(max_units)
+        self.open_case_max_age_ms = int(open_case_max_age_ms)
+        self.unit_max_age_ms = int(unit_max_age_ms)
+        self.prune_s = prune_s
+        self.learn_refused: Counter = Counter()       # table → new ids refused at its cap
+        self.aged_out: Counter = Counter()            # table → ids forgotten for their age
         self._ctx = context or zmq.Context.instance()
         self.storage = Storage(db_path, max_db_bytes)
         self.storage_error: str | None = None
@@ -184,7 +203,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         self._dirty_units: set[str] = set()
         self._replies: OrderedDict[str, bytes] = OrderedDict()
         self._version = 0                             # moves whenever the picture does
-        self._snapshot_cache: tuple[tuple[int, int], bytes] | None = None
+        self._snapshot_cache: tuple[tuple[int, int], bytes, float] | None = None
         self._snapshot_limit = RateLimit(snapshots_per_minute, snapshot_burst)
         self.counts: Counter = Counter()
         self.rejected: Counter = Counter()            # reason code → n
@@ -203,6 +222,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         self._next_hb = 0.0
         self._next_flush = 0.0
         self._next_prune = 0.0
+        self._room_pruned = float("-inf")              # a full table last pruned for room
         self._next_open = 0.0
         self._commits = 0
         self._kill_after = int(os.environ.get(KILL_AFTER_COMMIT_ENV) or 0)
@@ -262,9 +282,11 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         return sock
 
     def _new_receiver(self) -> Receiver:
+        # Judged by the service's clock: a record dated further ahead than ``future_ms`` is
+        # refused (out_of_range), so none can outlive the real ones for years.
         return Receiver(self.sources, context=self._ctx, faults=self.faults,
-                        max_message_bytes=self.max_message_bytes,
-                        keys=self.source_keys).start()
+                        max_message_bytes=self.max_message_bytes, now_ms=self.now_ms,
+                        future_ms=self.future_ms, keys=self.source_keys).start()
 
     def start(self) -> "DispatchService":
         if self._router is None:
@@ -338,7 +360,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                 self._next_flush = mono + LEARN_FLUSH_S
                 self._step("storage", self._flush_learned)
             if mono >= self._next_prune:
-                self._next_prune = mono + PRUNE_S
+                self._next_prune = mono + self.prune_s
                 self._step("pruning", self._prune)
 
     def _step(self, name: str, step: Callable[[], None]) -> None:
@@ -405,7 +427,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         now = self.now_ms()
         problem = self._may(caller, order, tx.case, tx.unit)
         if problem is None:
-            problem, records = decide(order, tx.case, tx.unit, now)
+            problem, records = decide(order, tx.case, tx.unit, now, future_ms=self.future_ms)
         else:
             records = []
             tx.not_allowed[caller.label] += 1
@@ -440,6 +462,8 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                 "snapshot_clients": len(self._snapshot_limit),
                 "republished": self.counts["republished"],
                 "learned": self.counts["learned"],
+                "source_rejects": self.counts["source_rejects"],
+                "learn_refused": dict(self.learn_refused), "aged_out": dict(self.aged_out),
                 "storage_errors": self.counts["storage_errors"],
                 "internal_errors": self.counts["internal_errors"],
                 "faults": self.faults.snapshot(),
@@ -447,7 +471,11 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                            "max_snapshot_bytes": self.max_snapshot_bytes,
                            "max_message_bytes": self.max_message_bytes,
                            "snapshots_per_minute": self._snapshot_limit.per_s * 60,
-                           "snapshot_burst": self._snapshot_limit.burst},
+                           "snapshot_burst": self._snapshot_limit.burst,
+                           "future_tolerance_s": self.future_ms / 1000,
+                           "max_cases": self.max_cases, "max_units": self.max_units,
+                           "open_case_max_days": self.open_case_max_age_ms / DAY_MS,
+                           "unit_max_days": self.unit_max_age_ms / DAY_MS},
                 "source_auth_failed": dict(self.source_auth_failed),
                 **self._security_status(),
             }

@@ -3,16 +3,20 @@
 A ``snapshot`` order costs the service the whole picture, so it is the one order a client
 could use to load it. Two things keep that cheap:
 
-- ``RateLimit``: token buckets per client (the ROUTER identity, and the key that sent it —
-  or, when the service is not secured, the ``console`` the order names: with keys a console
-  cannot spend another's budget by claiming its name), ``DEFAULT_SNAPSHOTS_PER_MINUTE``
-  sustained and ``DEFAULT_SNAPSHOT_BURST`` at once, in a table of at most ``MAX_CLIENTS``
-  buckets (least recently used forgotten first), so made-up clients cannot grow it;
+- ``RateLimit``: token buckets per client — the connection (ROUTER identity), and when the
+  service is secured the key that sent it too; never the ``console`` an order names, which
+  anyone can claim (naming another console must not spend its budget) —
+  ``DEFAULT_SNAPSHOTS_PER_MINUTE`` sustained and ``DEFAULT_SNAPSHOT_BURST`` at once, in a
+  table of at most ``MAX_CLIENTS`` buckets (least recently used forgotten first), so made-up
+  clients cannot grow it;
 - ``SnapshotAnswers`` (a mixin of ``DispatchService``): the picture is encoded once per
-  version and seq of it, and only the ``order_id`` is put in front per request; a snapshot
-  larger than ``max_snapshot_bytes`` is refused, not sent. It works on the service's
-  ``cases``, ``units``, ``seq``, ``_version``, ``_snapshot_cache``, ``_snapshot_limit`` and
-  counters, and answers through its ``_ack``, ``_reply`` and ``_fault``.
+  version and seq of it, and only the ``order_id`` is put in front per request. A snapshot
+  larger than ``max_snapshot_bytes`` is refused, not sent — and not put together either: its
+  size is known from the encoded picture before anything is copied, so a refusal costs no
+  copy of the picture; a picture found too large is not encoded again for a refusal within
+  ``TOO_LARGE_RECHECK_S``, however often it changes. It works on the service's ``cases``,
+  ``units``, ``seq``, ``_version``, ``_snapshot_cache``, ``_snapshot_limit`` and counters,
+  and answers through its ``_ack``, ``_reply`` and ``_fault``.
 """
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ from feeds.schema import CLOSED_CASE_STATUSES
 DEFAULT_SNAPSHOTS_PER_MINUTE = 6.0
 DEFAULT_SNAPSHOT_BURST = 3
 MAX_CLIENTS = 10_000              # rate-limit buckets kept (least recently used go first)
+# A picture encoded too large stays refused this long without being encoded again (while the
+# sources move it, each change would otherwise cost a refusal a whole new encoding).
+TOO_LARGE_RECHECK_S = 1.0
+_HEAD = b'{"type":"snapshot","v":1,"order_id":'
 
 _enc = msgspec.json.Encoder()
 
@@ -91,10 +99,10 @@ class SnapshotAnswers:
                          caller: Caller = UNCHECKED) -> None:
         try:
             reply = self._snapshot(order.order_id, caller)
-            if len(reply) > self.max_snapshot_bytes:
+            if isinstance(reply, int):           # too large: its size, nothing put together
                 self.rejected["snapshot_too_large"] += 1
                 reply = self._ack(order.order_id, reason(
-                    "snapshot_too_large", size=len(reply), limit=self.max_snapshot_bytes))
+                    "snapshot_too_large", size=reply, limit=self.max_snapshot_bytes))
             else:
                 self.counts["snapshots"] += 1
         except Exception as exc:                 # this snapshot only
@@ -104,19 +112,37 @@ class SnapshotAnswers:
             reply = self._ack(order.order_id, bad_order("internal"))
         self._reply(envelope, reply)
 
-    def _snapshot(self, order_id: str, caller: Caller = UNCHECKED) -> bytes:
+    def _snapshot(self, order_id: str, caller: Caller = UNCHECKED) -> bytes | int:
         """The snapshot reply: the picture is encoded once for each version and seq of it,
         and only the ``order_id`` — and, when the service is secured, the asking key's
-        ``role`` and ``districts`` — is put in front per request."""
+        ``role`` and ``districts`` — is put in front per request. Larger than
+        ``max_snapshot_bytes``: its size (an int) instead, found before anything is copied."""
+        body = self._snapshot_body()
+        head = _HEAD + _enc.encode(order_id) + b","
+        if len(head) + len(body) - 1 > self.max_snapshot_bytes:
+            return len(head) + len(body) - 1     # too large without even the role's fields
+        head += self._identity_fields(caller)
+        size = len(head) + len(body) - 1
+        if size > self.max_snapshot_bytes:
+            return size
+        return b"".join((head, memoryview(body)[1:]))      # one copy of the picture
+
+    def _snapshot_body(self) -> bytes:
+        """The picture as JSON (an object whose first byte is put after the head), encoded
+        once per version and seq; one found too large is kept for a refusal for
+        ``TOO_LARGE_RECHECK_S`` whatever changes meanwhile."""
         key = (self._version, self.seq)
-        if self._snapshot_cache is None or self._snapshot_cache[0] != key:
-            body = _enc.encode({
-                "src": self.src, "seq": self.seq,
-                "cases": [c for _, c in sorted(self.cases.items())
-                          if c.status not in CLOSED_CASE_STATUSES],
-                "units": [u for _, u in sorted(self.units.items())]})
-            self._snapshot_cache = (key, body)
-            self.counts["snapshot_encodes"] += 1
-        body = self._snapshot_cache[1]
-        return (b'{"type":"snapshot","v":1,"order_id":' + _enc.encode(order_id) + b","
-                + self._identity_fields(caller) + body[1:])
+        cache = self._snapshot_cache
+        mono = time.monotonic()
+        if cache is not None and (cache[0] == key or (
+                len(cache[1]) > self.max_snapshot_bytes
+                and mono - cache[2] < TOO_LARGE_RECHECK_S)):
+            return cache[1]
+        body = _enc.encode({
+            "src": self.src, "seq": self.seq,
+            "cases": [c for _, c in sorted(self.cases.items())
+                      if c.status not in CLOSED_CASE_STATUSES],
+            "units": [u for _, u in sorted(self.units.items())]})
+        self._snapshot_cache = (key, body, mono)
+        self.counts["snapshot_encodes"] += 1
+        return body

@@ -185,8 +185,9 @@ class Storage:
     def write(self, *, orders: Iterable[tuple] = (), cases: Iterable[Case] = (),
               units: Iterable[Unit] = (), changes: Iterable[tuple] = (),
               seq: int | None = None, published: int | None = None,
-              forget: Iterable[str] = ()) -> None:
-        """One transaction: all of it or none of it."""
+              forget: Iterable[str] = (), forget_units: Iterable[str] = ()) -> None:
+        """One transaction: all of it or none of it. ``forget``: case ids to delete,
+        ``forget_units``: unit ids."""
         c = self._conn()
         try:
             c.execute("BEGIN IMMEDIATE")
@@ -198,6 +199,7 @@ class Storage:
                           [(r.unit_id, r.ts, r.status, _enc.encode(r).decode()) for r in units])
             c.executemany("INSERT INTO changes VALUES (?,?,?,?,?,?,?)", changes)
             c.executemany("DELETE FROM cases WHERE case_id=?", [(k,) for k in forget])
+            c.executemany("DELETE FROM units WHERE unit_id=?", [(k,) for k in forget_units])
             if seq is not None:
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
             if published is not None:

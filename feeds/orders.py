@@ -13,7 +13,9 @@ A reason is one line a person can read, with a code in front so a console can tr
 client and the tests judge an order the same way.
 
 Bounds: an order is one flat object, so it is decoded with ``feeds.bounds.loads`` at depth 2
-(deeper nesting is ``too_deep`` before anything walks it) and never raises; every id must be
+(deeper nesting is ``too_deep`` before anything walks it) and never raises; a frame that is not
+UTF-8 or not JSON has its ``order_id`` peeked from its first 4 KiB (a plain valid id only), so
+the service can still answer it; every id must be
 ``valid_id``, the note ``valid_text``, and ``ts`` a time between 2000 and 9999. A frame larger
 than ``MAX_ORDER_BYTES`` is not read. A reply is decoded straight into its type (a snapshot is
 big) and, when that fails, judged under the same bounds to say why.
@@ -240,7 +242,8 @@ def decode_order(data: bytes, max_bytes: int = MAX_ORDER_BYTES) -> Order | Probl
         return Problem("too_large", f"{len(data)} bytes, at most {max_bytes}")
     obj, why = loads(data, ORDER_DEPTH, lenient=True)
     if why is not None:
-        return Problem(why, order_id=_id_of_deep(data) if why == "too_deep" else None)
+        return Problem(why, order_id=_id_of_deep(data) if why == "too_deep"
+                       else _peek_order_id(data))
     if not isinstance(obj, dict):
         return Problem("not_object")
     oid = _readable_id(obj.get("order_id"))
@@ -253,6 +256,37 @@ def decode_order(data: bytes, max_bytes: int = MAX_ORDER_BYTES) -> Order | Probl
 def _readable_id(value) -> str | None:
     """The ``order_id`` a reply can carry, or None."""
     return value if isinstance(value, str) and valid_id(value) else None
+
+
+PEEK_BYTES = 4096                           # how far into an undecodable order an id is sought
+
+
+def _peek_order_id(data: bytes) -> str | None:
+    """Best effort, bounded: the ``order_id`` of a request that is not UTF-8 or not JSON, so
+    it is answered rather than dropped. Only the first ``"order_id"`` key in the first
+    ``PEEK_BYTES``, followed by ``:`` and a plain string (no escapes) that is a valid id,
+    counts (as ``feeds.decode._peek_src`` finds a ``src``); anything else is None."""
+    head = bytes(data[:PEEK_BYTES])
+    idx = head.find(b'"order_id"')
+    if idx < 0:
+        return None
+    rest = head[idx + len(b'"order_id"'):].lstrip()
+    if not rest.startswith(b":"):
+        return None
+    rest = rest[1:].lstrip()
+    if not rest.startswith(b'"'):
+        return None
+    end = rest.find(b'"', 1)
+    if end < 0:
+        return None
+    raw = rest[1:end]
+    if b"\\" in raw:
+        return None
+    try:
+        oid = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _readable_id(oid)
 
 
 def _id_of_deep(data: bytes) -> str | None:

@@ -29,8 +29,9 @@ domain time. A one-panel list is a plain cell. A panel may appear on several scr
 such as `colsapn` would otherwise silently become 1).
 
 Screens are placed on attached screens (`assign`): by name first, then by index (the index
-in Qt's screen list), then any layout screen still unplaced takes the next free attached
-screen in order. Layout screens left over when every attached screen is taken FOLD onto the
+BY POSITION — left to right, then top to bottom, see `by_position` — whatever order Qt lists
+the screens in), then any layout screen still unplaced takes the next free attached screen in
+that order. Layout screens left over when every attached screen is taken FOLD onto the
 last attached screen: their cells are appended below that screen's own as extra rows, each
 folded screen getting the same share of the height as the target's own grid, so no panel is
 lost; `fold_message` says so in both languages.
@@ -475,6 +476,19 @@ def merge(target: Screen, folded: list[Screen]) -> Screen:
 
 
 # ---- placing a layout on the attached screens --------------------------------------------
+def by_position(geometries) -> list[int]:
+    """The order of screens by where they stand: left to right, then top to bottom (the
+    left edge first, then the top edge), whatever order the window system lists them in.
+    ``geometries``: per screen (x, y) or (x, y, width, height[, name]) in the virtual
+    desktop's coordinates. Returns the indexes into ``geometries``, leftmost first; screens at
+    the same place keep a stable order (by name, then as listed)."""
+    def key(i):
+        g = geometries[i]
+        name = g[4] if len(g) > 4 else ""
+        return (g[0], g[1], str(name or ""), i)
+    return sorted(range(len(geometries)), key=key)
+
+
 def fold_message(wanted: int, attached: int, folded: list[int], target: int) -> str:
     """folded: 1-based numbers of the layout's screens folded; target: 1-based attached."""
     zh_list = "、".join(map(str, folded))
@@ -487,7 +501,8 @@ def fold_message(wanted: int, attached: int, folded: list[int], target: int) -> 
 
 def assign(layout: Layout, screen_names: list[str]
            ) -> tuple[list[tuple[int, Screen, list[Screen]]], str | None]:
-    """Place the layout's screens on the attached ones (named in Qt's order).
+    """Place the layout's screens on the attached ones, named in their order BY POSITION
+    (`by_position`: the caller sorts, so `match = 0` is the leftmost screen).
 
     Returns ([(attached index, Screen to show, [layout screens folded into it]), …] sorted by
     attached index, message or None). The Screen to show already has the folded grids merged.

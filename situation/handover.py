@@ -6,7 +6,8 @@ clock, never the wall's. No Qt: the wall renders it (ui/handover.py) and prints 
 - open and overdue cases NOW (the next shift inherits them), the overdue ones worst first:
   longest past their deadline, then priority;
 - the ending shift's supervision figures over its window (start, end] — the same
-  definitions as ``situation.supervision`` — and the cases first reported in it;
+  definitions as ``situation.supervision``, and the same rule: no share or mean over fewer
+  than ``supervision.MIN_CASES`` cases — and the cases first reported in it;
 - notable alarms in the window: sensors whose readings reached the alarm threshold
   (``situation.thresholds``; as far back as a sensor's history reaches), cases escalated
   (督办 flag first seen in the window), and orders the dispatch service refused.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from situation.supervision import COUNT_COLUMNS, Kpis, case_frame, indicators
+from situation.supervision import Kpis, case_frame, summed
 from situation.thresholds import ALARM, THRESHOLDS, metric_level
 
 LIST_MAX = 8                 # rows per list: readable from across the room, and on one page
@@ -99,12 +100,12 @@ class Handover:
     sensors_in_alarm: int    # sensors that reached alarm level in the window
 
 
-def window_kpis(situation, start: int, end: int) -> Kpis:
+def window_kpis(situation, start: int, end: int, min_cases: int | None = 1) -> Kpis:
     """The supervision figures over (start, end] — ``supervision.kpis`` for a window that
-    need not end now."""
-    sums = indicators(case_frame(situation), end, start).sum()
-    return Kpis(start, end, **{c: float(sums[c]) if c == "scene_min_sum" else int(round(sums[c]))
-                               for c in COUNT_COLUMNS})
+    need not end now. ``min_cases``: no share or mean over fewer cases; 1 (every ratio with
+    something to divide by, as the training debrief reads it) unless given, None for the
+    configured ``supervision.MIN_CASES`` (the handover's)."""
+    return summed(case_frame(situation), start, end, min_cases)
 
 
 def late_cases(situation, now: int) -> list[LateCase]:
@@ -164,14 +165,16 @@ def refused_orders(orders, start: int, end: int) -> list[Refused]:
 
 
 def summarise(situation, ending: ShiftSpan, starting: ShiftSpan | None, now: int,
-              orders=()) -> Handover:
+              orders=(), min_cases: int | None = None) -> Handover:
     """The handover at ``now`` for the shift ``ending``: its figures over (start, end] (end
-    clipped to now, for a summary taken mid-shift), the cases as they stand now."""
+    clipped to now, for a summary taken mid-shift), the cases as they stand now. No share
+    or mean over fewer than ``min_cases`` cases (default: ``supervision.MIN_CASES``)."""
     start, end = ending.start_ms, min(ending.end_ms, now)
     late = late_cases(situation, now)
     alarms = sensor_alarms(situation, start, end)
     new = sum(1 for r in situation.reports if start < r.reported_at <= end)
     return Handover(ending, starting, now, len(situation.open_cases()), len(late), new,
-                    window_kpis(situation, start, end), Listed.of(late), Listed.of(alarms),
+                    window_kpis(situation, start, end, min_cases), Listed.of(late),
+                    Listed.of(alarms),
                     Listed.of(escalated_cases(situation, start, end)),
                     Listed.of(refused_orders(orders, start, end)), len(alarms))

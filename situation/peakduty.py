@@ -36,6 +36,14 @@ The duty plan (:func:`duty_plan`) is one row per district and slot: ``district``
 ``units_needed`` (int; **−1 = needs more than max_units**), ``units_rostered`` (int) and
 ``shortfall`` (int ≥ 0; for −1 rows, the least it is short by: max_units + 1 − rostered).
 
+Peaks (:func:`shortfall_windows`, :func:`peak_windows`)
+    A **peak** is where a shortfall is concentrated: a run of short slots of a district at
+    most ``DutyConfig.peak_max_hours`` long (default 3 h), "朝阳 17:00–20:00 缺 4 人". A
+    shortfall held longer than that is no peak and is said as what it is — "顺义 全天缺 2 人"
+    over the whole day, "怀柔 07:00–19:00 持续缺 1 人（12 小时）" otherwise — at the level it
+    holds throughout (its least); where it rises above that level for at most the maximum,
+    that rise is a peak of its own (the same split again for a rise that is itself long).
+
 numpy and pandas, no Qt; no clock of its own: "now" is always passed in (the situation's).
 """
 from __future__ import annotations
@@ -45,6 +53,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -75,6 +84,7 @@ class DutyConfig:
     shifts: dict = field(default_factory=lambda: {"白班": (7, 19), "夜班": (19, 7)})
     max_units: int = 200
     handling_min: float = 30.0         # mean handling time when no closed case says otherwise
+    peak_max_hours: float = 3.0        # a shortfall held longer is not a peak: "全天缺 2 人"
 
     def __post_init__(self):
         sm = self.slot_minutes
@@ -105,6 +115,11 @@ class DutyConfig:
             raise ValueError(f"handling minutes must be a finite number above 0: got "
                              f"{self.handling_min}")
         self.handling_min = hm
+        ph = float(self.peak_max_hours)
+        if not (0 < ph <= 24 and math.isfinite(ph)):
+            raise ValueError(f"peak max hours must be above 0 and at most 24 (e.g. 3): got "
+                             f"{self.peak_max_hours}")
+        self.peak_max_hours = ph
         for name, span in self.shifts.items():
             try:
                 start, end = span
@@ -662,61 +677,126 @@ def write_plan(plan: pd.DataFrame, path) -> None:
 
 # ---- peak windows ----------------------------------------------------------------------------
 
+PEAK_MAX_HOURS = 3.0          # DutyConfig.peak_max_hours' default
+
+
 @dataclass
 class PeakWindow:
     district: str             # adcode
     start: str                # local "YYYY-MM-DDTHH:MM" of the first slot
     end: str                  # local "YYYY-MM-DDTHH:MM" where the last slot ends
-    short_by: int             # the largest shortfall in the window
+    short_by: int             # a peak: the largest shortfall in it; held: the level held
     text: str                 # "朝阳 17:00–20:00 缺 4 人" / "Chaoyang 17:00–20:00 short by 4 units"
     slots: int = 1
-    more_than: bool = False   # a slot in it needs more than max_units (short_by is a floor)
+    more_than: bool = False   # a slot needs more than max_units (short_by is a floor)
+    kind: str = "peak"        # "peak" (≤ the maximum), "held" (longer), "all_day"
+    hours: float = 0.0        # its length
 
 
-def peak_windows(plan: pd.DataFrame, lang: str = "zh", top: int | None = None) -> list[PeakWindow]:
-    """Runs of consecutive short slots per district, merged, ranked by short_by × length
-    (then by start and district order)."""
+class Shortfalls(NamedTuple):
+    peaks: list               # PeakWindow "peak": at most max_hours, the most short first
+    held: list                # PeakWindow "all_day" and "held": longer, the same order
+    max_hours: float
+
+    @property
+    def worst(self) -> PeakWindow | None:
+        """The window with the largest shortfall — the first peak, or the first held one
+        when that is larger (a tie: the peak): what "最大缺口" names."""
+        firsts = [ws[0] for ws in (self.peaks, self.held) if ws]
+        return max(firsts, key=lambda w: (w.short_by, w.more_than), default=None)
+
+
+def _window_text(kind: str, name: str, t0: str, t1: str, by: int, more: bool, hours: float,
+                 lang: str) -> str:
+    plus = "+" if more else ""
+    units = f"unit{'s' if by != 1 or more else ''}"
+    h = f"{hours:g}"
+    if lang == "zh":
+        return {"peak": f"{name} {t0}–{t1} 缺 {by}{plus} 人",
+                "all_day": f"{name} 全天缺 {by}{plus} 人",
+                "held": f"{name} {t0}–{t1} 持续缺 {by}{plus} 人（{h} 小时）"}[kind]
+    return {"peak": f"{name} {t0}–{t1} short by {by}{plus} {units}",
+            "all_day": f"{name} short by {by}{plus} {units} all day",
+            "held": f"{name} short by {by}{plus} {units} {t0}–{t1} ({h} h)"}[kind]
+
+
+def shortfall_windows(plan: pd.DataFrame, lang: str = "zh",
+                      max_hours: float = PEAK_MAX_HOURS) -> Shortfalls:
+    """Each district's runs of consecutive short slots, split into peaks (at most
+    ``max_hours``) and shortfalls held longer (the whole day, or longer than the maximum) —
+    see the module's doc. Each list the most short first (short_by; then the longer, so
+    the more person-hours short; then start and district order): its first line is the
+    largest shortfall in it."""
     names = by_adcode()
     if len(plan) == 0:
-        return []
+        return Shortfalls([], [], float(max_hours))
     per = plan.groupby("district", sort=False).size()
     ns = int(per.iloc[0])
     slot_min = DAY_MIN // ns
-    out: list[tuple[int, int, PeakWindow]] = []
     order = {c: i for i, c in enumerate(district_codes())}
+    found: dict[str, list[tuple[int, int, PeakWindow]]] = {"peak": [], "held": []}
     for district, rows in plan.groupby("district", sort=False):
         short = rows["shortfall"].to_numpy()
         need = rows["units_needed"].to_numpy()
         starts = rows["slot_start"].tolist()
-        k = 0
-        while k < len(short):
-            if short[k] <= 0:
-                k += 1
-                continue
-            j = k
-            while j + 1 < len(short) and short[j + 1] > 0:
-                j += 1
-            by = int(short[k:j + 1].max())
-            more = bool((need[k:j + 1] == NEEDS_MORE).any())
+        d = names.get(district)
+        if lang == "zh":
+            name = d.short_zh if d else district
+        else:
+            name = d.name_en.removesuffix(" District") if d else district
+
+        def emit(kind: str, k: int, j: int, by: int, more: bool) -> None:
             first = datetime.strptime(starts[k], "%Y-%m-%dT%H:%M")
             last = datetime.strptime(starts[j], "%Y-%m-%dT%H:%M") + timedelta(minutes=slot_min)
             t0 = first.strftime("%H:%M")
             t1 = "24:00" if last.date() > first.date() and last.time() == datetime.min.time() \
                 else last.strftime("%H:%M")
-            d = names.get(district)
-            if lang == "zh":
-                name = d.short_zh if d else district
-                text = f"{name} {t0}–{t1} 缺 {by}{'+' if more else ''} 人"
-            else:
-                name = d.name_en.removesuffix(" District") if d else district
-                text = f"{name} {t0}–{t1} short by {by}{'+' if more else ''} " \
-                       f"unit{'s' if by != 1 or more else ''}"
-            win = PeakWindow(district, starts[k], last.strftime("%Y-%m-%dT%H:%M"), by, text,
-                             j - k + 1, more)
-            out.append((by * (j - k + 1), order.get(district, 99) * 10_000 + k, win))
-            k = j + 1
-    out.sort(key=lambda x: (-x[0], x[2].start[11:], x[1]))
-    wins = [w for _, _, w in out]
+            hours = (j - k + 1) * slot_min / 60
+            win = PeakWindow(district, starts[k], last.strftime("%Y-%m-%dT%H:%M"), by,
+                             _window_text(kind, name, t0, t1, by, more, hours, lang),
+                             j - k + 1, more, kind, hours)
+            found["peak" if kind == "peak" else "held"].append(
+                ((by, j - k + 1), order.get(district, 99) * 10_000 + k, win))
+
+        def runs(lo: int, hi: int, above: int):
+            """(first, last) of each run of slots in [lo, hi] short by more than ``above``."""
+            k = lo
+            while k <= hi:
+                if short[k] <= above:
+                    k += 1
+                    continue
+                j = k
+                while j + 1 <= hi and short[j + 1] > above:
+                    j += 1
+                yield k, j
+                k = j + 1
+
+        def split(lo: int, hi: int) -> None:
+            if (hi - lo + 1) * slot_min <= max_hours * 60:
+                emit("peak", lo, hi, int(short[lo:hi + 1].max()),
+                     bool((need[lo:hi + 1] == NEEDS_MORE).any()))
+                return
+            level = int(short[lo:hi + 1].min())            # held throughout the run
+            kind = "all_day" if lo == 0 and hi == len(short) - 1 else "held"
+            emit(kind, lo, hi, level, bool((need[lo:hi + 1] == NEEDS_MORE).all()))
+            for k, j in runs(lo, hi, level):               # where it rises above that
+                split(k, j)
+
+        for k, j in runs(0, len(short) - 1, 0):
+            split(k, j)
+    ranked = {}
+    for key, out in found.items():
+        out.sort(key=lambda x: (-x[0][0], -x[0][1], x[2].start[11:], x[1]))
+        ranked[key] = [w for _, _, w in out]
+    return Shortfalls(ranked["peak"], ranked["held"], float(max_hours))
+
+
+def peak_windows(plan: pd.DataFrame, lang: str = "zh", top: int | None = None,
+                 max_hours: float = PEAK_MAX_HOURS) -> list[PeakWindow]:
+    """The peaks only — runs of short slots at most ``max_hours`` long, or the rise of a
+    longer shortfall above the level it holds (``shortfall_windows``) — the most short first
+    (then the longer, then by start and district order)."""
+    wins = shortfall_windows(plan, lang, max_hours).peaks
     return wins[:top] if top else wins
 
 

@@ -35,7 +35,12 @@ The figures (for the city, or for one district by the case's ``district``):
   rework (flag ``rework``) at least once. The city reports divide 返工数 by 应结案数; taking
   the numerator from the same cases keeps it a true share (≤ 100 %).
 
-Ratios with nothing to divide by are None (``Kpis``) or NaN (``district_kpis``), shown "—".
+**Too few to say** (``min_cases``, default ``MIN_CASES`` = 5): a share or a mean over fewer
+cases than that is no figure — None (``Kpis``) or NaN (``district_kpis``), like a ratio with
+nothing to divide by — and is said "暂无 (1 件)" / "n/a (1 case)" with what it would have been
+over (``figure_text``), never as a percentage: 0/1 is not "0 %", 3/3 is not "100 %". The
+counts stay, so the panels can say how many. ``min_cases=1`` gives every ratio with something
+to divide by (the arithmetic the tests work out by hand).
 
 **Patrol coverage** (巡查覆盖率): the share of each district's 100 m unit-grid cells (万米单元网格;
 cells whose centre lies inside the district) that some unit's track passed through in the last
@@ -50,7 +55,7 @@ import bisect
 import itertools
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -68,6 +73,7 @@ DISPATCH_TARGET_MS = 5 * MIN_MS   # dispatched within 5 minutes
 TRACK_GAP_MS = 5 * MIN_MS         # longer silences are not bridged by a straight line
 COVERAGE_HOURS = (2, 8, 24)
 CITY = "city"                     # the city row's key in the district tables
+MIN_CASES = 5                     # fewer cases than this: no share, no mean ("暂无 (n 件)")
 
 # Stages at or after registration (立案): the cases that can be owed a closing.
 _REGISTERED_ON = ("registered", "dispatched", "on_scene", "resolved", "verified", "closed")
@@ -76,12 +82,86 @@ COUNT_COLUMNS = ("open", "overdue", "dispatched", "dispatched_fast", "on_scene",
                  "due_to_close", "closed", "closed_on_time", "reworked")
 RATE_COLUMNS = ("dispatch_fast_share", "dispatch_to_scene_min", "close_rate", "on_time_rate",
                 "rework_rate")
+# each figure: (rate column, its numerator column, the cases it is over)
+RATES: dict[str, tuple[str, str, str]] = {
+    "fast": ("dispatch_fast_share", "dispatched_fast", "dispatched"),
+    "scene": ("dispatch_to_scene_min", "scene_min_sum", "on_scene"),
+    "close": ("close_rate", "closed", "due_to_close"),
+    "on_time": ("on_time_rate", "closed_on_time", "due_to_close"),
+    "rework": ("rework_rate", "reworked", "due_to_close"),
+}
+
+
+def min_cases_or_default(min_cases: int | None) -> int:
+    """``min_cases``, or the configured ``MIN_CASES`` (read at call time, so setting
+    ``situation.supervision.MIN_CASES`` once at start-up configures every panel)."""
+    n = MIN_CASES if min_cases is None else min_cases
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"min_cases must be a whole number ≥ 1: got {min_cases!r}")
+    return int(n)
+
+
+class Rate(NamedTuple):
+    """A share (or a mean) and what it is made of: ``num`` over ``cases``. ``value`` is None
+    when there are fewer than ``min_cases`` cases (or none)."""
+    num: float
+    cases: int
+    min_cases: int = 1
+
+    @property
+    def enough(self) -> bool:
+        return self.cases >= max(1, self.min_cases)
+
+    @property
+    def value(self) -> float | None:
+        return self.num / self.cases if self.enough else None
+
+
+# The words of a figure too thin to give (Qt-free: the wall, the handover and the exports).
+_TOO_FEW = {"zh": ("暂无", "({n} 件)"), "en": ("n/a", "({n} {cases})")}
+
+
+def too_few_parts(cases: int, lang: str = "zh") -> tuple[str, str]:
+    """("暂无", "(1 件)") / ("n/a", "(1 case)"): the word, and the count it was over."""
+    word, count = _TOO_FEW["zh" if lang == "zh" else "en"]
+    return word, count.format(n=cases, cases="case" if cases == 1 else "cases")
+
+
+def too_few_text(cases: int, lang: str = "zh") -> str:
+    """"暂无 (1 件)" / "n/a (1 case)"."""
+    return " ".join(too_few_parts(cases, lang))
+
+
+def share_text(value: float | None) -> str:
+    """0.75 → 75%, 0.9369 → 93.7%, 0.0002 → <0.1% (something is not nothing);
+    None or NaN → —."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    p = value * 100
+    if 0 < p < 0.05:
+        return "<0.1%"
+    return f"{p:.0f}%" if abs(p - round(p)) < 0.05 else f"{p:.1f}%"
+
+
+def minutes_text(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.1f}"
+
+
+def figure_text(rate: Rate, lang: str = "zh", minutes: bool = False) -> str:
+    """A figure as the wall says it: "60%" (or "15.0" minutes), or "暂无 (1 件)" /
+    "n/a (1 case)" over fewer than its ``min_cases`` cases — never a percentage of too few."""
+    if not rate.enough:
+        return too_few_text(rate.cases, lang)
+    return minutes_text(rate.value) if minutes else share_text(rate.value)
 
 
 @dataclass(frozen=True)
 class Kpis:
     """The supervision figures over (start, end] of the situation's clock; see the module
-    docstring for each definition."""
+    docstring for each definition. The shares and the mean are None over fewer than
+    ``min_cases`` cases (``rate`` says how many there were)."""
     start: int
     end: int
     open: int = 0
@@ -94,30 +174,34 @@ class Kpis:
     closed: int = 0                # 结案数 (closed in the window)
     closed_on_time: int = 0        # 按期结案数
     reworked: int = 0              # 返工数 (of the cases due to close)
+    # fewer cases than this: no share, no mean (a setting, not a figure: not compared)
+    min_cases: int = field(default=MIN_CASES, compare=False)
 
-    @staticmethod
-    def _ratio(num: float, den: float) -> float | None:
-        return num / den if den else None
+    def rate(self, key: str) -> Rate:
+        """The figure ``key`` (one of ``RATES``: fast, scene, close, on_time, rework) with the
+        count it is over."""
+        _, num, den = RATES[key]
+        return Rate(getattr(self, num), getattr(self, den), self.min_cases)
 
     @property
     def dispatch_fast_share(self) -> float | None:
-        return self._ratio(self.dispatched_fast, self.dispatched)
+        return self.rate("fast").value
 
     @property
     def dispatch_to_scene_min(self) -> float | None:
-        return self._ratio(self.scene_min_sum, self.on_scene)
+        return self.rate("scene").value
 
     @property
     def close_rate(self) -> float | None:
-        return self._ratio(self.closed, self.due_to_close)
+        return self.rate("close").value
 
     @property
     def on_time_rate(self) -> float | None:
-        return self._ratio(self.closed_on_time, self.due_to_close)
+        return self.rate("on_time").value
 
     @property
     def rework_rate(self) -> float | None:
-        return self._ratio(self.reworked, self.due_to_close)
+        return self.rate("rework").value
 
 
 # ---- cases ----------------------------------------------------------------------------------
@@ -185,35 +269,39 @@ def _window(situation, window_ms: int) -> tuple[int, int]:
     return now - int(window_ms), now
 
 
-def kpis(situation, window_ms: int = WINDOW_MS, district: str | None = None) -> Kpis:
-    """The figures for the city (``district=None``) or one district (adcode)."""
+def summed(frame: pd.DataFrame, start: int, end: int, min_cases: int | None = None) -> Kpis:
+    """The figures of the cases in ``frame`` (``case_frame``) over (start, end]."""
+    sums = indicators(frame, end, start).sum()
+    values = {col: (float(sums[col]) if col == "scene_min_sum" else int(round(sums[col])))
+              for col in COUNT_COLUMNS}
+    return Kpis(start, end, **values, min_cases=min_cases_or_default(min_cases))
+
+
+def kpis(situation, window_ms: int = WINDOW_MS, district: str | None = None,
+         min_cases: int | None = None) -> Kpis:
+    """The figures for the city (``district=None``) or one district (adcode); no share or
+    mean over fewer than ``min_cases`` cases (default ``MIN_CASES``)."""
     start, now = _window(situation, window_ms)
     frame = case_frame(situation)
     if district is not None:
         frame = frame[frame["district"] == district]
-    sums = indicators(frame, now, start).sum()
-    values = {col: (float(sums[col]) if col == "scene_min_sum" else int(round(sums[col])))
-              for col in COUNT_COLUMNS}
-    return Kpis(start, now, **values)
+    return summed(frame, start, now, min_cases)
 
 
-def _rates(table: pd.DataFrame) -> pd.DataFrame:
-    def ratio(num: str, den: str) -> pd.Series:
-        return table[num] / table[den].where(table[den] > 0)
-
-    table["dispatch_fast_share"] = ratio("dispatched_fast", "dispatched")
-    table["dispatch_to_scene_min"] = ratio("scene_min_sum", "on_scene")
-    table["close_rate"] = ratio("closed", "due_to_close")
-    table["on_time_rate"] = ratio("closed_on_time", "due_to_close")
-    table["rework_rate"] = ratio("reworked", "due_to_close")
+def _rates(table: pd.DataFrame, min_cases: int) -> pd.DataFrame:
+    for col, num, den in RATES.values():
+        table[col] = table[num] / table[den].where(table[den] >= max(1, min_cases))
     return table
 
 
-def district_kpis(situation, window_ms: int = WINDOW_MS) -> pd.DataFrame:
+def district_kpis(situation, window_ms: int = WINDOW_MS,
+                  min_cases: int | None = None) -> pd.DataFrame:
     """The figures per district — 16 rows in ``load_districts()`` order, indexed by adcode —
     and a last row ``"city"`` for the whole city (which also holds cases with no known
     district). Counts are ints; the rates (``RATE_COLUMNS``) are floats, NaN where there is
-    nothing to divide by; shares are fractions (0.75, not 75)."""
+    nothing to divide by or fewer than ``min_cases`` cases (default ``MIN_CASES``; in
+    ``.attrs["min_cases"]``); shares are fractions (0.75, not 75)."""
+    min_cases = min_cases_or_default(min_cases)
     start, now = _window(situation, window_ms)
     frame = case_frame(situation)
     ind = indicators(frame, now, start)
@@ -225,7 +313,9 @@ def district_kpis(situation, window_ms: int = WINDOW_MS) -> pd.DataFrame:
     counts = [c for c in COUNT_COLUMNS if c != "scene_min_sum"]
     table[counts] = table[counts].round().astype(int)
     table.index.name = "district"
-    return _rates(table)
+    table = _rates(table, min_cases)
+    table.attrs["min_cases"] = min_cases
+    return table
 
 
 # ---- patrol coverage ------------------------------------------------------------------------

@@ -254,10 +254,10 @@ def test_an_error_judging_one_order_costs_that_order_only(ctx, tmp_path, monkeyp
     city = start_city(ctx, tmp_path / "d.sqlite3")
     real_decide = service_module.decide
 
-    def decide(order, case_of, unit_of, now):
+    def decide(order, case_of, unit_of, now, **kw):
         if getattr(order, "case_id", None) == "C2":
             raise ZeroDivisionError("a bug in the rules")
-        return real_decide(order, case_of, unit_of, now)
+        return real_decide(order, case_of, unit_of, now, **kw)
     monkeypatch.setattr(service_module, "decide", decide)
     raw = dealer(ctx, city.svc.dispatch_endpoint)
     try:
@@ -337,12 +337,20 @@ def test_snapshots_are_rate_limited_per_client_and_never_hold_up_an_order(ctx, t
         st = city.svc.status()
         assert st["snapshots"] == 3 and st["snapshot_encodes"] <= 2
         assert st["rejected"]["rate_limited"] == 297
-        # Another client still gets its snapshot; the limited console is told at once.
+        # Another client still gets its snapshot — even one claiming the same console id
+        # (without keys a name is only a claim: per connection); the limited connection is
+        # told at once.
         other = city.client("console-b")
         assert {u.unit_id for u in other.snapshot().units} == {"U1", "U2", "U3", "U4"}
-        limited = city.client("raw")                         # the same console id
+        same_name = city.client("raw")
+        assert {u.unit_id for u in same_name.snapshot().units} == {"U1", "U2", "U3", "U4"}
+        raw.send(order_bytes("snap-again", "snapshot"))
+        again = collect(raw, {"snap-again"})["snap-again"]
+        assert reason_code(again["reason"]) == "rate_limited"
+        same_name.snapshot()
+        same_name.snapshot()
         with pytest.raises(SnapshotRefused) as refusal:
-            limited.snapshot(timeout_s=30)
+            same_name.snapshot(timeout_s=30)
         assert refusal.value.code == "rate_limited" and refusal.value.retry_s >= 1
         assert "snapshot refused: rate_limited" in str(refusal.value)
     finally:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from ui.bridge import SituationBridge
 from ui.dispatch import DispatchController
 from ui.session import build_session
-from ui.wall import build_wall, suggestion_actions
+from ui.wall import build_wall
 from widgets.case_queue import CASE_MIME, UNIT_MIME
 
 START = 1_795_483_800_000          # 2026-11-24 09:30 Beijing
@@ -45,10 +45,16 @@ def wall(qtbot):
 
 
 def pick(st):
-    case = next(c for c in st.cases.values() if c.status == "registered" and c.unit_id is None)
-    unit = min((u for u in st.units.values() if u.status == "available"
-                and not st.unit_stale(u)), key=lambda u: abs(u.lat - case.lat) + abs(u.lon - case.lon))
-    return case, unit
+    """A waiting case and an available unit of its district near it: a drop sends at once
+    (a far or foreign one asks first: tests/test_dispatch_sanity.py)."""
+    from situation.suggest import concern, nearest_available
+    from ui.dispatch import CONFIRM_KM
+    for case in st.cases.values():
+        if case.status == "registered" and case.unit_id is None:
+            for sug in nearest_available(st, case, n=20):
+                if not concern(st, case, sug.unit, CONFIRM_KM * 1000).ask:
+                    return case, sug.unit
+    pytest.fail("no waiting case with a unit of its district near it")
 
 
 def drop(widget, pos: QPoint, mime: str, key: str) -> None:
@@ -62,10 +68,16 @@ def drop(widget, pos: QPoint, mime: str, key: str) -> None:
 
 
 def row_pos(panel, key) -> QPoint:
+    """Where the row of ``key`` is in the table's viewport, scrolled into view (laid out
+    first: a table just resized or refilled scrolls to where its rows were)."""
     panel.refresh()
+    QApplication.processEvents()
+    panel.table.doItemsLayout()
     row = panel.model.keys.index(key)
     panel.table.scrollTo(panel.model.index(row, 1))
-    return panel.table.visualRect(panel.model.index(row, 1)).center()
+    pos = panel.table.visualRect(panel.model.index(row, 1)).center()
+    assert panel.table.viewport().rect().contains(pos), (key, pos)
+    return pos
 
 
 def assigned(st, case_id, unit_id) -> bool:
@@ -139,11 +151,18 @@ def test_keyboard_dispatch_suggests_the_three_nearest_units(qtbot, wall):
         return d * 1.35 / speeds[u.kind]
     free = [u for u in st.units.values() if u.status == "available" and not st.unit_stale(u)]
     expected = [u.unit_id for u in sorted(free, key=lambda u: (eta_s(u), u.unit_id))[:3]]
-    actions = suggestion_actions(st, case.case_id, "zh")
-    assert [unit_id for _, unit_id in actions] == expected
+    queue = next(p for p in w.panels if p.name == "case_queue")
+    orders.pick(case.case_id, queue)                        # D on the case: the picker
+    picker = orders.picker
+    assert picker.unit_ids == expected
     first = st.units[expected[0]]
-    assert first.callsign in actions[0][0]
-    assert f"约 {max(1, round(eta_s(first) / 60))} 分钟到达" in actions[0][0]
+    row = [picker.table.item(0, c).text() for c in range(picker.table.columnCount())]
+    assert first.callsign in row
+    minutes = max(1, round(eta_s(first) / 60))
+    assert (f"约 {minutes} 分钟" if minutes < 60
+            else f"约 {minutes // 60} 小时 {minutes % 60} 分") in row
+    picker.cancel()
+    assert orders.orders == {}
 
 
 def cells_text(panel, key):

@@ -174,7 +174,7 @@ def test_tracks_pruned_after_24_hours_of_the_situation_clock():
 # ---- KPI arithmetic ---------------------------------------------------------------------
 
 def test_city_kpis_worked_out_by_hand(fixed):
-    k = kpis(fixed.situation)
+    k = kpis(fixed.situation, min_cases=1)          # every ratio: the arithmetic by hand
     # open: C, D2, E, G, H; overdue (due before now): C (−54), G (−30), H (−10)
     assert (k.open, k.overdue) == (5, 3)
     # dispatched in the window and timed: A 3 min, B 10, C 4, D2 5 (≤ 5 counts) → 3 of 4
@@ -192,7 +192,7 @@ def test_city_kpis_worked_out_by_hand(fixed):
 
 
 def test_district_kpis_for_two_districts_and_the_city_row(fixed):
-    df = district_kpis(fixed.situation)
+    df = district_kpis(fixed.situation, min_cases=1)
     assert list(df.index) == CODES + [CITY]
     dong, chao, city = df.loc[DONG], df.loc[CHAO], df.loc[CITY]
     # 东城: D2 open; A, B, D2 dispatched (A, D2 fast); A, B on scene (12, 18);
@@ -215,12 +215,12 @@ def test_district_kpis_for_two_districts_and_the_city_row(fixed):
     quiet = df.loc["110102"]
     assert quiet["open"] == 0 and math.isnan(quiet["close_rate"])
     assert city["due_to_close"] == 5 and city["close_rate"] == pytest.approx(0.6)
-    k = kpis(fixed.situation, district=CHAO)
+    k = kpis(fixed.situation, district=CHAO, min_cases=1)
     assert (k.open, k.overdue, k.due_to_close, k.close_rate) == (4, 3, 2, 0.0)
 
 
 def test_window_edges_and_a_shorter_window(fixed):
-    k = kpis(fixed.situation, window_ms=4 * HOUR)        # (−240, 0]
+    k = kpis(fixed.situation, window_ms=4 * HOUR, min_cases=1)        # (−240, 0]
     # dispatched: B (slow), C, D2 (fast); A's −295 is out → 2 of 3
     assert (k.dispatched, k.dispatched_fast) == (3, 2)
     # on scene: B only → 18 min
@@ -366,7 +366,7 @@ def cells(panel, key, role=Qt.DisplayRole):
 
 
 def test_kpi_strip_zh_and_en(qtbot, wall, fixed):
-    p = SupervisionKpis(fixed.situation, "zh")
+    p = SupervisionKpis(fixed.situation, "zh", min_cases=1)   # every ratio (the default: 5)
     qtbot.addWidget(p)
     p.refresh()
     tiles = p.tiles
@@ -381,7 +381,7 @@ def test_kpi_strip_zh_and_en(qtbot, wall, fixed):
     assert theme.TEXT in colour["scene"] and theme.ALARM in colour["on_time"]
     assert "应结案 5 件" in p.summary.text() and "近24小时" in p.summary.text()
     assert not p.grab().isNull()
-    en = SupervisionKpis(fixed.situation, "en")
+    en = SupervisionKpis(fixed.situation, "en", min_cases=1)
     qtbot.addWidget(en)
     en.refresh()
     assert en.title.text() == "Supervision"
@@ -394,7 +394,7 @@ def test_kpi_strip_zh_and_en(qtbot, wall, fixed):
 
 
 def test_district_table_worst_first_and_red_overdue(qtbot, wall, fixed):
-    p = DistrictSupervision(fixed.situation, "zh")
+    p = DistrictSupervision(fixed.situation, "zh", min_cases=1)   # every ratio
     qtbot.addWidget(p)
     p.refresh()
     assert p.title.text() == "各区监督考评" and p.model.headers[4] == "结案率"
@@ -412,7 +412,7 @@ def test_district_table_worst_first_and_red_overdue(qtbot, wall, fixed):
     p.table.horizontalHeader().sectionClicked.emit(0)    # 区: the usual order
     assert p.model.keys == [CITY] + CODES
     assert not p.grab().isNull()
-    en = DistrictSupervision(fixed.situation, "en")
+    en = DistrictSupervision(fixed.situation, "en", min_cases=1)
     qtbot.addWidget(en)
     en.refresh()
     assert en.model.headers[:3] == ["District", "Open", "Overdue"]

@@ -6,27 +6,54 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QTimer
+import shiboken6
+from PySide6.QtCore import QPoint, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from ui.bridge import SituationBridge
 from ui.session import Session, write_json_atomic
 from widgets.theme import apply_theme
-from ui.wall import Wall
+from ui.wall import Wall, by_position
 from widgets.tiles import register_scheme
 
 EXIT_USAGE = 2
 
 
 def window_status(windows) -> list[dict]:
+    """Per window (the wall's leftmost first): its screen and geometry, its panels, where each
+    panel stands in it (``panel_rects``) and, with a map, what the map shows (``map_view``)."""
     out = []
     for w in windows:
         geo = w.geometry()
         screen = w.screen()
-        out.append({"screen": screen.name() if screen else None, "x": geo.x(), "y": geo.y(),
-                    "width": geo.width(), "height": geo.height(), "panels": w.panel_names(),
-                    "transport": getattr(w, "transport", None) is not None})   # a replay's bar
+        entry = {"screen": screen.name() if screen else None, "x": geo.x(), "y": geo.y(),
+                 "width": geo.width(), "height": geo.height(), "panels": w.panel_names(),
+                 "panel_rects": panel_rects(w),
+                 "transport": getattr(w, "transport", None) is not None}   # a replay's bar
+        maps = [p for p in w.panels if p.name == "city_map"]
+        if maps:            # the live page's own last report (None until its first)
+            entry["map_view"] = next((m.map_view for m in maps if m.map_view), None)
+        out.append(entry)
+    return out
+
+
+def panel_rects(w) -> dict[str, list[int]]:
+    """Panel name → [x, y, width, height] within the window, as laid out now. The pages of a
+    rotation share their cell's rectangle; a panel shown twice in one window is ``name#2``
+    the second time; a panel not on show in the window (a console's floating dock, or one
+    behind another's tab) has none."""
+    rotations = getattr(w, "rotations", [])
+    out: dict[str, list[int]] = {}
+    for p in [w.header.clock] + [p for p in w.panels if w.shown(p)]:
+        holder = next((r for r in rotations if any(p is q for q in r.panels)), p)
+        if holder.window() is not w or not holder.isVisibleTo(w):
+            continue
+        at = holder.mapTo(w, QPoint(0, 0))
+        key, n = p.name, 2
+        while key in out:
+            key, n = f"{p.name}#{n}", n + 1
+        out[key] = [at.x(), at.y(), holder.width(), holder.height()]
     return out
 
 
@@ -181,11 +208,15 @@ def say_recording_problems(recorder, bridge, windows) -> None:
 
 
 def list_screens() -> int:
-    """What Qt sees, one screen a line: the names a layout file can match."""
+    """What Qt sees, one screen a line, BY POSITION (left to right, then top to bottom —
+    the order the wall and a layout's ``match = N`` use): index, name, geometry, DPI, scale.
+    Stdout holds only those lines; that they are by position is said on stderr."""
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
-    screens = app.screens()
+    screens = by_position(app.screens())
     if not require_screens(screens):
         return EXIT_USAGE
+    print("citywall: screens by position: left to right, then top to bottom (the index a "
+          "layout's match = N uses), whatever order Qt lists them in", file=sys.stderr)
     for i, sc in enumerate(screens):
         g = sc.geometry()
         print(f"{i}\t{sc.name() or '(unnamed)'}\t{g.width()}x{g.height()}+{g.x()}+{g.y()}"
@@ -193,12 +224,42 @@ def list_screens() -> int:
     return 0
 
 
+def follow_screens(app, wall) -> None:
+    """A screen plugged in or out re-lays the wall, the screens taken by position again;
+    nothing the situation holds is lost. A screen moved (the display settings rearranged) so
+    that the order by position changes re-lays it too, once the moves have settled (a zero
+    timer: a rearrangement moves several screens in a row). With no screen left the windows
+    stay as they are until one comes back."""
+    def relay(gone=None) -> None:
+        screens = [s for s in by_position(app.screens()) if s is not gone]
+        if screens:
+            wall.relayout(screens)
+
+    def moved() -> None:
+        held = [s for s in wall.screens if shiboken6.isValid(s)]
+        if held and by_position(held) != held:      # the same screens, now in another order
+            relay()
+
+    settle = QTimer(wall)
+    settle.setSingleShot(True)
+    settle.setInterval(0)
+    settle.timeout.connect(moved)
+
+    def watch(screen) -> None:
+        screen.geometryChanged.connect(lambda _g: settle.start())
+
+    for sc in app.screens():
+        watch(sc)
+    app.screenAdded.connect(lambda sc: (watch(sc), relay()))
+    app.screenRemoved.connect(lambda sc: relay(gone=sc))
+
+
 def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:
     chromium_flags()
     register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CityWall")
-    screens = QGuiApplication.screens()
+    screens = by_position(QGuiApplication.screens())     # leftmost first
     if not require_screens(screens):
         return EXIT_USAGE
     apply_theme(app)
@@ -210,8 +271,10 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     bridge = SituationBridge(session.situation, session.receivers, replay=session.replay)
     orders = None
     if session.client is not None:
-        from ui.dispatch import DispatchController
-        orders = DispatchController(session.situation, session.client, args.lang)
+        from ui.dispatch import CONFIRM_KM, DispatchController
+        orders = DispatchController(session.situation, session.client, args.lang,
+                                    confirm_km=getattr(args, "dispatch_confirm_km", None)
+                                    or CONFIRM_KM)
     schedule, problem = load_shift_schedule(getattr(args, "shifts", None))
     if schedule:                     # the shift's layout now, then on the situation's clock
         from layouts import engine
@@ -232,9 +295,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     wall.build(screens)              # full screen: a wall console owns its screen
     if session.recorder is not None:
         say_recording_problems(session.recorder, bridge, lambda: wall.windows)
-    # A screen plugged in or out re-lays the wall; nothing the situation holds is lost.
-    app.screenAdded.connect(lambda _s: wall.relayout(QGuiApplication.screens()))
-    app.screenRemoved.connect(lambda _s: wall.relayout(QGuiApplication.screens()))
+    follow_screens(app, wall)
     bridge.start()
 
     def status_doc() -> dict:

@@ -13,18 +13,31 @@ gesture is not this seat's — panels ask it through the callable they are given
 shows ``role_now()`` — and ``dispatch``/``recall`` refuse locally, saying why, before anything
 is sent (the service refuses too: this is the commander's warning, not the guard). Without a
 role (no keys, the demo) every gesture is allowed, as before.
+
+A gesture (a drop on the queue, the roster or the map; the D picker's choice) goes through
+``ask_dispatch``: the role first, then a sanity check — a unit further than ``confirm_km``
+(``CONFIRM_KM`` unless told) or of another district than the case's is not sent but asked
+about, on the window it came from, with the nearest available unit instead
+(``ui/confirm_dispatch.py``). ``dispatch`` itself sends at once (a confirmed question, code).
+Every order sent from a window is said there, large, until answered and a few seconds after
+(``ui/order_toast.py``); all of it on the situation's clock.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from situation.catalog import district_name
 from situation.store import Situation
+from situation.suggest import alternative, concern, nearest_available
 from widgets.i18n import tr
 
 POLL_MS = 20
+CONFIRM_KM = 10.0           # a unit dropped further than this from the case: asked first
+CONFIRM_MS = 120_000        # a question or picker nobody answers is put away (nothing sent)
+PICK_N = 3                  # units offered by the D picker
 
 
 @dataclass
@@ -44,9 +57,15 @@ class DispatchController(QObject):
     changed = Signal()                  # an order moved on: panels redraw their marks
     said = Signal(str, bool)            # a line for the commander; True for an alarm
 
-    def __init__(self, situation: Situation, client, lang: str = "zh", parent=None):
+    def __init__(self, situation: Situation, client, lang: str = "zh", parent=None, *,
+                 confirm_km: float = CONFIRM_KM):
         super().__init__(parent)
         self.situation, self.client, self.lang = situation, client, lang
+        self.confirm_km = confirm_km
+        self.question = None                # the ConfirmDispatch on show, at most one
+        self.picker = None                  # the UnitPicker on show, at most one
+        self._card_until = 0                # when they are put away unanswered
+        self.toasts: dict[str, object] = {}     # order id → its OrderToast
         self.orders: dict[str, Order] = {}
         self.role: str | None = None
         self.districts: tuple[str, ...] = ()     # as the service named them
@@ -112,7 +131,86 @@ class DispatchController(QObject):
         self.said.emit(why, True)
 
     # ---- what the commander does ------------------------------------------------------------
-    def dispatch(self, case_id: str, unit_id: str) -> str | None:
+    def ask_dispatch(self, case_id: str, unit_id: str, origin=None) -> str | None:
+        """A commander's gesture from ``origin`` (a panel or window): the role first; then a
+        unit further than ``confirm_km`` or of another district is asked about on that window
+        (the order id comes later, if at all: None now); otherwise sent at once."""
+        why = self.refusal("dispatch", case_id, unit_id)
+        if why is not None:
+            self.refuse("dispatch", case_id, unit_id, why)
+            return None
+        st = self.situation
+        case, unit = st.cases.get(case_id), st.units.get(unit_id)
+        window = host_window(origin)
+        if case is None or unit is None or window is None:
+            return self.dispatch(case_id, unit_id, window)
+        limit = self.confirm_km * 1000
+        worry = concern(st, case, unit, limit)
+        if not worry.ask:
+            return self.dispatch(case_id, unit_id, window)
+        other = alternative(st, case, unit_id, limit, allowed=lambda u: self.refusal(
+            "dispatch", case_id, u) is None)
+        from ui.confirm_dispatch import ConfirmDispatch
+        self.put_away()
+        q = self.question = ConfirmDispatch(window, st, case, unit, worry, other, limit,
+                                            self.lang)
+        self._card_until = st.now_ms() + CONFIRM_MS
+        alt_id = other.unit.unit_id if other is not None else None
+        q.answered.connect(lambda what: self._answered(q, what, case_id, unit_id, alt_id,
+                                                       window))
+        return None
+
+    def _answered(self, q, what: str, case_id: str, unit_id: str, alt_id: str | None,
+                  window) -> None:
+        if self.question is q:
+            self.question = None
+        window = window if shiboken6.isValid(window) else None
+        if what == "send":
+            self.dispatch(case_id, unit_id, window)
+        elif what == "alternative" and alt_id is not None:
+            self.dispatch(case_id, alt_id, window)
+
+    def pick(self, case_id: str, origin=None) -> None:
+        """D on a case: the role first; then the nearest available units, large, on the
+        window it came from; the one picked goes through ``ask_dispatch``."""
+        why = self.refusal("dispatch", case_id)
+        if why is not None:                 # not this seat's: no picker; the header says why
+            self.refuse("dispatch", case_id, None, why)
+            return
+        st = self.situation
+        case, window = st.cases.get(case_id), host_window(origin)
+        if case is None or window is None:
+            return
+        limit = self.confirm_km * 1000
+        rows = []
+        for sug in nearest_available(st, case, n=len(st.units)):
+            if self.refusal("dispatch", case_id, sug.unit.unit_id) is None:
+                rows.append((sug, concern(st, case, sug.unit, limit)))
+                if len(rows) == PICK_N:
+                    break
+        from ui.confirm_dispatch import UnitPicker
+        self.put_away()
+        p = self.picker = UnitPicker(window, case, rows, self.lang)
+        self._card_until = st.now_ms() + CONFIRM_MS
+        p.picked.connect(lambda unit_id: self._picked(p, case_id, unit_id, window))
+        p.cancelled.connect(lambda: self._picked(p, case_id, None, window))
+
+    def _picked(self, p, case_id: str, unit_id: str | None, window) -> None:
+        if self.picker is p:
+            self.picker = None
+        if unit_id is not None and shiboken6.isValid(window):
+            self.ask_dispatch(case_id, unit_id, window)
+
+    def put_away(self) -> None:
+        """The question and the picker on show, unanswered: nothing is sent."""
+        for card in (self.question, self.picker):
+            if card is not None and shiboken6.isValid(card):
+                card.close_card()
+        self.question = self.picker = None
+
+    def dispatch(self, case_id: str, unit_id: str, origin=None) -> str | None:
+        """Send now (the role still checked): a confirmed question, or code. An ``origin``
+        (panel or window) shows the order's toast there."""
         st = self.situation
         case, unit = st.cases.get(case_id), st.units.get(unit_id)
         zh = self.lang == "zh"
@@ -128,15 +226,16 @@ class DispatchController(QObject):
         except (PermissionError, ValueError, OSError) as exc:      # training guard, socket
             self.said.emit(str(exc), True)
             return None
-        self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id,
-                                      sent_ms=st.now_ms())
+        order = self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id,
+                                              sent_ms=st.now_ms())
+        self._toast(order, origin)
         self.said.emit((f"派遣 {unit.callsign} → {case_id}：等待确认" if zh
                         else f"Dispatch {unit.callsign} → {case_id}: waiting for the service"),
                        False)
         self.changed.emit()
         return order_id
 
-    def recall(self, unit_id: str) -> str | None:
+    def recall(self, unit_id: str, origin=None) -> str | None:
         unit = self.situation.units.get(unit_id)
         if unit is None:
             return None
@@ -149,8 +248,9 @@ class DispatchController(QObject):
         except (PermissionError, ValueError, OSError) as exc:
             self.said.emit(str(exc), True)
             return None
-        self.orders[order_id] = Order(order_id, "recall", unit.case_id, unit_id,
-                                      sent_ms=self.situation.now_ms())
+        order = self.orders[order_id] = Order(order_id, "recall", unit.case_id, unit_id,
+                                              sent_ms=self.situation.now_ms())
+        self._toast(order, origin)
         self.changed.emit()
         return order_id
 
@@ -163,6 +263,54 @@ class DispatchController(QObject):
         moved |= self.learn_role()          # a later snapshot may bring another role
         if moved:
             self.changed.emit()
+        self._tend()
+
+    # ---- what the commander sees of it: toasts, cards put away ---------------------------------
+    def _toast(self, order: Order, origin) -> None:
+        window = host_window(origin)
+        if window is None:
+            return
+        from ui.order_toast import OrderToast, ToastStack
+        toast = OrderToast(order.order_id)
+        self.toasts[order.order_id] = toast
+        self._show_toast(toast, order)
+        ToastStack.of(window).add(toast)
+
+    def _show_toast(self, toast, order: Order) -> None:
+        from ui.order_toast import shown_for_ms, toast_words
+        unit = self.situation.units.get(order.unit_id)
+        if toast.show_words(*toast_words(order, unit.callsign if unit else order.unit_id,
+                                         self.lang)):
+            stack = toast.parentWidget()
+            if stack is not None and hasattr(stack, "place"):
+                stack.place()
+        if toast.until is None:
+            stay = shown_for_ms(order.state)
+            if stay is not None:
+                toast.until = self.situation.now_ms() + stay
+
+    def _tend(self) -> None:
+        """Toasts follow their orders and go once their time is up; a card nobody answers is
+        put away. On the situation's clock."""
+        now = self.situation.now_ms()
+        for order_id, toast in list(self.toasts.items()):
+            order = self.orders.get(order_id)
+            if order is None or not shiboken6.isValid(toast):
+                del self.toasts[order_id]
+                continue
+            self._show_toast(toast, order)
+            if toast.until is not None and now >= toast.until:
+                del self.toasts[order_id]
+                stack = toast.parentWidget()
+                if stack is not None and hasattr(stack, "remove"):
+                    stack.remove(toast)
+        if (self.question is not None or self.picker is not None) and now >= self._card_until:
+            self.put_away()
+
+    def toast_for(self, order_id: str):
+        """The toast on show for an order, or None."""
+        toast = self.toasts.get(order_id)
+        return toast if toast is not None and shiboken6.isValid(toast) else None
 
     def _event(self, event) -> bool:
         kind, *rest = event
@@ -233,6 +381,14 @@ class DispatchController(QObject):
             if o.unit_id == unit_id:
                 return o
         return None
+
+
+def host_window(origin):
+    """The top-level window a panel (or the window itself) is in; None without one."""
+    if origin is None or not shiboken6.isValid(origin):
+        return None
+    window = origin.window()
+    return window if window is not None and shiboken6.isValid(window) else None
 
 
 def adcode_of(district: str) -> str | None:

@@ -24,7 +24,7 @@ from situation.handover import Handover, Listed, ShiftSpan
 from widgets import theme
 from widgets.i18n import tr
 from widgets.format import hm, number
-from widgets.supervision import level_colour, minutes, pct
+from widgets.supervision import figure
 from widgets.supervision import t as kpi_word
 
 SHOW_MS = 15 * 60_000       # on the situation's clock: a handover briefing, then the wall
@@ -88,19 +88,21 @@ def _colour(c: str, look: Look) -> str:
 def tiles(h: Handover, lang: str) -> list[tuple[str, str, str]]:
     """(figure, label, colour) for the row of key figures."""
     k = h.kpis
+
+    def rate(key: str, label: str) -> tuple[str, str, str]:
+        text, colour = figure(k, key, lang)      # "暂无 (1 件)" in DIM over too few cases
+        return text, label, colour
+
     return [
         (str(h.open), tr("ho.open", lang), theme.TEXT),
         (str(h.overdue), tr("ho.overdue", lang), theme.ALARM if h.overdue else theme.OK),
         (str(h.new_cases), tr("ho.new", lang), theme.TEXT),
         (f"{k.closed}/{k.due_to_close}", tr("ho.closed", lang), theme.TEXT),
-        (pct(k.close_rate), kpi_word("k.close", lang), level_colour("close", k.close_rate)),
-        (pct(k.on_time_rate), kpi_word("k.on_time", lang),
-         level_colour("on_time", k.on_time_rate)),
-        (pct(k.dispatch_fast_share), kpi_word("k.fast", lang),
-         level_colour("fast", k.dispatch_fast_share)),
-        (minutes(k.dispatch_to_scene_min), kpi_word("k.scene", lang) + " " +
-         kpi_word("unit.min", lang), level_colour("scene", k.dispatch_to_scene_min)),
-        (pct(k.rework_rate), kpi_word("k.rework", lang), level_colour("rework", k.rework_rate)),
+        rate("close", kpi_word("k.close", lang)),
+        rate("on_time", kpi_word("k.on_time", lang)),
+        rate("fast", kpi_word("k.fast", lang)),
+        rate("scene", kpi_word("k.scene", lang) + " " + kpi_word("unit.min", lang)),
+        rate("rework", kpi_word("k.rework", lang)),
     ]
 
 

@@ -21,8 +21,6 @@ from widgets import theme
 from ui.handover import SHOW_MS, HandoverView, pdf_name, write_pdf
 from widgets.i18n import tr
 from ui.bridge import SituationBridge
-from situation.catalog import unit_kind_name
-from situation.suggest import nearest_available
 from widgets.case_queue import CASE_MIME, UNIT_MIME
 from widgets.header import Header
 from widgets.host import PanelHost
@@ -380,10 +378,22 @@ def default_layout(screens: int) -> "engine.Layout":
     return engine.from_rows(f"built-in-{screens}", layout_for(screens))
 
 
+def by_position(screens) -> list:
+    """The QScreens by where they stand: left to right, then top to bottom (by geometry),
+    whatever order Qt lists them in (``engine.by_position``). Index 0 is the leftmost screen:
+    the one a layout's ``match = 0`` and the built-in layout's command screen go on."""
+    screens = list(screens)
+    geos = [(g.x(), g.y(), g.width(), g.height(), sc.name())
+            for sc in screens for g in (sc.geometry(),)]
+    return [screens[i] for i in engine.by_position(geos)]
+
+
 def place(layout: "engine.Layout | None", screens) -> tuple[list, str | None]:
-    """(QScreen, layout screen) pairs — one per attached screen — and what was folded. A layout
-    naming more screens than are attached folds the rest onto the screens present; screens
-    the layout does not name show the built-in extras (the heatmaps, more maps)."""
+    """(QScreen, layout screen) pairs — one per attached screen, by position (leftmost first)
+    — and what was folded. A layout naming more screens than are attached folds the rest onto
+    the screens present; screens the layout does not name show the built-in extras (the
+    heatmaps, more maps)."""
+    screens = by_position(screens)
     if layout is None:
         return list(zip(screens, default_layout(len(screens)).screens)), None
     placed, message = engine.assign(layout, [s.name() for s in screens])
@@ -443,16 +453,18 @@ def link_panels(windows: list[WallWindow], orders=None) -> None:
         p.permission = orders.refusal
     for q in queues:
         q.orders = orders
-        q.enable_drag_drop(CASE_MIME, UNIT_MIME, orders.dispatch)
-        q.dispatch_key.connect(lambda case_id, q=q: suggest_menu(q, orders, case_id))
+        q.enable_drag_drop(CASE_MIME, UNIT_MIME, lambda case_id, unit_id, q=q:
+                           orders.ask_dispatch(case_id, unit_id, q))      # checked, toasted
+        q.dispatch_key.connect(lambda case_id, q=q: orders.pick(case_id, q))
     for r in rosters:
         r.orders = orders
-        r.enable_drag_drop(UNIT_MIME, CASE_MIME, lambda unit_id, case_id: orders.dispatch(
-            case_id, unit_id))
+        r.enable_drag_drop(UNIT_MIME, CASE_MIME, lambda unit_id, case_id, r=r:
+                           orders.ask_dispatch(case_id, unit_id, r))
         r.table.setContextMenuPolicy(Qt.CustomContextMenu)
         r.table.customContextMenuRequested.connect(lambda pos, r=r: recall_menu(r, orders, pos))
     for m in maps:
-        m.unit_dropped.connect(orders.dispatch)
+        m.unit_dropped.connect(lambda case_id, unit_id, m=m:
+                               orders.ask_dispatch(case_id, unit_id, m))
     audits = [p for p in panels if p.name == "order_audit"]
     for a in audits:
         a.orders = orders
@@ -499,7 +511,7 @@ class Wall(QObject):
             bridge.tick.connect(self.tick)
 
     def build(self, screens, show: bool = True) -> list[WallWindow]:
-        self.screens = list(screens)
+        self.screens = by_position(screens)     # leftmost first, whatever Qt's order
         self.windows = build_wall(self.situation, self.bridge, self.lang, self.mode,
                                   self.screens, self.orders, self.layout, self.notice,
                                   self.unencrypted)
@@ -610,37 +622,6 @@ class Wall(QObject):
         self.held = held
 
 
-def suggestion_actions(situation, case_id: str, lang: str) -> list[tuple[str, str]]:
-    """(label, unit id) for the three nearest available units: distance and time to arrive."""
-    case = situation.cases.get(case_id)
-    if case is None:
-        return []
-    zh = lang == "zh"
-    out = []
-    for sug in nearest_available(situation, case):
-        km, mins = sug.distance_m / 1000, max(1, round(sug.eta_s / 60))
-        label = (f"{sug.unit.callsign}  {unit_kind_name(sug.unit.kind, lang)}  {km:.1f} km  "
-                 + (f"约 {mins} 分钟到达" if zh else f"about {mins} min away"))
-        out.append((label, sug.unit.unit_id))
-    return out
-
-
-def suggest_menu(queue, orders, case_id: str) -> None:
-    why = orders.refusal("dispatch", case_id)
-    if why is not None:                 # not this seat's: no menu; the header says why
-        orders.refuse("dispatch", case_id, None, why)
-        return
-    menu = QMenu(queue)
-    actions = suggestion_actions(queue.situation, case_id, queue.lang)
-    if not actions:
-        menu.addAction("没有可派的待命单元" if queue.lang == "zh" else "No unit available").setEnabled(False)
-    for label, unit_id in actions:
-        menu.addAction(label, lambda u=unit_id: orders.dispatch(case_id, u))
-    row = queue.model.keys.index(case_id) if case_id in queue.model.keys else 0
-    rect = queue.table.visualRect(queue.model.index(row, 1))
-    menu.popup(queue.table.viewport().mapToGlobal(rect.bottomLeft()))
-
-
 def recall_menu(roster, orders, pos) -> None:
     index = roster.table.indexAt(pos)
     if not index.isValid():
@@ -652,7 +633,7 @@ def recall_menu(roster, orders, pos) -> None:
     menu = QMenu(roster)
     act = menu.addAction((f"召回 {unit.callsign}（{unit.case_id}）" if roster.lang == "zh"
                           else f"Recall {unit.callsign} ({unit.case_id})"),
-                         lambda: orders.recall(unit_id))
+                         lambda: orders.recall(unit_id, roster))
     why = orders.refusal("recall", unit_id=unit_id)
     if why is not None:                 # shown, greyed, with the reason under it
         act.setEnabled(False)

@@ -130,6 +130,21 @@
   });
   map.on("dragstart", function () { follow = null; });
 
+  // What the map shows, told to Qt through the console as it changes (after each move or zoom,
+  // and on a resize): the wall's status file reads the last report, never the page itself.
+  // A map with no size yet shows nothing: no report until it has one.
+  function reportView() {
+    var size = map.getSize();
+    if (!(size.x > 0 && size.y > 0)) return;
+    var c = map.getCenter(), b = map.getBounds();
+    console.log("cw:view:" + JSON.stringify({
+      center: [c.lat, c.lng], zoom: map.getZoom(),
+      bounds: [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]]
+    }));
+  }
+  map.on("moveend", reportView);
+  reportView();
+
   window.cw = {
     layers: layers,
     update: function (patch) {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 
 import folium
@@ -151,10 +152,31 @@ def legend_entries(lang: str) -> list[tuple[str, str]]:
     ]
 
 
+def parse_view(text: str) -> dict | None:
+    """The page's report of its view (``cw:view:`` JSON) as ``{"center": [lat, lon], "zoom":
+    z, "bounds": [[s, w], [n, e]]}``, or None when it is not that shape."""
+    try:
+        doc = json.loads(text)
+        lat, lon = (float(v) for v in doc["center"])
+        zoom = float(doc["zoom"])
+        (s_, w_), (n_, e_) = ((float(a), float(b)) for a, b in doc["bounds"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not all(math.isfinite(v) for v in (lat, lon, zoom, s_, w_, n_, e_)):
+        return None
+    return {"center": [lat, lon], "zoom": zoom, "bounds": [[s_, w_], [n_, e_]]}
+
+
 class MapPage(QWebEnginePage):
     clicked = Signal(str, str)            # kind, id
+    viewed = Signal(object)               # the view the page reports after a move (parse_view)
 
     def javaScriptConsoleMessage(self, level, message, line, source):
+        if message.startswith("cw:view:"):
+            view = parse_view(message[len("cw:view:"):])
+            if view is not None:
+                self.viewed.emit(view)
+            return
         if message.startswith("cw:click:"):
             try:
                 kind, ident = json.loads(message[len("cw:click:"):])
@@ -220,6 +242,10 @@ class CityMap(Panel):
             QWebEngineSettings.WebAttribute.LocalContentCanAccessRemoteUrls, False)
         self.view.setPage(self.page)
         self.page.clicked.connect(self.show_details)
+        # What the map shows, as the page last reported it (on Leaflet's moveend): read by the
+        # status file's windows[].map_view without asking the page. None until the first.
+        self.map_view: dict | None = None
+        self.page.viewed.connect(self._viewed)
         self.page.loadFinished.connect(self._on_loaded)
         self.body.addWidget(self.view, 1)
         self.details = QLabel(s("click_hint", lang))
@@ -269,6 +295,9 @@ class CityMap(Panel):
         self.js(f"cw.caseNear({int(x)}, {int(y)}, 28)", found)
 
     # ---- page life ----------------------------------------------------------------------
+    def _viewed(self, view: dict) -> None:
+        self.map_view = view
+
     def _on_loaded(self, ok: bool) -> None:
         self.loaded = ok
         if ok:

@@ -43,8 +43,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "sum.sensors": ("{layer} · {n} 台 · {grid}", "{layer} · {n} sensors · {grid}"),
     "sum.outside": (" · 图外 {n} 起", " · {n} off the map"),
     "axis.hour": ("时（北京时间）", "hour (Beijing time)"),
-    "bar.cases": ("案件数 / 格", "cases per cell"),
-    "bar.diff": ("今日 − 日均", "today − average"),
+    "bar.cases": ("案件（起/格）", "cases per cell"),
+    "bar.diff": ("今日 − 日均（起/时）", "today − average (cases/h)"),
+    "bar.today": ("今日案件（起/时）", "cases today (per hour)"),
     "sum.hours": ("今日 {today} 起 · 同期日均 {typical} · {delta}",
                   "Today {today} · typical by now {typical} · {delta}"),
     "sum.hours_new": ("今日 {today} 起 · 尚无往日数据", "Today {today} · no past days yet"),
@@ -351,7 +352,9 @@ class TemporalHeatPanel(Panel):
     before them. Colour is today − average (blue below, red above, blank for hours still to
     come; the hour under way is held against the share of its average elapsed so far); a cell
     where today is at least twice that and at least 3 cases is boxed and shows its count; a
-    line marks now on the situation's clock."""
+    line marks now on the situation's clock. With no past day held there is nothing to compare
+    with, and it claims nothing: today's counts alone on the case scale (dark to red), no
+    "today − average" bar, no boxes — and the summary says there are no past days yet."""
 
     name = "temporal_heat"
     PEAK_FACTOR = 2.0
@@ -381,7 +384,7 @@ class TemporalHeatPanel(Panel):
         left.setTicks([[(i + 0.5, district_name(c, lang)) for i, c in enumerate(self.codes)]])
         bottom.setTicks([[(h + 0.5, f"{h}") for h in range(0, 24, 2)],
                          [(h + 0.5, f"{h}") for h in range(1, 24, 2)]])
-        left.setWidth(96 if lang == "zh" else 130)
+        left.setWidth(96 if lang == "zh" else 130)       # districts: named by their ticks
         bottom.setLabel(t("axis.hour", lang), color=theme.MUTED, **{"font-size": "18px"})
         bottom.label.setFont(theme.font(18))
         self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3))
@@ -395,6 +398,7 @@ class TemporalHeatPanel(Panel):
         self.peak_labels: list[pg.TextItem] = []
         self.bar = _colour_bar(diverging_colormap(), t("bar.diff", lang), self.image, self.plot,
                                (-2.0, 2.0))
+        self.comparing = True      # a past day held: today against the average (else counts)
         vb.setRange(xRange=(0, 24), yRange=(0, n), padding=0)
         vb.disableAutoRange()
         self.body.addWidget(self.plot, 1)
@@ -404,6 +408,16 @@ class TemporalHeatPanel(Panel):
     def on_changed(self, change: Change) -> None:
         if change.cases:
             self.dirty = True
+
+    def _compare(self, comparing: bool) -> None:
+        """Today against the average (diverging scale) or, with no past day, today's counts
+        (the case scale)."""
+        if comparing == self.comparing:
+            return
+        self.comparing = comparing
+        self.bar.setColorMap(diverging_colormap() if comparing else heat_colormap())
+        self.bar.getAxis("left").setLabel(t("bar.diff" if comparing else "bar.today", self.lang),
+                                          color=theme.TEXT, **{"font-size": "20px"})
 
     def _peak_label(self, i: int) -> pg.TextItem:
         while len(self.peak_labels) <= i:
@@ -424,16 +438,29 @@ class TemporalHeatPanel(Panel):
         frac = (now % HOUR_MS) / HOUR_MS       # Beijing is a whole hours off UTC
         expected = avg.copy()
         expected[:, h] *= frac                   # the hour under way: its share so far
-        diff = today - expected
-        diff[:, h + 1:] = np.nan                 # hours still to come: blank
-        self.image.setImage(diff, autoLevels=False)
+        self._compare(bool(hours.days))
+        if self.comparing:
+            shown = today - expected
+            shown[:, h + 1:] = np.nan                # hours still to come: blank
+            top = np.nanmax(np.abs(shown)) if np.isfinite(shown).any() else 0.0
+            span = max(2.0, float(math.ceil(top)))
+            levels = (-span, span)
+        else:                                        # nothing to compare with: counts alone
+            shown = np.where(today > 0, today, np.nan)
+            shown[:, h + 1:] = np.nan
+            top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 0.0
+            levels = (0.0, max(3.0, float(math.ceil(top))))
+        self.image.setImage(shown, autoLevels=False)
         self.image.setRect(QRectF(0, 0, 24, len(self.codes)))
-        top = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 0.0
-        span = max(2.0, float(math.ceil(top)))
-        self.bar.setLevels((-span, span))
+        self.bar.setLevels(levels)
+        self.bar.getAxis("right").setTicks(None if self.comparing
+                                           else [_count_ticks(levels[1])])
         self.now_line.setPos(h + frac)
-        # peaks: today ≥ 2 × average and ≥ 3 cases (with no history, any cell ≥ 3)
-        peak = (today >= self.PEAK_FACTOR * expected) & (today >= self.PEAK_MIN)
+        # peaks: today ≥ 2 × average and ≥ 3 cases — only against a past day actually held
+        if self.comparing:
+            peak = (today >= self.PEAK_FACTOR * expected) & (today >= self.PEAK_MIN)
+        else:
+            peak = np.zeros(today.shape, dtype=bool)
         rows, cols = np.nonzero(peak)
         self.peaks = [(self.codes[r], int(c)) for r, c in zip(rows, cols)]
         self.peak_boxes.setData(x=cols + 0.5, y=rows + 0.5)
@@ -455,4 +482,5 @@ class TemporalHeatPanel(Panel):
         else:
             text = t("sum.hours_new", self.lang, today=total)
         self.summary.setText(text)
+        self.body.activate()          # the summary's new width now: a grab is right
         self.dirty = False

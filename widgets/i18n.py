@@ -177,6 +177,42 @@ STRINGS: dict[str, tuple[str, str]] = {
     "act.dispatch": ("派遣", "dispatched"),
     "act.recall": ("召回", "recalled"),
     # ---- end of issue 13's block --------------------------------------------------------
+    # ---- dispatch sanity and feedback (issue 14: ui/dispatch.py, ui/order_toast.py,
+    # ui/confirm_dispatch.py) -------------------------------------------------------------
+    "dsp.sent": ("已发送 {unit} → {case}", "Sent {unit} → {case}"),
+    "dsp.sent_recall": ("已发送 召回 {unit}（{case}）", "Sent: recall {unit} ({case})"),
+    "dsp.waiting": ("等待受理…", "Waiting for the service…"),
+    "dsp.resent": ("等待受理…（已重发 {n} 次）", "Waiting… (sent again ×{n})"),
+    "dsp.accepted": ("已受理", "Accepted"),
+    "dsp.refused": ("未接受：{reason}", "Not accepted: {reason}"),
+    "dsp.unconfirmed": ("未确认：请电话核实", "Not confirmed: check by phone"),
+    "dsp.confirm_title": ("确认派遣？", "Send this unit?"),
+    "dsp.far": ("距离 {km} km（超过 {limit} km）· 约 {eta}到达",
+                "{km} km away (over {limit} km) · about {eta} to arrive"),
+    "dsp.near": ("距离 {km} km · 约 {eta}到达", "{km} km away · about {eta} to arrive"),
+    "dsp.outside": ("{unit} 属{home}，案件在{district}",
+                    "{unit} is a {home} unit; the case is in {district}"),
+    "dsp.alt": ("最近的可派单元：{unit}（{kind}）{km} km · 约 {eta}到达",
+                "Nearest available: {unit} ({kind}) {km} km · about {eta} to arrive"),
+    "dsp.no_alt": ("没有其他可派的待命单元", "No other unit is available"),
+    "dsp.send_anyway": ("仍派 {unit}", "Send {unit} anyway"),
+    "dsp.send_alt": ("改派 {unit}", "Send {unit} instead"),
+    "dsp.cancel": ("取消", "Cancel"),
+    "dsp.confirm_keys": ("Esc 取消 · Tab 切换 · Enter 确定", "Esc cancel · Tab next · Enter "
+                         "choose"),
+    "dsp.pick_title": ("派遣 {case}：最近的待命单元", "Dispatch {case}: the nearest units"),
+    "dsp.col_unit": ("单元", "Unit"),
+    "dsp.col_kind": ("类型", "Kind"),
+    "dsp.col_district": ("辖区", "District"),
+    "dsp.col_distance": ("距离", "Distance"),
+    "dsp.col_eta": ("预计到达", "To arrive"),
+    "dsp.none": ("没有可派的待命单元", "No unit is available"),
+    "dsp.pick_keys": ("↑↓ 选择 · Enter 或 1–3 派遣 · Esc 取消",
+                      "↑↓ choose · Enter or 1–3 send · Esc cancel"),
+    "dsp.eta_min": ("{m} 分钟", "{m} min"),
+    "dsp.eta_hm": ("{h} 小时 {m} 分", "{h} h {m} min"),
+    "dsp.about": ("约 {eta}", "about {eta}"),
+    # ---- end of issue 14's dispatch block -------------------------------------------------
 }
 
 

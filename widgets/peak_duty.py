@@ -1,6 +1,11 @@
-"""The peak-duty chart (高峰勤务): for a district or the whole city, today's demand (bars), the
-forecast (line), units needed against units rostered (steps) with the shortfall shaded, and a
-now line from the situation's clock; beside it, the peak windows ranked by how short they are.
+"""The peak-duty chart (高峰勤务): for a district or the whole city, today's demand (bars) and
+the forecast (line) on the left axis (cases per slot), units needed against units on duty
+(steps) with the shortfall shaded on the right axis (people), and a now line from the
+situation's clock; beside it, the peaks (a shortfall concentrated in at most
+``DutyConfig.peak_max_hours``) ranked by how short they are, and under them the shortfalls
+held all day or longer than that, said as such ("顺义 全天缺 2 人"), never as peaks. The title's
+最大缺口 is the largest of the windows listed. For the city, the shaded shortfall is the
+districts' shortfalls added up (a surplus in one district does not fill another's gap).
 
 Everything comes from ``situation.peakduty.duty_plan`` — the same code the ``duty-plan``
 command writes its CSV with. The plan is recomputed every few seconds of link time, or at once
@@ -28,14 +33,25 @@ CYCLE_EVERY = 10               # refreshes (about ten seconds) per district when
 WORDS = {
     "title": ("高峰勤务", "Peak duty"), "city": ("全市", "Whole city"),
     "cycle": ("轮播各区", "Cycle districts"), "actual": ("今日实际", "today"),
-    "forecast": ("预测", "forecast"), "needed": ("需要警力", "units needed"),
-    "rostered": ("在岗警力", "units rostered"), "short": ("缺口", "short"),
-    "peaks": ("高峰缺口", "Peak shortfalls"), "none": ("今日各时段警力足够", "No shortfall today"),
+    "forecast": ("预测", "forecast"), "needed": ("需要执法力量", "units needed"),
+    "rostered": ("在岗人员", "units on duty"), "short": ("缺口", "short"),
+    "peaks": ("高峰缺口（≤{h} 小时）", "Peak shortfalls (≤ {h} h)"),
+    "held": ("全天 / 持续缺口", "All day / held longer"),
+    "none": ("今日各时段执法力量足够", "No shortfall today"),
+    "no_peak": ("无集中于 {h} 小时内的缺口", "none concentrated in {h} h or less"),
     "axis": ("时（北京时间）", "hour (Beijing)"),
-    "summary": ("今日预测 {f:.0f} 起 · 实际 {a:.0f} 起 · 最大缺口 {s} 人",
-                "forecast {f:.0f} · actual {a:.0f} today · worst shortfall {s}"),
+    "axis.cases_h": ("案件与事件（起/时）", "cases and events per hour"),
+    "axis.cases_slot": ("案件与事件（起/{m}分钟）", "cases and events per {m} min"),
+    "axis.people": ("执法力量（人）", "field units (people)"),
+    "summary": ("今日预测 {f:.0f} 起 · 实际 {a:.0f} 起", "forecast {f:.0f} · actual {a:.0f} today"),
+    "worst": (" · 最大缺口 {where}{s} 人", " · worst shortfall {s} ({where})"),
+    "worst_none": (" · 无缺口", " · no shortfall"),
     "more": ("超过 {n} 人", "more than {n}"),
+    "and_more": ("另有 {n} 项", "and {n} more"),
 }
+
+PEAKS_LISTED, HELD_LISTED = 8, 6       # lines of each list (then "另有 N 项")
+AXIS_LABEL = {"font-size": "17px"}
 
 
 def w(key: str, lang: str, **kw) -> str:
@@ -93,13 +109,27 @@ class PeakDuty(Panel):
         pi = self.plot.getPlotItem()
         pi.showGrid(x=True, y=True, alpha=0.15)
         pi.setMouseEnabled(x=False, y=False)
-        for axis in ("left", "bottom"):
+        pi.showAxis("right")
+        for axis in ("left", "bottom", "right"):
             ax = pi.getAxis(axis)
             ax.setPen(pg.mkPen(theme.MUTED))
             ax.setTextPen(pg.mkPen(theme.TEXT))
             ax.setStyle(tickFont=theme.font(16))
-        pi.getAxis("bottom").setLabel(w("axis", lang), color=theme.MUTED)
+        pi.getAxis("bottom").setLabel(w("axis", lang), color=theme.MUTED, **AXIS_LABEL)
         pi.getAxis("bottom").setTicks([[(h, str(h)) for h in range(0, 25, 3)]])
+        slot = self.cfg.slot_minutes
+        pi.getAxis("left").setLabel(w("axis.cases_h", lang) if slot == 60
+                                    else w("axis.cases_slot", lang, m=slot), color=theme.MUTED,
+                                    **AXIS_LABEL)
+        pi.getAxis("right").setLabel(w("axis.people", lang), color=theme.MUTED, **AXIS_LABEL)
+        # Cases and people are different things: the units needed and on duty have their own
+        # scale (the right axis), in a view box sharing the hours.
+        self.people = pg.ViewBox()
+        self.people.setMouseEnabled(x=False, y=False)
+        pi.scene().addItem(self.people)
+        pi.getAxis("right").linkToView(self.people)
+        self.people.setXLink(pi)
+        pi.getViewBox().sigResized.connect(self._sync_views)
         legend = pi.addLegend(offset=(10, 5), labelTextColor=theme.TEXT,
                               labelTextSize="15px", brush=pg.mkBrush(7, 13, 26, 200))
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush("#1e6fb8"),
@@ -107,42 +137,84 @@ class PeakDuty(Panel):
         pi.addItem(self.bars)
         self.forecast_line = pi.plot([], [], pen=pg.mkPen(theme.ACCENT, width=3),
                                      name=w("forecast", lang))
-        self.needed_line = pi.plot([], [], stepMode="center", pen=pg.mkPen(theme.WARN, width=3),
-                                   name=w("needed", lang))
-        self.rostered_line = pi.plot([], [], stepMode="center", pen=pg.mkPen(theme.OK, width=3),
-                                     name=w("rostered", lang))
-        # The shortfall only: shaded between rostered and max(needed, rostered), so a surplus
-        # shades nothing.
+        self.needed_line = pg.PlotDataItem([], [], stepMode="center",
+                                           pen=pg.mkPen(theme.WARN, width=3))
+        self.rostered_line = pg.PlotDataItem([], [], stepMode="center",
+                                             pen=pg.mkPen(theme.OK, width=3))
+        # The shortfall only: shaded from the need met to the need, so a surplus shades
+        # nothing. For a district the need met is those on duty (when short); for the city it
+        # is each district's need met, added up — a surplus in one district does not fill
+        # another's gap, so the shade can reach below the on-duty line.
         self.short_top = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(None))
-        pi.addItem(self.short_top)
-        self.short_fill = pg.FillBetweenItem(self.short_top, self.rostered_line,
+        self.short_bottom = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(None))
+        self.short_fill = pg.FillBetweenItem(self.short_top, self.short_bottom,
                                              brush=pg.mkBrush(239, 68, 68, 110))
-        pi.addItem(self.short_fill)
+        for item in (self.short_top, self.short_bottom, self.short_fill, self.needed_line,
+                     self.rostered_line):
+            self.people.addItem(item)
+        legend.addItem(self.needed_line, w("needed", lang))
+        legend.addItem(self.rostered_line, w("rostered", lang))
+        # the legend draws a sample of a bar, not of a fill between two curves: a stand-in
+        legend.addItem(pg.BarGraphItem(x=[], height=[], width=1, pen=pg.mkPen(None),
+                                       brush=pg.mkBrush(239, 68, 68, 110)), w("short", lang))
         self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.TEXT, width=2,
                                                                style=Qt.DashLine))
         pi.addItem(self.now_line)
         line.addWidget(self.plot, 3)
         side = QVBoxLayout()
-        head = QLabel(w("peaks", lang))
-        head.setFont(theme.font(22, bold=True))
-        head.setStyleSheet(f"color: {theme.WARN};")
-        side.addWidget(head)
-        self.peaks = QLabel("")
-        self.peaks.setTextFormat(Qt.PlainText)
-        self.peaks.setFont(theme.font(20))
-        self.peaks.setWordWrap(False)     # height-for-width would make the row grab height
-        self.peaks.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        # The list shows what fits; it must not push the chart's row taller than its share.
-        self.peaks.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
+        hours = f"{self.cfg.peak_max_hours:g}"
+        self.peaks_head = self._head(w("peaks", lang, h=hours))
+        side.addWidget(self.peaks_head)
+        self.peaks = self._list()
+        side.addWidget(self.peaks, 3)
+        self.held_head = self._head(w("held", lang))
+        side.addWidget(self.held_head)
+        self.held = self._list()
+        side.addWidget(self.held, 2)
         self.plot.setMinimumHeight(160)
-        side.addWidget(self.peaks, 1)
         line.addLayout(side, 1)
         self.body.addLayout(line, 1)
+        self.windows = None        # the Shortfalls last listed (derived)
         self.notice = QLabel("")
         self.notice.setTextFormat(Qt.PlainText)
         self.notice.setStyleSheet(f"color: {theme.WARN};")
         self.notice.setFont(theme.font(17))
         self.body.addWidget(self.notice)
+
+    @staticmethod
+    def _head(text: str) -> QLabel:
+        head = QLabel(text)
+        head.setFont(theme.font(22, bold=True))
+        head.setStyleSheet(f"color: {theme.WARN};")
+        return head
+
+    @staticmethod
+    def _list() -> QLabel:
+        label = QLabel("")
+        label.setTextFormat(Qt.PlainText)
+        label.setFont(theme.font(20))
+        label.setWordWrap(False)     # height-for-width would make the row grab height
+        label.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        # The list shows what fits; it must not push the chart's row taller than its share.
+        label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
+        return label
+
+    def _listed(self, windows: list, most: int) -> str:
+        lines = [p.text for p in windows[:most]]
+        if len(windows) > most:
+            lines.append(w("and_more", self.lang, n=len(windows) - most))
+        return "\n".join(lines)
+
+    def _people_ticks(self, top: float) -> None:
+        """Whole people on the right axis: five or six ticks, never 0.5 of a person."""
+        step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 10**9) if top / s <= 6)
+        self.plot.getPlotItem().getAxis("right").setTicks(
+            [[(float(v), str(v)) for v in range(0, int(top) + 1, step)], []])
+
+    def _sync_views(self) -> None:
+        pi = self.plot.getPlotItem()
+        self.people.setGeometry(pi.getViewBox().sceneBoundingRect())
+        self.people.linkedViewChanged(pi.getViewBox(), self.people.XAxis)
 
     def on_changed(self, change: Change) -> None:
         if change.cases:
@@ -186,22 +258,30 @@ class PeakDuty(Panel):
         self.now_line.setPos((now - day_start) / 3_600_000)
         if self.plan is None or self.plan.empty:
             for item in (self.forecast_line, self.needed_line, self.rostered_line,
-                         self.short_top):
+                         self.short_top, self.short_bottom):
                 item.setData([], [])
             self.bars.setOpts(x=[], height=[])
             self.peaks.setText("")
+            self.held.setText("")
+            self.windows = None
             return
         self.draw(day_start, now)
 
     def draw(self, day_start: int, now: int) -> None:
-        from situation.peakduty import peak_windows
+        from situation.peakduty import NEEDS_MORE, shortfall_windows
         plan = self.plan
+        lang = self.lang
         rows = plan if self.district is None else plan[plan["district"] == self.district]
         slot_h = self.cfg.slot_minutes / 60
-        by_slot = rows.groupby("slot_start", sort=True)
+        # "needs more than max_units" counts as max_units + 1, as the plan's shortfall does
+        need = rows["units_needed"].to_numpy()
+        wanted = rows.assign(units_needed=np.where(need == NEEDS_MORE, self.cfg.max_units + 1,
+                                                   need))
+        by_slot = wanted.groupby("slot_start", sort=True)
         forecast = by_slot["forecast_cases"].sum().to_numpy(float)
-        needed = by_slot["units_needed"].apply(lambda s: s.clip(lower=0).sum()).to_numpy(float)
+        needed = by_slot["units_needed"].sum().to_numpy(float)
         rostered = by_slot["units_rostered"].sum().to_numpy(float)
+        short = by_slot["shortfall"].sum().to_numpy(float)      # each district's, added up
         n = len(forecast)
         x = np.arange(n) * slot_h + slot_h / 2
         edges = np.arange(n + 1) * slot_h
@@ -210,15 +290,35 @@ class PeakDuty(Panel):
         self.forecast_line.setData(x, forecast)
         self.needed_line.setData(edges, needed)
         self.rostered_line.setData(edges, rostered)
-        self.short_top.setData(edges, np.maximum(needed, rostered))
-        self.plot.getPlotItem().setXRange(0, 24, padding=0.01)
-        top = max(1.0, float(np.nanmax(np.concatenate([forecast, needed, rostered, actual]))))
-        self.plot.getPlotItem().setYRange(0, top * 1.15, padding=0)
-        windows = peak_windows(rows, self.lang)
-        self.peaks.setText("\n".join(p.text for p in windows[:8]) or w("none", self.lang))
-        short = int((needed - rostered).clip(min=0).max()) if n else 0
-        self.summary.setText(w("summary", self.lang, f=float(forecast.sum()),
-                               a=float(actual.sum()), s=short))
+        self.short_top.setData(edges, needed)
+        self.short_bottom.setData(edges, needed - short)
+        pi = self.plot.getPlotItem()
+        pi.setXRange(0, 24, padding=0.01)
+        cases_top = max(1.0, float(np.nanmax(np.concatenate([forecast, actual]))))
+        pi.setYRange(0, cases_top * 1.15, padding=0)
+        people_top = max(1.0, float(np.nanmax(np.concatenate([needed, rostered]))))
+        self.people.setYRange(0, people_top * 1.15, padding=0)
+        self._people_ticks(people_top * 1.15)
+        self._sync_views()
+        found = self.windows = shortfall_windows(rows, lang, self.cfg.peak_max_hours)
+        hours = f"{self.cfg.peak_max_hours:g}"
+        if not found.peaks and not found.held:
+            self.peaks.setText(w("none", lang))
+        else:
+            self.peaks.setText(self._listed(found.peaks, PEAKS_LISTED)
+                               or w("no_peak", lang, h=hours))
+        self.held.setText(self._listed(found.held, HELD_LISTED))
+        self.held_head.setVisible(bool(found.held))
+        self.held.setVisible(bool(found.held))
+        text = w("summary", lang, f=float(forecast.sum()), a=float(actual.sum()))
+        worst = found.worst
+        if worst is None:
+            text += w("worst_none", lang)
+        else:
+            name = district_name(worst.district, lang)
+            by = f"{worst.short_by}{'+' if worst.more_than else ''}"
+            text += w("worst", lang, where=f"{name} " if lang == "zh" else name, s=by)
+        self.summary.setText(text)
 
     def actual_counts(self, day_start: int, slots: int) -> np.ndarray:
         """Today's cases per slot so far (the situation's report log), for the chosen area."""

@@ -19,8 +19,10 @@ from feeds.districts import by_adcode, city_bbox, load_districts
 from situation.catalog import district_name
 from situation.heat import COS_LAT, HOUR_MS
 from situation.store import Change
-from situation.supervision import (CITY, COVERAGE_HOURS, OUTSIDE, WINDOW_MS, Kpis,
-                                   district_cells, district_kpis, kpis, patrol_coverage)
+from situation.supervision import (CITY, COVERAGE_HOURS, OUTSIDE, WINDOW_MS, Kpis, Rate,
+                                   district_cells, district_kpis, figure_text, kpis,
+                                   min_cases_or_default, minutes_text, patrol_coverage,
+                                   share_text, too_few_parts)
 from widgets import theme
 from widgets.heat_panels import _colour_bar, _combo, _plot, _style_axis
 from widgets.panel import Cell, Panel, TablePanel
@@ -42,8 +44,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "d.mean": ("{n} 件平均", "mean of {n}"),
     "d.share_open": ("占在办 {p}", "{p} of open"),
     "d.none": ("暂无", "none yet"),
+    "d.too_few": ("不足 {n} 件，不计", "fewer than {n}: not rated"),
     "sum.kpis": ("近{h}小时 · 应结案 {due} 件 · 结案 {closed} 件",
                  "Last {h} h · {due} due to close · {closed} closed"),
+    "sum.rule": (" · 不足 {n} 件不计比率", " · no rate under {n} cases"),
     "c.district": ("区", "District"),
     "c.open": ("在办", "Open"),
     "c.overdue": ("超期", "Overdue"),
@@ -59,8 +63,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "hours": ("时段", "Window"),
     "area": ("范围", "Area"),
     "win": ("近{h}小时", "Last {h} h"),
-    "bar.share": ("已巡网格占比", "share of cells patrolled"),
-    "axis.pct": ("100 m 网格覆盖率 %", "100 m cells covered %"),
+    "bar.share": ("已巡网格占比（%）", "share of cells patrolled (%)"),
+    "axis.pct": ("100 m 网格覆盖率（%）", "100 m cells covered (%)"),
     "sum.cov": ("{win} · {units} 个单元 · 全市 {city} · {cells} 格",
                 "{win} · {units} units · city {city} · {cells} cells"),
 }
@@ -97,21 +101,16 @@ def level_colour(kind: str, value: float | None) -> str:
     return theme.ALARM if value > alarm else theme.WARN if value > warn else theme.TEXT
 
 
-def pct(value: float | None) -> str:
-    """0.75 → 75%, 0.9369 → 93.7%, 0.0002 → <0.1% (something is not nothing);
-    None or NaN → —."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    p = value * 100
-    if 0 < p < 0.05:
-        return "<0.1%"
-    return f"{p:.0f}%" if abs(p - round(p)) < 0.05 else f"{p:.1f}%"
+pct = share_text           # 0.75 → 75%; None or NaN → — (situation.supervision.share_text)
+minutes = minutes_text     # 15.0 → "15.0"; None or NaN → —
 
 
-def minutes(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.1f}"
+def figure(k: Kpis, key: str, lang: str) -> tuple[str, str]:
+    """(text, colour) of the figure ``key`` (fast, scene, close, on_time, rework): "60%" in
+    its level's colour, or "暂无 (1 件)" / "n/a (1 case)" in the neutral DIM over fewer than
+    ``k.min_cases`` cases — for the strip's neighbours (the handover summary)."""
+    r = k.rate(key)
+    return figure_text(r, lang, minutes=key == "scene"), level_colour(key, r.value)
 
 
 def _label(text: str, px: int, colour: str, bold: bool = False,
@@ -137,6 +136,7 @@ class KpiTile(QFrame):
         self.unit = _label(unit, 26, theme.MUTED, False, Qt.AlignLeft | Qt.AlignBottom)
         self.unit.setContentsMargins(0, 0, 0, 12)
         self.unit.setVisible(bool(unit))
+        self.default_unit = unit
         row.addStretch(1)
         row.addWidget(self.value)
         row.addWidget(self.unit)
@@ -146,26 +146,46 @@ class KpiTile(QFrame):
         lay.addLayout(row)
         lay.addWidget(self.detail)
 
-    def set_figure(self, text: str, colour: str, detail: str = "") -> None:
+    def set_figure(self, text: str, colour: str, detail: str = "",
+                   unit: str | None = None) -> None:
+        """The figure, its colour and detail; ``unit`` beside the figure in small type
+        (None: the tile's own unit)."""
         self.value.setText(text)
         self.value.setStyleSheet(f"color: {colour}; background: transparent;")
+        unit = self.default_unit if unit is None else unit
+        self.unit.setText(unit)
+        self.unit.setVisible(bool(unit))
         self.detail.setText(detail)
         self.layout().activate()
+
+    def set_rate(self, kind: str, rate: Rate, lang: str, detail: str = "") -> None:
+        """A share (or the mean minutes of ``scene``) in its level's colour; over fewer than
+        ``rate.min_cases`` cases "暂无" large with "(1 件)" beside it, in the neutral DIM, and
+        what it takes below — never a coloured percentage of one or two cases."""
+        if not rate.enough:
+            word, count = too_few_parts(rate.cases, lang)
+            self.set_figure(word, theme.DIM, t("d.too_few", lang, n=rate.min_cases), count)
+            return
+        text = minutes(rate.value) if kind == "scene" else pct(rate.value)
+        self.set_figure(text, level_colour(kind, rate.value), detail)
 
 
 class SupervisionKpis(Panel):
     """A strip of the supervision figures for the whole city over the last 24 h of the
     situation's clock: open, overdue (red when any), dispatched within 5 minutes, mean
     minutes from dispatch to on scene, 结案率, 按期结案率, 返工率 — amber and red past their
-    limits (``LIMITS``)."""
+    limits (``LIMITS``); over fewer than ``min_cases`` cases (default
+    ``situation.supervision.MIN_CASES``) "暂无 (n 件)", neutral."""
 
     name = "supervision_kpis"
     KEYS = ("open", "overdue", "fast", "scene", "close", "on_time", "rework")
 
-    def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS):
+    def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS,
+                 min_cases: int | None = None):
         super().__init__(situation, lang, parent)
         self.title.setText(t(f"panel.{self.name}", lang))
         self.window_ms = window_ms
+        self.min_cases = min_cases_or_default(min_cases)
         strip = QHBoxLayout()
         strip.setSpacing(12)
         self.tiles: dict[str, KpiTile] = {}
@@ -181,31 +201,21 @@ class SupervisionKpis(Panel):
             self.dirty = True
 
     def refresh(self) -> None:
-        k = self.figures = kpis(self.situation, self.window_ms)
+        k = self.figures = kpis(self.situation, self.window_ms, min_cases=self.min_cases)
         lang = self.lang
-
-        def of(a: int, b: int) -> str:
-            return t("d.of", lang, a=a, b=b) if b else t("d.none", lang)
-
         tiles = self.tiles
         tiles["open"].set_figure(str(k.open), theme.TEXT)
+        overdue_share = Rate(k.overdue, k.open, k.min_cases)
         tiles["overdue"].set_figure(str(k.overdue), theme.ALARM if k.overdue else theme.OK,
-                              t("d.share_open", lang, p=pct(k.overdue / k.open))
-                              if k.open else "")
-        tiles["fast"].set_figure(pct(k.dispatch_fast_share),
-                           level_colour("fast", k.dispatch_fast_share),
-                           of(k.dispatched_fast, k.dispatched))
-        tiles["scene"].set_figure(minutes(k.dispatch_to_scene_min),
-                            level_colour("scene", k.dispatch_to_scene_min),
-                            t("d.mean", lang, n=k.on_scene) if k.on_scene else t("d.none", lang))
-        tiles["close"].set_figure(pct(k.close_rate), level_colour("close", k.close_rate),
-                            of(k.closed, k.due_to_close))
-        tiles["on_time"].set_figure(pct(k.on_time_rate), level_colour("on_time", k.on_time_rate),
-                              of(k.closed_on_time, k.due_to_close))
-        tiles["rework"].set_figure(pct(k.rework_rate), level_colour("rework", k.rework_rate),
-                             of(k.reworked, k.due_to_close))
+                                    t("d.share_open", lang, p=pct(overdue_share.value))
+                                    if overdue_share.enough else "")
+        for key in ("fast", "close", "on_time", "rework"):
+            r = k.rate(key)
+            tiles[key].set_rate(key, r, lang, t("d.of", lang, a=int(r.num), b=r.cases))
+        tiles["scene"].set_rate("scene", k.rate("scene"), lang, t("d.mean", lang, n=k.on_scene))
         self.summary.setText(t("sum.kpis", lang, h=self.window_ms // HOUR_MS,
-                               due=k.due_to_close, closed=k.closed))
+                               due=k.due_to_close, closed=k.closed)
+                             + (t("sum.rule", lang, n=k.min_cases) if k.min_cases > 1 else ""))
         self.body.activate()          # new widths now, not at the next event: a grab is right
         self.dirty = False
 
@@ -214,7 +224,8 @@ class DistrictSupervision(TablePanel):
     """The same figures per district, the city on the first row. Sorted worst first by the
     column last clicked (overdue by default); clicking 区 puts the districts back in their
     usual order. Overdue cells red, rates amber and red past their limits, a district with
-    three or more overdue cases on a red row."""
+    three or more overdue cases on a red row; a rate over fewer than ``min_cases`` cases is
+    "暂无 (n 件)", neutral, and sorts with the districts that have none."""
 
     name = "district_supervision"
     columns = ("c.district", "c.open", "c.overdue", "c.due", "c.close", "c.on_time",
@@ -232,10 +243,12 @@ class DistrictSupervision(TablePanel):
         "c.scene": ("dispatch_to_scene_min", True),
     }
 
-    def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS):
+    def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS,
+                 min_cases: int | None = None):
         super().__init__(situation, lang, parent)
         self.title.setText(t(f"panel.{self.name}", lang))
         self.window_ms = window_ms
+        self.min_cases = min_cases_or_default(min_cases)
         self.model.headers = [t(c, lang) for c in self.columns]
         self.model.headerDataChanged.emit(Qt.Horizontal, 0, len(self.columns) - 1)
         self.sort_column: str | None = "c.overdue"
@@ -292,8 +305,14 @@ class DistrictSupervision(TablePanel):
 
         return sorted(codes, key=key)
 
+    @staticmethod
+    def _text(figure: Rate, lang: str, minutes: bool = False) -> str:
+        """A cell's figure: "—" for no case at all (a quiet table of sixteen districts reads
+        calmer so), "暂无 (n 件)" for too few, else the share or the minutes."""
+        return "—" if figure.cases == 0 else figure_text(figure, lang, minutes)
+
     def derive(self, now: int):
-        frame = self.frame = district_kpis(self.situation, self.window_ms)
+        frame = self.frame = district_kpis(self.situation, self.window_ms, self.min_cases)
         lang = self.lang
         keys, rows = [], []
         for code in [CITY] + self.order(frame):
@@ -303,13 +322,14 @@ class DistrictSupervision(TablePanel):
             bg = CITY_ROW_BG if city else (theme.ALARM_BG if late >= 3 else None)
             due = int(r["due_to_close"])
 
-            def rate(kind: str, col: str, num: str, den: str, text: str | None = None) -> Cell:
-                v = float(r[col])
+            def rate(kind: str, col: str, num: str, den: str) -> Cell:
+                v = float(r[col])             # NaN over fewer than min_cases: neutral
+                figure = Rate(float(r[num]), int(r[den]), self.min_cases)
                 tip = f"{int(r[num])}/{int(r[den])}" if int(r[den]) else None
-                return Cell(text if text is not None else pct(v), level_colour(kind, v), bg,
-                            tip=tip)
+                return Cell(self._text(figure, lang), level_colour(kind, v), bg, tip=tip)
 
             scene = float(r["dispatch_to_scene_min"])
+            scene_figure = Rate(float(r["scene_min_sum"]), int(r["on_scene"]), self.min_cases)
             rows.append([
                 Cell(t("city", lang) if city else district_name(code, lang), None, bg,
                      bold=True),
@@ -320,8 +340,8 @@ class DistrictSupervision(TablePanel):
                 rate("on_time", "on_time_rate", "closed_on_time", "due_to_close"),
                 rate("rework", "rework_rate", "reworked", "due_to_close"),
                 rate("fast", "dispatch_fast_share", "dispatched_fast", "dispatched"),
-                Cell(minutes(scene), level_colour("scene", scene), bg,
-                     tip=f"n={int(r['on_scene'])}" if int(r["on_scene"]) else None),
+                Cell(self._text(scene_figure, lang, True), level_colour("scene", scene),
+                     bg, tip=f"n={int(r['on_scene'])}" if int(r["on_scene"]) else None),
             ])
             keys.append(code)
         h = self.window_ms // HOUR_MS
@@ -329,6 +349,8 @@ class DistrictSupervision(TablePanel):
             summary = t("sum.table_plain", lang, h=h)
         else:
             summary = t("sum.table", lang, h=h, col=t(self.sort_column, lang))
+        if self.min_cases > 1:
+            summary += t("sum.rule", lang, n=self.min_cases)
         return keys, rows, summary
 
 
@@ -440,7 +462,7 @@ class PatrolCoverage(Panel):
         _style_axis(left, 19)
         _style_axis(bottom, 17)
         left.setTicks([[(i, district_name(c, self.lang)) for i, c in enumerate(self.codes)]])
-        left.setWidth(80 if self.lang == "zh" else 120)
+        left.setWidth(80 if self.lang == "zh" else 120)     # districts: named by their ticks
         bottom.setLabel(t("axis.pct", self.lang), color=theme.MUTED, **{"font-size": "17px"})
         n = len(self.codes)
         self.bar_item = pg.BarGraphItem(x0=np.zeros(n), y=np.arange(n), height=0.66,
