@@ -318,17 +318,24 @@ def test_a_headless_console_whose_receiver_keeps_dying_exits_non_zero(tmp_path, 
                                   "--status-out", str(status)])
     runner = threading.Thread(target=run)
     runner.start()
+    killed: list[threading.Thread] = []          # the thread objects, not their reusable ids
+
+    def next_receiver_thread():
+        return next((t for t in threading.enumerate() if t.name == THREAD_NAME
+                     and t.is_alive() and not any(t is k for k in killed)), None)
     try:
         for _ in range(MAX_RESTARTS + 1):
-            publisher.wait_subscriber(10)
-
-            def receiver_thread():
-                return next((t for t in threading.enumerate() if t.name == THREAD_NAME
-                             and t.is_alive()), None)
-            assert wait_for(lambda: receiver_thread() is not None, 10)
-            kill_thread(receiver_thread())
+            assert wait_for(lambda: next_receiver_thread() is not None, 10)
+            thread = next_receiver_thread()
+            killed.append(thread)
+            kill_thread(thread)
         runner.join(30)
     finally:
+        if runner.is_alive():                     # never leave a console running
+            for t in threading.enumerate():
+                if t.name == THREAD_NAME and t.is_alive():
+                    kill_thread(t)
+            runner.join(30)
         assert not runner.is_alive()
     assert result["rc"] == 1
     doc = json.loads(status.read_text())
