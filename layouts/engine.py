@@ -25,7 +25,8 @@ must not overlap; grid cells left empty are allowed. A ROTATION is a cell whose 
 list: `{ panel = ["peak_duty", "temporal_heat"], every = 20, row = 1, col = 0 }` shows the
 panels in turn, each for `every` seconds (default 20, at least 1) — presentation pacing, not
 domain time. A one-panel list is a plain cell. A panel may appear on several screens.
-`[[screen.cells]]` tables work as well as the inline array. Unknown keys are errors (a typo
+`[[screen.cells]]` tables work as well as the inline array. `palette = "night"` (top level;
+default "day") dims the wall's colours for that layout. Unknown keys are errors (a typo
 such as `colsapn` would otherwise silently become 1).
 
 Screens are placed on attached screens (`assign`): by name first, then by index (the index
@@ -62,7 +63,8 @@ MAX_GRID = 240                     # rows or columns per screen: a sanity bound,
 SCREEN_KEYS = {"match", "title", "rows", "cols", "cells", "row_stretch", "col_stretch"}
 CELL_KEYS = {"panel", "row", "col", "rowspan", "colspan", "every"}
 ROTATE_EVERY_S = 20                # a rotation's default page time, in real seconds
-TOP_KEYS = {"name", "screen"}
+TOP_KEYS = {"name", "screen", "palette"}
+PALETTES = ("day", "night")       # widgets/theme.py PALETTES: the wall's colours, by name
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -102,6 +104,7 @@ class Layout:
     name: str
     screens: tuple[Screen, ...]
     source: str = field(default="", compare=False)   # where it was read from; not compared
+    palette: str = "day"           # the wall's colours: "day", or "night" (dimmed)
 
     def panels(self) -> list[str]:
         return [p for s in self.screens for p in s.panels()]
@@ -226,10 +229,15 @@ def parse_layout(text: str, path: str, known_panels, default_name: str = "") -> 
 
     for key in doc:
         if key not in TOP_KEYS:
-            fail(_top_key_line(text, key), f"unknown key {key!r} (expected: name, [[screen]])")
+            fail(_top_key_line(text, key), f"unknown key {key!r} "
+                 "(expected: name, palette, [[screen]])")
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not name:
         fail(_top_key_line(text, "name"), "name must be a non-empty string")
+    palette = doc.get("palette", "day")
+    if palette not in PALETTES:
+        fail(_top_key_line(text, "palette"), f"palette must be one of: "
+             f"{', '.join(map(repr, PALETTES))} (not {palette!r})")
     raw_screens = doc.get("screen")
     if not raw_screens:
         fail(1, "no screens: add at least one [[screen]] table")
@@ -321,7 +329,7 @@ def parse_layout(text: str, path: str, known_panels, default_name: str = "") -> 
             cells.append(cell)
         screens.append(Screen(match, title[0], title[1], rows, cols, tuple(cells),
                               stretch["row_stretch"], stretch["col_stretch"]))
-    return Layout(name, tuple(screens), path)
+    return Layout(name, tuple(screens), path, palette)
 
 
 def _pages(c: dict, known: set, fail, j: int) -> tuple[tuple[str, ...], float]:
@@ -378,6 +386,8 @@ def _num(v: float) -> str:
 
 def to_toml(layout: Layout) -> str:
     out = [f"name = {_s(layout.name)}"]
+    if layout.palette != "day":
+        out.append(f"palette = {_s(layout.palette)}")
     for s in layout.screens:
         out += ["", "[[screen]]",
                 f"match = {s.match if _is_int(s.match) else _s(s.match)}",

@@ -219,6 +219,21 @@ def test_other_bad_values(tmp_path):
               'row = 0, col = 0 }]\n', 8, "row_stretch must list 2")
 
 
+def test_the_night_layout_asks_for_the_night_palette(tmp_path):
+    """`palette = "night"` (top level): read, checked, written back; the day's is the default."""
+    assert load_layout("night", KNOWN).palette == "night"
+    assert {load_layout(n, KNOWN).palette for n in PRESETS if n != "night"} == {"day"}
+    assert from_rows("b", [("一", "One", [(1, [("city_map", 1)])])]).palette == "day"
+    night = load_layout("night", KNOWN)
+    assert 'palette = "night"' in to_toml(night)
+    assert load_layout(save_layout(night, tmp_path / "n.toml"), KNOWN) == night
+    assert "palette" not in to_toml(load_layout("commander", KNOWN))
+    assert night != Layout(night.name, night.screens, night.source)      # the palette counts
+    check_bad(tmp_path, 'name = "x"\npalette = "dusk"\n' + GOOD_HEAD.split("\n", 1)[1]
+              + 'cells = [{ panel = "city_map", row = 0, col = 0 }]\n', 2,
+              "palette must be one of: 'day', 'night'")
+
+
 def test_missing_preset_and_load_or_default(tmp_path):
     default = from_rows("built-in-1", [("综合", "Overview", [(1, [("city_map", 1)])])])
     layout, problem = load_or_default("no-such-layout", KNOWN, default)

@@ -121,6 +121,10 @@ def test_feed_health_source_down_after_3_seconds_and_endpoints(qtbot, sc):
     assert cells(f, "src:scenario")[1] == "● 正常"
     assert cells(f, "ep:tcp://127.0.0.1:5999")[1] == "● 中断"   # nobody publishes there
     assert f.table.columnSpan(f.model.keys.index("ep:tcp://127.0.0.1:5999"), 2) == 6
+    # named in words; the address is in the tooltip (tests/test_wall_look.py has the rest)
+    assert cells(f, "ep:tcp://127.0.0.1:5999")[0] == "接入点 1"
+    assert not any("tcp://" in c for c in cells(f, "ep:tcp://127.0.0.1:5999"))
+    assert "tcp://127.0.0.1:5999" in cells(f, "ep:tcp://127.0.0.1:5999", Qt.ToolTipRole)[0]
     sc.clock.advance(3_001)
     f.refresh()
     assert cells(f, "src:scenario")[1] == "● 中断"

@@ -280,7 +280,8 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         from layouts import engine
         key = engine.shift_at(schedule, session.clock.now_ms()).layout
     else:
-        key = getattr(args, "layout", None)
+        key = getattr(args, "layout", None) or (
+            "training" if getattr(args, "training", False) else None)   # the trainee's panel
     layout, notice = load_wall_layout(key, len(screens))
     notice = " · ".join(t for t in (problem, notice) if t) or None
     if getattr(args, "console", False):

@@ -179,7 +179,10 @@ class Rotation(QWidget):
 
 class WallWindow(PanelHost, QWidget):
     def __init__(self, situation: Situation, bridge: SituationBridge | None, lang: str,
-                 mode: str, screen: "engine.Screen", parent=None):
+                 mode: str, screen: "engine.Screen", parent=None, *, slim: bool = False,
+                 scale: float = 1.0):
+        """``slim``: a screen other than the command screen (the slim header: one full
+        header per wall); ``scale``: the screen's type scale (``theme.screen_scale``)."""
         title = screen.title_zh if lang == "zh" else screen.title_en
         # Wall mode: no frame (set before any child exists: changing it later recreates the
         # native window under QtWebEngine's view), the pointer hides when idle (IdlePointer),
@@ -191,7 +194,7 @@ class WallWindow(PanelHost, QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        self.header = Header(situation, lang, mode, title)
+        self.header = Header(situation, lang, mode, title, slim=slim, scale=scale)
         outer.addWidget(self.header)
         # The layout's grid: each panel over its rows and columns, stretched as the file says.
         body = QGridLayout()
@@ -411,9 +414,14 @@ def build_wall(situation: Situation, bridge: SituationBridge | None, lang: str, 
     one for this many screens when none is given). ``notice``: a layout problem to say;
     ``unencrypted``: endpoints running plain beyond this machine (the red badge)."""
     windows = []
+    # The layout's palette (night: dimmed), before any window is made: they read it.
+    theme.choose_palette(layout.palette if layout is not None else None)
     pairs, folded = place(layout, screens)
-    for screen, shown in pairs:
-        w = WallWindow(situation, bridge, lang, mode, shown)
+    for i, (screen, shown) in enumerate(pairs):
+        # The first screen (leftmost) is the command screen: the full header; the others the
+        # slim one.
+        w = WallWindow(situation, bridge, lang, mode, shown, slim=i > 0,
+                       scale=theme.screen_scale(screen))
         w.setScreen(screen)
         w.setGeometry(screen.geometry())
         w.header.show_security(list(unencrypted))

@@ -53,7 +53,6 @@ STRINGS = {
     "layer.heat": ("热力 · 近6小时案件", "Heat · cases, last 6 h"),
     "heat_on": ("热力：近6小时 {n} 起 · {cell} m 网格", "heat: {n} cases in 6 h · {cell} m grid"),
     "outside": ("位置异常 {n}", "{n} outside the city"),
-    "click_hint": ("点击地图上的标记查看详情", "Click a marker for its details"),
     "following": ("跟随 {id}", "following {id}"),
     "markers": ("单元 {units} · 案件 {cases} · 感知 {sensors}",
                 "{units} units · {cases} cases · {sensors} sensors"),
@@ -248,7 +247,9 @@ class CityMap(Panel):
         self.page.viewed.connect(self._viewed)
         self.page.loadFinished.connect(self._on_loaded)
         self.body.addWidget(self.view, 1)
-        self.details = QLabel(s("click_hint", lang))
+        # A clicked marker's details. Blank until then — no hint: the line is kept (a space),
+        # so the map does not jump when the first details come.
+        self.details = QLabel(" ")
         self.details.setTextFormat(Qt.PlainText)     # feed text is shown as text, always
         self.details.setWordWrap(True)
         self.details.setFont(theme.font(19))

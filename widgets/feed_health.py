@@ -1,5 +1,9 @@
 """Feed health (数据接入): each source up or down (3 s of silence), its rate, seq gaps,
-restarts and refused records by reason; each configured endpoint up or down."""
+restarts and refused records by reason; each configured endpoint up or down.
+
+The commander reads words: a source by its label ("演示城市" for demo-city; one the wall does
+not know by its id), an endpoint by what it carries ("调度服务接入") or its number ("接入点 2").
+The publisher id and the endpoint's address are in the row's tooltip, for whoever fixes it."""
 from __future__ import annotations
 
 from situation.store import Change
@@ -9,6 +13,33 @@ from widgets.format import rate
 from widgets.panel import Cell, TablePanel
 
 UNKNOWN_SRC = "?"
+
+
+LOCAL_PREFIX = "inproc://citywall-"     # endpoints started inside the console (ui/session.py)
+
+
+def source_label(src: str, lang: str) -> str:
+    """A source in words: its label where the wall knows it, else its id."""
+    if src == UNKNOWN_SRC:
+        return tr("src.unknown", lang)
+    words = tr(f"src.{src}", lang)
+    return src if words == f"src.{src}" else words
+
+
+def endpoint_labels(endpoints, lang: str) -> dict[str, str]:
+    """Each endpoint in words: one the console runs itself by what it carries, any other by
+    its place in the list ("接入点 1", "接入点 2"…), so no address is on the wall."""
+    out, n = {}, 0
+    for ep in endpoints:
+        if ep.startswith(LOCAL_PREFIX):
+            key = f"ep.{ep[len(LOCAL_PREFIX):]}"
+            words = tr(key, lang)
+            if words != key:
+                out[ep] = words
+                continue
+        n += 1
+        out[ep] = tr("ep.numbered", lang, n=n)
+    return out
 
 
 def reason_words(reason: str, lang: str) -> str:
@@ -28,7 +59,7 @@ class FeedHealth(TablePanel):
             self.dirty = True
 
     def spans(self, keys):
-        # An endpoint's address runs across the figures, which only sources have.
+        # An endpoint's note (handshakes failed) runs across the figures, which only sources have.
         return {i: (2, 6) for i, k in enumerate(keys) if k.startswith("ep:")}
 
     def derive(self, now: int):
@@ -46,8 +77,8 @@ class FeedHealth(TablePanel):
             state = "—" if up is None else f"● {tr('up' if up else 'down', lang)}"
             keys.append(f"src:{src}")
             rows.append([
-                Cell(src if src != UNKNOWN_SRC else "? (无法识别)" if lang == "zh" else "? (unknown)",
-                     None, bold=True),
+                Cell(source_label(src, lang), None, bold=True,
+                     tip=tr("fh.src_tip", lang, src=src)),
                 Cell(state, theme.MUTED if up is None else theme.OK if up else theme.ALARM,
                      None if up is not False else theme.ALARM_BG, bold=True),
                 Cell(rate(s.source_rate(src, link)) if up is not None else "—"),
@@ -59,8 +90,10 @@ class FeedHealth(TablePanel):
                      bold=bool(h.rejected_total)),
                 Cell(reasons or "—", theme.MUTED),
             ])
+        labels = endpoint_labels(s.endpoints, lang)
         for ep in s.endpoints:
             up = s.endpoint_up(ep, link)
+            tip = tr("fh.ep_tip", lang, ep=ep)
             failed = s.auth_failed[ep]         # CURVE handshakes refused: the keys do not match
             keys.append(f"ep:{ep}")
             if failed and not up:
@@ -70,11 +103,11 @@ class FeedHealth(TablePanel):
                 state = Cell(f"● {tr('up' if up else 'down', lang)}",
                              theme.OK if up else theme.ALARM, None if up else theme.ALARM_BG,
                              bold=True)
-            where = f"{ep} · {tr('auth_failed', lang, n=failed)}" if failed and up else ep
+            note = tr("auth_failed", lang, n=failed) if failed and up else ""
             rows.append([
-                Cell(tr("endpoint", lang), theme.MUTED),
-                state,
-                Cell(where, theme.WARN if failed else theme.MUTED, tip=ep),
+                Cell(labels[ep], theme.MUTED, tip=tip),
+                state._replace(tip=tip),
+                Cell(note, theme.WARN if failed else theme.MUTED, tip=tip),
                 *[Cell("")] * 5,
             ])
         known = [k for k in s.sources if k != UNKNOWN_SRC]

@@ -15,30 +15,59 @@ from widgets import theme
 from widgets.i18n import tr
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
-MODE_COLOUR = {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
-               "TRAINING": "#a78bfa"}
 REPLAY_MODES = ("REPLAY", "TRAINING")   # the badge is the replay banner: mode, speed, pause
 MAX_ROLE_DISTRICTS = 2                  # named on the role badge; the rest counted
+
+# Type sizes on a 1080p screen (logical px), scaled with the screen (``theme.screen_scale``):
+# the header's figures are read across the room, the overdue figure most of all.
+FIGURE_PX = 64              # open cases, units available, alarms, feeds; the clock's digits
+OVERDUE_PX = 88             # the overdue figure: the largest on the wall
+FULL_HEIGHT = 140           # the command screen's header
+SLIM_HEIGHT = 76            # every other screen's: mode, badges, banner, the clock
+OVERDUE_ROSE_MS = 60_000    # a rise in overdue cases is boxed, flashing, this long (situation)
+
+
+def mode_colour(mode: str) -> str:
+    """The mode badge's colour, in the palette in use."""
+    return {"LIVE": theme.OK, "DEMO": theme.WARN, "REPLAY": theme.ACCENT,
+            "TRAINING": theme.TRAINING}.get(mode, theme.MUTED)
 
 
 _label = theme.label
 
 
+def _tight(lab, px: int):
+    """A figure's label as tall as its digits need (the font's line box is some 1.45 em with
+    a CJK font; digits have no descenders), so large figures do not make the band taller."""
+    lab.setFixedHeight(round(px * 1.04))
+    return lab
+
+
 class ClockPanel(QWidget):
-    """The situation's time, large: every countdown on the wall runs on this clock."""
+    """The situation's time, large: every countdown on the wall runs on this clock. Slim (the
+    other screens): the date beside the time rather than under it."""
     name = "clock"
 
-    def __init__(self, situation: Situation, lang: str = "zh", mode: str = "LIVE", parent=None):
+    def __init__(self, situation: Situation, lang: str = "zh", mode: str = "LIVE", parent=None,
+                 *, scale: float = 1.0, slim: bool = False):
         super().__init__(parent)
         self.situation, self.lang, self.mode = situation, lang, mode
         self.dirty = True
-        lay = QVBoxLayout(self)
+        lay = QHBoxLayout(self) if slim else QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        self.time = _label("--:--:--", 64, theme.TEXT, True, Qt.AlignRight | Qt.AlignVCenter)
-        self.date = _label("", 20, theme.MUTED, False, Qt.AlignRight | Qt.AlignVCenter)
-        lay.addWidget(self.time)
-        lay.addWidget(self.date)
+        lay.setSpacing(round(16 * scale) if slim else 0)
+        px = round((52 if slim else FIGURE_PX) * scale)
+        self.time = _tight(_label("--:--:--", px, theme.TEXT, True,
+                                  Qt.AlignRight | Qt.AlignVCenter), px)
+        self.date = _label("", round(20 * scale), theme.MUTED, False,
+                           Qt.AlignRight | Qt.AlignVCenter)
+        if slim:
+            self.date.setMinimumWidth(1)    # beside the time: gives way before it does
+            lay.addWidget(self.date)
+            lay.addWidget(self.time)
+        else:
+            lay.addWidget(self.time)
+            lay.addWidget(self.date)
 
     def on_changed(self, change: Change) -> None:
         pass
@@ -57,87 +86,164 @@ class ClockPanel(QWidget):
         self.dirty = False
 
 
-class Kpi(QWidget):
-    def __init__(self, label: str, parent=None):
+class Kpi(QFrame):
+    """One key figure over its name. ``boxed``: framed in red and flashing (the overdue
+    figure when it rises)."""
+
+    def __init__(self, label: str, px: int = FIGURE_PX, scale: float = 1.0, parent=None):
         super().__init__(parent)
+        self.setObjectName("kpi")
+        self.px, self.scale = px, scale
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(18, 0, 18, 0)
+        side = round(14 * scale)
+        lay.setContentsMargins(side, 0, side, round(2 * scale))
         lay.setSpacing(0)
-        self.value = _label("—", 46, theme.TEXT, True, Qt.AlignCenter)
-        self.label = _label(label, 19, theme.MUTED, False, Qt.AlignCenter)
+        self.value = _tight(_label("—", px, theme.TEXT, True, Qt.AlignCenter), px)
+        self.label = _label(label, round(20 * scale), theme.MUTED, False, Qt.AlignCenter)
         lay.addWidget(self.value)
         lay.addWidget(self.label)
+        self.boxed, self.lit = False, False
+        self._colour = theme.TEXT
+        self._look = None
+        self.box(False)
 
-    def show_value(self, text: str, colour: str = theme.TEXT) -> None:
+    def show_value(self, text: str, colour: str | None = None) -> None:
         self.value.setText(text)
-        self.value.setStyleSheet(f"color: {colour}; background: transparent;")
+        self._colour = colour or theme.TEXT
+        self.box(self.boxed, self.lit)
+
+    def box(self, boxed: bool, lit: bool = False) -> None:
+        """Framed in red (``lit``: filled red, the flash's other beat) or plain."""
+        self.boxed, self.lit = boxed, lit and boxed
+        colour = self._colour
+        look = (boxed, self.lit, colour)
+        if look == self._look:
+            return
+        self._look = look
+        edge = round(4 * self.scale)
+        if boxed:
+            fill = theme.ALARM if self.lit else theme.ALARM_BG
+            self.setStyleSheet(f"QFrame#kpi {{ background: {fill}; border: {edge}px solid"
+                               f" {theme.ALARM}; border-radius: {round(8 * self.scale)}px; }}")
+            digits = theme.ON_ALARM if self.lit else colour
+            words = theme.ON_ALARM if self.lit else theme.MUTED
+        else:       # the same frame, unseen: the figure does not move when it is boxed
+            self.setStyleSheet(f"QFrame#kpi {{ background: transparent; border: {edge}px solid"
+                               " transparent; }")
+            digits, words = colour, theme.MUTED
+        self.value.setStyleSheet(f"color: {digits}; background: transparent; border: none;")
+        self.label.setStyleSheet(f"color: {words}; background: transparent; border: none;")
 
 
 class Header(QFrame):
+    """The band across the top of a screen. The full one (the command screen, the first): the
+    centre's name, the mode and badges, the five key figures and the large clock. ``slim``
+    (every other screen): the mode and badges, the screen's title, the fault banner and the
+    clock — the red banner and 未加密 are on every screen, so no screen looks healthy while
+    another says it is not. ``scale``: the screen's (``theme.screen_scale``), so type has the
+    same physical size on a 4K screen as on a 1080p one."""
+
     def __init__(self, situation: Situation, lang: str, mode: str, screen_title: str = "",
-                 parent=None):
+                 parent=None, *, slim: bool = False, scale: float = 1.0):
         super().__init__(parent)
         self.situation, self.lang, self.mode_key = situation, lang, mode
+        self.slim, self.scale = slim, scale
+
+        def px(n: float) -> int:
+            return round(n * scale)
         self.setObjectName("header")
-        self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
-                           f" border-bottom: 2px solid {theme.PANEL_EDGE}; }}")
-        self.setFixedHeight(118)
+        self._edge(False)
+        self.setFixedHeight(px(SLIM_HEIGHT if slim else FULL_HEIGHT))
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(24, 8, 24, 8)
+        lay.setContentsMargins(px(24), px(6), px(24), px(6))
+        lay.setSpacing(px(8))
         titles = QVBoxLayout()
-        titles.setSpacing(2)
-        self.title = _label(tr("title", lang), 34, theme.TEXT, True)
+        titles.setSpacing(px(2))
+        self.title = _label(tr("title", lang), px(34), theme.TEXT, True)
+        self.title.setMinimumWidth(1)       # the name gives way before a figure or the clock
         sub = tr("subtitle", lang) + (f" · {screen_title}" if screen_title else "")
+        if slim:            # the screen's own title is enough: the centre is on the first screen
+            sub = screen_title or tr("subtitle", lang)
         row = QHBoxLayout()
-        row.setSpacing(12)
-        self.mode = _label(f" {tr('mode.' + mode, lang)} ", 30 if mode in REPLAY_MODES else 20,
-                           theme.BG, True)
-        self.mode.setStyleSheet(f"color: {theme.BG}; background: {MODE_COLOUR.get(mode, theme.MUTED)};"
-                                " border-radius: 4px; padding: 1px 8px;")
+        row.setSpacing(px(12))
+        self.mode = _label(f" {tr('mode.' + mode, lang)} ",
+                           px(30 if mode in REPLAY_MODES else 22), theme.BG, True)
+        self.mode.setStyleSheet(f"color: {theme.BG}; background: {mode_colour(mode)};"
+                                f" border-radius: 4px; padding: 1px {px(8)}px;")
         row.addWidget(self.mode)
         # A socket running plain beyond this machine (--insecure): said in red, large, beside
         # the mode, on every screen, for as long as the console runs.
-        self.unencrypted = _label(f" {tr('sec.unencrypted', lang)} ", 30, theme.TEXT, True)
-        self.unencrypted.setStyleSheet(f"color: {theme.TEXT}; background: {theme.ALARM};"
-                                       " border-radius: 4px; padding: 1px 10px;")
+        self.unencrypted = _label(f" {tr('sec.unencrypted', lang)} ", px(30), theme.ON_ALARM,
+                                  True)
+        self.unencrypted.setStyleSheet(f"color: {theme.ON_ALARM}; background: {theme.ALARM};"
+                                       f" border-radius: 4px; padding: 1px {px(10)}px;")
         self.unencrypted.hide()
         row.addWidget(self.unencrypted)
         # This seat's role, from the dispatch service (ui/dispatch.py asks it; we show it).
-        self.role = _label("", 22, theme.TEXT, True)
+        self.role = _label("", px(22), theme.TEXT, True)
         self.role.setStyleSheet(f"color: {theme.TEXT}; background: transparent;"
                                 f" border: 2px solid {theme.ACCENT}; border-radius: 4px;"
-                                " padding: 0px 8px;")
+                                f" padding: 0px {px(8)}px;")
         self.role.setToolTip(tr("role.tip", lang))
+        self.role.setMinimumWidth(1)        # clipped before the alarms on a crowded header
         self.role.hide()
         self._role_of = None
         row.addWidget(self.role)
-        self.subtitle = _label(sub, 22, theme.ACCENT)
+        self.subtitle = _label(sub, px(24 if slim else 22), theme.ACCENT, slim)
         self.subtitle.setMinimumWidth(1)    # gives way (clipped) to the badges on a narrow wall
         row.addWidget(self.subtitle)
         # Something inside stopped (feeds.faults): said in red, large, on every screen, in
         # place of the subtitle, until the console restarts. Never hidden by a flash.
-        self.fault = _label("", 26, theme.TEXT, True)
-        self.fault.setStyleSheet(f"color: {theme.TEXT}; background: {theme.ALARM};"
-                                 " border-radius: 4px; padding: 1px 10px;")
+        self.fault = _label("", px(26), theme.ON_ALARM, True)
+        self.fault.setStyleSheet(f"color: {theme.ON_ALARM}; background: {theme.ALARM};"
+                                 f" border-radius: 4px; padding: 1px {px(10)}px;")
         self.fault.hide()
-        self.fault.setMinimumWidth(360)     # a long banner is clipped, never pushes the clock
+        self.fault.setMinimumWidth(px(360))  # a long banner is clipped, never pushes the clock
         self._fault_version = 0
-        row.addWidget(self.fault)
-        self.message = _label("", 18, theme.OK)
+        if slim:        # in the subtitle's place; on the command screen, beside the name
+            row.addWidget(self.fault)
+        self.message = _label("", px(18 if not slim else 20), theme.OK)
         self.message.setMinimumWidth(1)     # a long flash is clipped (whole in its tooltip)
         self._message_until = 0
         row.addWidget(self.message)
         row.addStretch(1)
-        titles.addWidget(self.title)
-        titles.addLayout(row)
-        lay.addLayout(titles, 3)
-        self.kpis = {k: Kpi(tr(f"kpi.{k}", lang)) for k in
-                     ("open", "overdue", "available", "alarms", "feeds")}
-        for k in self.kpis.values():
-            lay.addWidget(k)
-        lay.addStretch(1)
-        self.clock = ClockPanel(situation, lang, mode)
-        lay.addWidget(self.clock, 2)
+        if slim:
+            self.title.hide()
+            titles.addLayout(row)
+            lay.addLayout(titles, 1)
+        else:
+            top = QHBoxLayout()
+            top.setSpacing(px(16))
+            top.addWidget(self.title, 1)
+            top.addWidget(self.fault)
+            titles.addStretch(1)
+            titles.addLayout(top)
+            titles.addLayout(row)
+            titles.addStretch(1)
+            lay.addLayout(titles, 1)        # all the room the figures and clock leave
+        # The key figures, on the command screen only: one header per wall.
+        self.kpis: dict[str, Kpi] = {}
+        if not slim:
+            for k in ("open", "overdue", "available", "alarms", "feeds"):
+                size = OVERDUE_PX if k == "overdue" else FIGURE_PX
+                self.kpis[k] = Kpi(tr(f"kpi.{k}", lang), px(size), scale)
+                lay.addWidget(self.kpis[k], 0, Qt.AlignVCenter)
+            lay.addSpacing(px(28))
+        self._late_seen: int | None = None      # the overdue count at the last refresh
+        self._late_rose_at: int | None = None   # situation ms of its last rise
+        self._beat = None                       # the second the flash last turned on
+        self.clock = ClockPanel(situation, lang, mode, scale=scale, slim=slim)
+        lay.addWidget(self.clock, 0, Qt.AlignVCenter)
+
+    def _edge(self, fault: bool) -> None:
+        edge = theme.ALARM if fault else theme.PANEL_EDGE
+        width = round((6 if fault else 2) * self.scale)
+        self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
+                           f" border-bottom: {width}px solid {edge}; }}")
+
+    def figures(self) -> dict[str, QLabel]:
+        """Every figure the header shows, by name: the key figures and the clock's digits."""
+        return {**{k: kpi.value for k, kpi in self.kpis.items()}, "clock": self.clock.time}
 
     def show_security(self, unencrypted: list[str]) -> None:
         """The red 未加密 badge when any of these endpoints runs plain beyond this machine."""
@@ -174,6 +280,19 @@ class Header(QFrame):
         if self.message.text() and now > self._message_until:
             self.message.setText("")
             self.message.setToolTip("")
+        if self.kpis:
+            self.show_figures(now)
+        if self.mode_key in REPLAY_MODES:
+            self.mode.setText(f" {replay_badge(self.mode_key, s.clock, self.lang)} ")
+        if s.faults.version != self._fault_version:
+            self._fault_version = s.faults.version
+            self.show_faults(s.faults.snapshot())
+        if self._role_of is not None:
+            self.show_role()
+        self.clock.refresh()
+
+    def show_figures(self, now: int) -> None:
+        s = self.situation
         open_cases = s.open_cases()
         late = sum(1 for c in open_cases if s.is_overdue(c, now))
         free = sum(1 for u in s.units.values()
@@ -189,14 +308,25 @@ class Header(QFrame):
         self.kpis["alarms"].show_value(str(alarms), theme.ALARM if alarms else theme.OK)
         feeds_ok = srcs and up == len(srcs) and not eps_down
         self.kpis["feeds"].show_value(f"{up}/{len(srcs)}", theme.OK if feeds_ok else theme.ALARM)
-        if self.mode_key in REPLAY_MODES:
-            self.mode.setText(f" {replay_badge(self.mode_key, s.clock, self.lang)} ")
-        if s.faults.version != self._fault_version:
-            self._fault_version = s.faults.version
-            self.show_faults(s.faults.snapshot())
-        if self._role_of is not None:
-            self.show_role()
-        self.clock.refresh()
+        self.mark_overdue(late, now)
+
+    def mark_overdue(self, late: int, now: int) -> None:
+        """A rise in the overdue count boxes its figure, flashing once a second of the
+        situation's clock, for OVERDUE_ROSE_MS of it (the first count seen is no rise)."""
+        if self._late_seen is not None and late > self._late_seen:
+            self._late_rose_at, self._beat = now, None
+        self._late_seen = late
+        rose = self._late_rose_at
+        kpi = self.kpis["overdue"]
+        if not (late > 0 and rose is not None and 0 <= now - rose < OVERDUE_ROSE_MS):
+            kpi.box(False)
+            return
+        # The beat: the fill turns on and off as the clock's seconds change (a sped-up clock
+        # still flashes: each new second shown is the next beat).
+        second = now // 1000
+        if second != self._beat:
+            kpi.box(True, lit=self._beat is None or not kpi.lit)
+            self._beat = second
 
     def show_faults(self, faults: dict[str, dict]) -> None:
         text = fault_text(faults, self.lang)
@@ -204,9 +334,9 @@ class Header(QFrame):
         self.fault.setToolTip(text)
         self.fault.setVisible(bool(text))
         self.subtitle.setVisible(not text)
-        edge = theme.ALARM if text else theme.PANEL_EDGE
-        self.setStyleSheet(f"QFrame#header {{ background: {theme.HEADER};"
-                           f" border-bottom: {6 if text else 2}px solid {edge}; }}")
+        if not self.slim:           # on the command screen the banner takes the name's line
+            self.title.setVisible(not text)
+        self._edge(bool(text))
 
 
 def fault_text(faults: dict[str, dict], lang: str) -> str:
