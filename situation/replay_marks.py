@@ -63,7 +63,7 @@ class Mark:
 @dataclass
 class ReplayMarks:
     edges: np.ndarray        # bin edges, ms (bins + 1)
-    density: np.ndarray      # messages per bin
+    density: np.ndarray      # messages per bin (``per_minute`` turns it into a minute's)
     alarms: np.ndarray       # sensor readings at the alarm level per bin
     overdue: np.ndarray      # open overdue cases as they stood at each bin's end
     marks: list[Mark] = field(default_factory=list)
@@ -72,6 +72,16 @@ class ReplayMarks:
     @property
     def bin_ms(self) -> int:
         return int(self.edges[1] - self.edges[0]) if len(self.edges) > 1 else 0
+
+    @property
+    def per_minute(self) -> float:
+        """What one message a bin is in messages a minute (bins of 30 s: 2; of 5 min: 0.2):
+        the timeline's volume scale is in messages a minute, whatever the bins' width."""
+        return 60_000 / self.bin_ms if self.bin_ms else 0.0
+
+    def peak_per_minute(self) -> float:
+        """The busiest bin's messages a minute (0 for an empty recording)."""
+        return float(self.density.max()) * self.per_minute if len(self.density) else 0.0
 
 
 def bin_width(span_ms: int) -> int:

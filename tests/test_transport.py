@@ -285,7 +285,9 @@ def test_a_truncated_recordings_problem_is_said_on_the_bar(qtbot, tmp_path):
     assert "cut short" in bar.notice.toolTip()
 
 
-def test_training_refuses_going_back_and_says_why(qtbot, day):
+def test_training_cannot_go_back_and_says_why(qtbot, day):
+    """The ◀ button is disabled with the reason; the ← key, which has no disabled look, says
+    it on the bar; nothing moves either way."""
     from main import build_parser
     from ui.session import build_replay_session
     args = build_parser().parse_args(["--replay", day, "--training", "--speed", "4"])
@@ -297,7 +299,11 @@ def test_training_refuses_going_back_and_says_why(qtbot, day):
         qtbot.addWidget(bar)
         click(qtbot, bar.fwd)
         here = replay.clock.now_ms()
-        click(qtbot, bar.back)
+        assert not bar.back.isEnabled()
+        assert "training runs forward only" in bar.back.toolTip()
+        click(qtbot, bar.back)                              # a disabled button: nothing
+        assert replay.clock.now_ms() == here and bar.notice.toolTip() == ""
+        bar.control.step(-1)                                # what the ← key does
         assert replay.clock.now_ms() == here
         assert "training runs forward only" in bar.notice.toolTip()
     finally:

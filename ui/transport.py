@@ -6,8 +6,15 @@ replay itself (its clock, its loop), never from a copy, so bars on five screens 
 an action on any bar (or its keys) tells them all through ``ReplayControl.changed``. A seek
 is followed by ``bridge.show(change)`` so every panel redraws the rebuilt situation.
 
-Bad input — a time that is not a time, a time outside the recording, a loop under a second, a
-trainee stepping back — is said on the bars and nothing changes.
+One clock on screen: a bar on a window with a header redraws that header's clock in the same
+pass (four times a second, on every action and on the bridge's tick, after the header's own
+redraw) and shows the very reading the header's clock made, so the two never differ.
+
+What the mode forbids is disabled, its reason in the tooltip (``ReplayControl.refusal``): in
+training, a minute back, the loop's A/B/✕, a jump to an earlier time, the timeline's past and
+playing again at the end. Bad input — a time that is not a time, a time outside the recording,
+a loop under a second, a trainee stepping back by key — is said on the bars and nothing
+changes.
 """
 from __future__ import annotations
 
@@ -143,19 +150,39 @@ class ReplayControl(QObject):
             return self.marks_problem, theme.WARN
         return "", theme.MUTED
 
+    # ---- what the mode forbids ---------------------------------------------------------------
+    def refusal(self, action: str) -> str:
+        """Why the mode forbids ``action`` — "back" (any time before now: a minute back, a
+        jump or a click behind the now-line), "loop" (A, B, ✕ and a drag across the strip),
+        "play" (playing again) — in words; "" when it may be done. The words are the replay's
+        own reasons (``situation.replay``), which it would raise if asked."""
+        r = self.replay
+        if r.exercise is None:
+            return ""
+        if action == "back":
+            return tr("tp.training_back", self.lang)
+        if action == "loop":
+            return tr("tp.training_loop", self.lang)
+        if action == "play" and r.clock.now_ms() >= r.end_ms:
+            return tr("tp.training_over", self.lang)
+        return ""
+
+    def _refuse(self, why: str) -> bool:
+        self.say(tr("tp.refused", self.lang, why=why))
+        return False
+
     # ---- actions -------------------------------------------------------------------------------
     def _do(self, action) -> bool:
         """Run one transport action; a refusal (ValueError) is said and nothing changes."""
         try:
             change = action()
         except ValueError as exc:
-            self.say(tr("tp.refused", self.lang, why=str(exc)))
-            return False
+            return self._refuse(str(exc))
         if change is not None:
             self.bridge.show(change)          # every panel redraws the rebuilt situation
         self.notice = ""
-        self.changed.emit()
-        self.acted.emit()
+        self.acted.emit()                     # the headers first (the banner's pace) …
+        self.changed.emit()                   # … then the bars: each sets its header's clock
         return True
 
     def toggle_play(self) -> bool:
@@ -163,6 +190,8 @@ class ReplayControl(QObject):
 
     def play(self) -> bool:
         r = self.replay
+        if why := self.refusal("play"):
+            return self._refuse(why)
 
         def go():
             # At the end, play starts over (from the loop's start); seek here, so the panels
@@ -186,29 +215,46 @@ class ReplayControl(QObject):
         return self.set_speed(self.speeds[max(0, min(len(self.speeds) - 1, here + steps))])
 
     def step(self, minutes: int) -> bool:
+        if minutes < 0 and (why := self.refusal("back")):
+            return self._refuse(why)
         return self._do(lambda: self.replay.step(minutes * STEP_MS))
 
     def seek(self, t_ms: int) -> bool:
+        if t_ms < self.replay.clock.now_ms() and (why := self.refusal("back")):
+            return self._refuse(why)
         return self._do(lambda: self.replay.seek(t_ms))
 
-    def jump(self, text: str) -> bool:
+    def jump_problem(self, text: str) -> tuple[int | None, str]:
+        """(the time ``text`` names, "") or (None, why it cannot be gone to, in words)."""
         r = self.replay
+        now = r.clock.now_ms()
         try:
-            t = jump_target(text, r.start_ms, r.end_ms, r.clock.now_ms())
+            t = jump_target(text, r.start_ms, r.end_ms, now)
         except ValueError as exc:
             if str(exc) == "bad":
-                self.say(tr("tp.bad_time", self.lang, text=text.strip()))
-            else:
-                self.say(tr("tp.outside", self.lang, t=text.strip(), a=hhmm(r.start_ms, True),
-                            b=hhmm(r.end_ms, True)))
+                return None, tr("tp.bad_time", self.lang, text=text.strip())
+            return None, tr("tp.outside", self.lang, t=text.strip(), a=hhmm(r.start_ms, True),
+                            b=hhmm(r.end_ms, True))
+        if t < now and (why := self.refusal("back")):
+            return None, why
+        return t, ""
+
+    def jump(self, text: str) -> bool:
+        t, problem = self.jump_problem(text)
+        if problem:
+            self.say(problem)
             return False
         return self.seek(t)
 
     def set_a(self) -> bool:
+        if why := self.refusal("loop"):
+            return self._refuse(why)
         self.loop_a = self.replay.clock.now_ms()
         return self._do(lambda: None)
 
     def set_b(self) -> bool:
+        if why := self.refusal("loop"):
+            return self._refuse(why)
         if self.loop_a is None:
             self.say(tr("tp.need_a", self.lang))
             return False
@@ -219,12 +265,16 @@ class ReplayControl(QObject):
         return ok
 
     def set_loop(self, a_ms: int, b_ms: int) -> bool:
+        if why := self.refusal("loop"):
+            return self._refuse(why)
         ok = self._do(lambda: self.replay.set_loop(a_ms, b_ms))
         if not ok:
             self.changed.emit()               # the strip goes back to the replay's loop
         return ok
 
     def clear_loop(self) -> bool:
+        if why := self.refusal("loop"):
+            return self._refuse(why)
         self.loop_a = None
         return self._do(self.replay.clear_loop)
 
@@ -260,6 +310,9 @@ QFrame#transport QPushButton:hover {{ border-color: {theme.ACCENT}; }}
 QFrame#transport QPushButton:pressed {{ background: #1e3a64; }}
 QFrame#transport QPushButton#play {{ background: {theme.ACCENT}; color: {theme.BG};
     border-color: {theme.ACCENT}; }}
+QFrame#transport QPushButton:disabled, QFrame#transport QPushButton#play:disabled {{
+    background: transparent; color: {theme.DIM}; border: 2px dashed {theme.DIM}; }}
+QFrame#transport QLineEdit[bad="true"] {{ border-color: {theme.ALARM}; }}
 QFrame#transport QComboBox, QFrame#transport QLineEdit {{ background: #13233f;
     color: {theme.TEXT}; border: 2px solid {theme.PANEL_EDGE}; border-radius: 8px;
     padding: 2px 10px; }}
@@ -291,6 +344,7 @@ class TransportBar(QFrame):
         super().__init__(parent)
         self.replay, self.lang = replay, lang
         self.control = control_for(replay, bridge, lang)
+        self.header_clock = None          # the window's header clock, kept to this bar's time
         self.setObjectName("transport")
         self.setStyleSheet(BAR_STYLE)
         self.setFixedHeight(BAR_HEIGHT)
@@ -335,10 +389,16 @@ class TransportBar(QFrame):
         self.when.setFocusPolicy(Qt.ClickFocus)
         self.when.setToolTip("J")
         self.when.returnPressed.connect(self.jump)
+        self.when.textChanged.connect(lambda _: self.show_allowed())
         self.go = _button(tr("tp.go", lang), "Enter", self.jump, 100)
         self.set_a = _button(tr("tp.loop_a", lang), "", c.set_a)
         self.set_b = _button(tr("tp.loop_b", lang), "", c.set_b)
         self.unloop = _button(tr("tp.loop_clear", lang), "", c.clear_loop)
+        # Each control the mode may forbid: the refusal that disables it, its usual tooltip.
+        self.forbiddable = {self.back: ("back", "←"),
+                            self.play: ("play", tr("tp.keys", lang)),
+                            self.set_a: ("loop", ""), self.set_b: ("loop", ""),
+                            self.unloop: ("loop", "")}
         for row in ((self.back, self.play, self.fwd, self.speed),
                     (self.when, self.go, self.set_a, self.set_b, self.unloop)):
             line = QHBoxLayout()
@@ -389,11 +449,46 @@ class TransportBar(QFrame):
         elif not self.control.marks_problem:
             self.legend.setText(tr("tp.counting", self.lang))
 
+    def follow_header(self, header) -> None:
+        """Keep ``header``'s clock and this bar's time one reading: redrawn together on every
+        refresh of the bar, and again after the header's own redraw on the bridge's tick."""
+        self.header_clock = header.clock
+        self.control.acted.connect(header.refresh)   # the banner's ×8 or pause at once
+        self.control.bridge.tick.connect(self.refresh)
+        self.refresh()
+
+    def show_allowed(self) -> None:
+        """Disable what the mode forbids, the reason in its tooltip; Go only for a time that
+        can be gone to (else why not, in its tooltip, and the field framed red)."""
+        c = self.control
+        for button, (action, tip) in self.forbiddable.items():
+            why = c.refusal(action)
+            button.setEnabled(not why)
+            button.setToolTip(why or tip)
+        text = self.when.text()
+        problem = c.jump_problem(text)[1] if text.strip() else tr("tp.type_time", self.lang)
+        self.go.setEnabled(not problem)
+        self.go.setToolTip(problem or "Enter")
+        bad = bool(text.strip() and problem)
+        if self.when.property("bad") != bad:
+            self.when.setProperty("bad", bad)
+            self.when.setToolTip(problem if bad else "J")
+            self.when.style().unpolish(self.when)
+            self.when.style().polish(self.when)
+        elif bad:
+            self.when.setToolTip(problem)
+        self.timeline.set_forward_only(c.refusal("back"))
+
     def refresh(self) -> None:
         """Redraw from the replay (its clock and loop) and the shared controller."""
         r, c = self.replay, self.control
+        clock = self.header_clock
+        if clock is not None and shiboken6.isValid(clock):
+            clock.refresh()                          # the header reads the situation's clock …
+            self.time.setText(clock.time.text())     # … and this bar shows that very reading
+        else:
+            self.time.setText(hhmm(r.clock.now_ms(), seconds=True))
         now = r.clock.now_ms()
-        self.time.setText(hhmm(now, seconds=True))
         if r.ended:
             pace = tr("tp.ended", self.lang)
         elif r.paused:
@@ -422,6 +517,7 @@ class TransportBar(QFrame):
         self.notice.setStyleSheet(f"color: {colour}; background: transparent;")
         self.notice.setText(self.notice.fontMetrics().elidedText(
             text, Qt.ElideRight, max(80, self.notice.width())))
+        self.show_allowed()
         self.timeline.show_time(now, r.loop, c.loop_a)
 
 
@@ -442,6 +538,10 @@ def attach_transport(windows, replay, bridge, lang: str = "zh") -> list[Transpor
     Call again after ``Wall.relaid``: the new windows get theirs."""
     bars = []
     for w in windows:
+        for panel in getattr(w, "panels", ()):          # the trainee's orders: the exercise's
+            if panel.name == "training_log":
+                panel.exercise = getattr(replay, "exercise", None)
+                panel.dirty = True
         old = getattr(w, "transport", None)
         if old is not None and shiboken6.isValid(old):
             continue
@@ -462,7 +562,7 @@ def attach_transport(windows, replay, bridge, lang: str = "zh") -> list[Transpor
         w.transport = bar
         w.transport_keys = shortcuts(w, bar)
         header = getattr(w, "header", None)
-        if header is not None:          # the banner's ×8 or pause at once, not a tick later
-            bar.control.acted.connect(header.refresh)
+        if header is not None:          # one clock on screen; the banner's pace at once
+            bar.follow_header(header)
         bars.append(bar)
     return bars

@@ -178,13 +178,18 @@ class TablePanel(Panel):
 
     columns: tuple[str, ...] = ()          # i18n keys of the column headers
     stretch_column = 1
+    # Type of the rows and of the column names. Given here, before the table is first
+    # polished: a font set after the application's style sheet has polished a table is undone
+    # by the next re-polish (a palette change re-dresses the application).
+    table_px = theme.BASE_PX + 2
+    header_px = 18
 
     def __init__(self, situation: Situation, lang: str = "zh", parent=None):
         super().__init__(situation, lang, parent)
         self.model = RowsModel([tr(c, lang) for c in self.columns], self)
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setFont(theme.font(theme.BASE_PX + 2))
+        self.table.setFont(theme.font(self.table_px))
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -195,11 +200,18 @@ class TablePanel(Panel):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(38)
         header = self.table.horizontalHeader()
-        header.setFont(theme.font(18, bold=True))
+        header.setFont(theme.font(self.header_px, bold=True))
         header.setDefaultAlignment(Qt.AlignLeft | Qt.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setSectionResizeMode(self.stretch_column, QHeaderView.Stretch)
         header.setHighlightSections(False)
+        # Said in a style sheet too: the application's style sheet re-polishes widgets when the
+        # palette changes and puts back the fonts they were first polished with; a widget's
+        # own style sheet outranks that.
+        self.table.setStyleSheet(
+            f"QTableView {{ font-size: {self.table_px}px; }}"
+            f" QHeaderView, QHeaderView::section {{ font-size: {self.header_px}px;"
+            f" font-weight: bold; }}")
         self.body.addWidget(self.table, 1)
         self._selected: str | None = None
         self.table.selectionModel().selectionChanged.connect(self._remember_selection)

@@ -10,9 +10,10 @@ from widgets.order_audit import OrderAudit
 from widgets.peak_duty import PeakDuty
 from widgets.supervision import DistrictSupervision, PatrolCoverage, SupervisionKpis
 from widgets.sensor_tiles import SensorTiles
+from widgets.training_log import TrainingLog
 from widgets.unit_roster import UnitRoster
 
 PANELS = {cls.name: cls for cls in (CaseQueue, UnitRoster, SensorTiles, FeedHealth,
                                     DistrictBoard, CityMap, SpatialHeatPanel,
                                     TemporalHeatPanel, OrderAudit, SupervisionKpis,
-                                    DistrictSupervision, PatrolCoverage, PeakDuty)}
+                                    DistrictSupervision, PatrolCoverage, PeakDuty, TrainingLog)}

@@ -11,52 +11,22 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
+from situation import palette as _palette
+
 # Two palettes with the same meanings: "day" (the default) and "night", a dimmed one for the
-# quiet hours (lower luminance backgrounds and text). The signal colours — OK, WARN, ALARM —
-# are the same in both: green, amber and red mean what they always mean. A layout chooses its
-# palette (``palette = "night"`` in the layout file); ``use(name)`` switches this module's
-# names, so everything built or redrawn afterwards reads the chosen one.
-PALETTES: dict[str, dict[str, str]] = {
-    "day": {
-        "BG": "#070d1a", "PANEL": "#0d1729", "PANEL_EDGE": "#1d3154", "HEADER": "#0a1326",
-        "TEXT": "#e8eef8", "MUTED": "#8393ad", "DIM": "#4d5b73", "ACCENT": "#38bdf8",
-        "OK": "#22c55e", "WARN": "#f59e0b", "ALARM": "#ef4444",
-        "ALARM_BG": "#4a1218", "WARN_BG": "#3d2e0a", "GRID": "#16243d",
-        "ALT_ROW": "#101c31", "SELECTION": "#1e3a64", "TRAINING": "#a78bfa",
-        "ON_ALARM": "#e8eef8",      # words on a red badge: as bright by night as by day
-    },
-    "night": {
-        "BG": "#03060d", "PANEL": "#070c17", "PANEL_EDGE": "#13213a", "HEADER": "#050912",
-        "TEXT": "#a9b3c2", "MUTED": "#5f6b80", "DIM": "#363f50", "ACCENT": "#2a8cba",
-        "OK": "#22c55e", "WARN": "#f59e0b", "ALARM": "#ef4444",
-        "ALARM_BG": "#360d12", "WARN_BG": "#2a2007", "GRID": "#0e182a",
-        "ALT_ROW": "#0a111f", "SELECTION": "#152a49", "TRAINING": "#8b74d0",
-        "ON_ALARM": "#e8eef8",
-    },
-}
+# quiet hours (lower luminance backgrounds and text). The colours themselves — and what each
+# means — are defined in ``situation.palette`` (the one place); the signal colours (ALARM, WARN,
+# READY, URGENT, BUSY, ON_SCENE, IDLE, CASE, SENSOR; OK = READY) are the same in both. A layout
+# chooses its palette (``palette = "night"`` in the layout file); ``use(name)`` switches this
+# module's names, so everything built or redrawn afterwards reads the chosen one.
+PALETTES: dict[str, dict[str, str]] = {name: _palette.palette(name) for name in _palette.CHROME}
 DEFAULT_PALETTE = "day"
 current = DEFAULT_PALETTE           # the palette this module's names hold now
+STAGES = _palette.STAGES            # case stage → colour, early (light) → late (deep)
 
-# The names the widgets read (``theme.TEXT``): the day palette's values, spelled out for the
-# reader; ``use(name)`` rewrites them (tests/test_wall_look.py checks they match PALETTES).
-BG = "#070d1a"
-PANEL = "#0d1729"
-PANEL_EDGE = "#1d3154"
-HEADER = "#0a1326"
-TEXT = "#e8eef8"
-MUTED = "#8393ad"
-DIM = "#4d5b73"
-ACCENT = "#38bdf8"
-OK = "#22c55e"
-WARN = "#f59e0b"
-ALARM = "#ef4444"
-ALARM_BG = "#4a1218"
-WARN_BG = "#3d2e0a"
-GRID = "#16243d"
-ALT_ROW = "#101c31"
-SELECTION = "#1e3a64"
-TRAINING = "#a78bfa"
-ON_ALARM = "#e8eef8"
+# The names the widgets read (``theme.TEXT``, ``theme.ALARM``…): the day palette's until
+# ``use(name)`` rewrites them.
+globals().update(PALETTES[DEFAULT_PALETTE])
 
 FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
             "Microsoft YaHei", "PingFang SC")

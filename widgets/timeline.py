@@ -3,9 +3,14 @@ alarms (red) and open overdue cases (amber) as curves, coloured bars with ticks 
 stretches where they piled up, the loop range shaded, and the now-line at the replay's time.
 
 Click anywhere to go there; drag the now-line to scrub; drag across the strip to loop that
-range, and the loop's edges or body to move it. The strip only asks (``seek_requested``, ``loop_requested``): the transport decides,
-and the strip redraws from the replay when told (``show_time``). Curves are scaled to their own
-peaks (the tooltip gives the counts): on a wall the shape matters, not a shared axis.
+range, and the loop's edges or body to move it. The strip only asks (``seek_requested``,
+``loop_requested``): the transport decides, and the strip redraws from the replay when told
+(``show_time``). The volume has its scale on the left, in messages a minute (labelled
+gridlines, the top label naming the unit); the alarm and overdue curves are scaled to their own
+peaks (the tooltip gives the counts).
+
+In training (``set_forward_only``) the strip cannot take the day back: the past is shaded and
+says why, a click there does nothing, the now-line drags forward only, and no loop is drawn.
 
 X is seconds since the recording's first message (epoch milliseconds as floats make the
 view's transforms jitter); the axis labels them in Beijing time.
@@ -24,7 +29,13 @@ from widgets.i18n import tr
 
 TICK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 TICK_LABEL_PX = 130            # room one "HH:MM" label needs at the axis' font size
+AXIS_PX = 18                   # the axes' labels: the smallest type on the wall
+VOLUME_STEPS = (1, 2, 5)       # the volume's gridlines at 1, 2 or 5 × 10ⁿ messages a minute
+VOLUME_TICKS = 3               # at most this many above zero (the strip is ~100 px tall)
+LABEL_GAP_PX = round(AXIS_PX * 1.15)   # between two gridlines' labels, at least
 DENSITY_RGBA = (56, 130, 200, 110)
+DENSITY_LINE = "#7db4e6"       # the volume's outline and its scale
+PAST_RGBA = (131, 147, 173, 70)   # training: the part of the day that cannot be gone back to
 OVERDUE_BAND = (1.05, 0.11)    # (bottom, height) of the pile-up bars above the curves
 ALARM_BAND = (1.18, 0.11)
 TOP = 1.32
@@ -63,6 +74,57 @@ class BeijingAxis(pg.AxisItem):
         return [hhmm(self.start_ms + v * 1000) for v in values]
 
 
+def volume_step(peak: float, least: float, most: int = VOLUME_TICKS) -> float:
+    """The gridlines' step, messages a minute: 1, 2 or 5 × 10ⁿ, at least ``least`` (so their
+    labels do not touch), the finest giving at most ``most`` lines up to ``peak``; 0 when
+    there is no volume or no room for one line."""
+    least = max(least, 0.1)                 # a quiet recording: tenths of a message a minute
+    if peak <= 0 or least > peak:
+        return 0.0
+    exp = int(np.floor(np.log10(least)))
+    for e in range(exp, exp + 3):
+        for m in VOLUME_STEPS:
+            step = round(m * 10.0 ** e, 6)
+            if step >= least and peak // step <= most:
+                return step if step <= peak else 0.0
+    return 0.0
+
+
+class VolumeAxis(pg.AxisItem):
+    """The volume's scale on the left: messages a minute at round values up to the busiest
+    bin (above it are the pile-up bars, not volume); the top label names the unit."""
+
+    def __init__(self, unit: str):
+        super().__init__("left")
+        self.unit = unit
+        self.peak = 0.0            # messages a minute where the area is at its top (y = 1)
+        self.drawn_lines: list[tuple[float, str]] = []     # as last laid out for drawing
+
+    def gridlines(self, size_px: float, span: float = TOP) -> list[tuple[float, str]]:
+        """(y in the strip, label) of each gridline, for an axis ``size_px`` tall showing
+        ``span`` of y."""
+        room = size_px / max(span, 1e-9)                # pixels from y 0 to y 1
+        step = volume_step(self.peak, self.peak * LABEL_GAP_PX / max(room, 1e-9))
+        if not step:
+            return []
+        # Not 0 (the strip's foot says that); the top one names the unit.
+        digits = 0 if step >= 1 else 1
+        out = [(step * k / self.peak, f"{step * k:,.{digits}f}")
+               for k in range(1, int(self.peak // step) + 1)]
+        if out:
+            y, top = out[-1]
+            out[-1] = (y, f"{top} {self.unit}")
+        return out
+
+    def tickValues(self, minVal, maxVal, size):
+        self.drawn_lines = self.gridlines(size, maxVal - minVal)
+        return [(1.0, [y for y, _ in self.drawn_lines])] if self.drawn_lines else []
+
+    def tickStrings(self, values, scale, spacing):
+        words = {round(y, 9): text for y, text in self.drawn_lines}
+        return [words.get(round(v, 9), "") for v in values]
+
+
 class StripBox(pg.ViewBox):
     """The strip's view: no pan or zoom; a left-drag across it marks a loop (a click seeks)."""
 
@@ -87,14 +149,17 @@ class Timeline(pg.PlotWidget):
     def __init__(self, start_ms: int, end_ms: int, lang: str = "zh", parent=None):
         self.start_ms, self.end_ms, self.lang = int(start_ms), int(end_ms), lang
         box = StripBox()
+        self.volume_axis = VolumeAxis(tr("tp.per_min", lang))
         super().__init__(parent, background=theme.PANEL, viewBox=box,
-                         axisItems={"bottom": BeijingAxis(self.start_ms)})
+                         axisItems={"bottom": BeijingAxis(self.start_ms),
+                                    "left": self.volume_axis})
         box.dragged = self._drawing
         self.marks: ReplayMarks | None = None
+        self.forward_only = ""             # training: why the strip cannot go back or loop
+        self.now_ms = self.start_ms        # the replay's time, as last shown
         self._setting = False              # drawing the replay's loop: not the user's drag
         self._drawn = False                # a loop being drawn by a drag across the strip
         pi = self.getPlotItem()
-        pi.hideAxis("left")
         pi.setMenuEnabled(False)
         pi.hideButtons()
         pi.setMouseEnabled(x=False, y=False)
@@ -102,12 +167,22 @@ class Timeline(pg.PlotWidget):
         ax = pi.getAxis("bottom")
         ax.setPen(pg.mkPen(theme.MUTED))
         ax.setTextPen(pg.mkPen(theme.TEXT))
-        ax.setStyle(tickFont=theme.font(18), tickLength=-8)
+        ax.setStyle(tickFont=theme.font(AXIS_PX), tickLength=-8)
+        # The volume's scale: messages a minute, in the volume's own colour, its gridlines
+        # across the strip.
+        vol = self.volume_axis
+        vol.setPen(pg.mkPen(theme.MUTED))
+        vol.setTextPen(pg.mkPen(DENSITY_LINE))
+        vol.setStyle(tickFont=theme.font(AXIS_PX), tickLength=0, tickTextOffset=6,
+                     autoExpandTextSpace=True)
+        vol.setGrid(90)
+        vol.setToolTip(tr("tp.volume_tip", lang))
         span_s = max((self.end_ms - self.start_ms) / 1000, 1.0)
         pi.setXRange(0, span_s, padding=0.005)
         pi.setYRange(0, TOP, padding=0)
         self.density = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
-                                       brush=pg.mkBrush(*DENSITY_RGBA), pen=pg.mkPen(None))
+                                       brush=pg.mkBrush(*DENSITY_RGBA),
+                                       pen=pg.mkPen(DENSITY_LINE, width=2))
         self.alarms = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
                                       brush=pg.mkBrush(239, 68, 68, 80),
                                       pen=pg.mkPen(theme.ALARM, width=2))
@@ -120,6 +195,9 @@ class Timeline(pg.PlotWidget):
                                         hoverBrush=pg.mkBrush(56, 189, 248, 90))
         self.loop.setVisible(False)
         self.loop.sigRegionChangeFinished.connect(self._loop_dragged)
+        self.past = pg.LinearRegionItem((0, 0), movable=False, brush=pg.mkBrush(*PAST_RGBA),
+                                        pen=pg.mkPen(None), hoverBrush=pg.mkBrush(*PAST_RGBA))
+        self.past.setVisible(False)
         self.mark_a = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3,
                                                              style=Qt.DashLine))
         self.mark_a.setVisible(False)
@@ -128,8 +206,8 @@ class Timeline(pg.PlotWidget):
                                         hoverPen=pg.mkPen(theme.ACCENT, width=6))
         self.now_line.sigPositionChangeFinished.connect(
             lambda line: self.seek_requested.emit(self.ms_at(line.value())))
-        for item in (self.density, self.alarms, self.overdue, self.loop, self.pile_bars,
-                     self.pile_ticks, self.mark_a, self.now_line):
+        for item in (self.density, self.alarms, self.overdue, self.past, self.loop,
+                     self.pile_bars, self.pile_ticks, self.mark_a, self.now_line):
             pi.addItem(item)
         self.scene().sigMouseClicked.connect(self._clicked)
         self.scene().sigMouseMoved.connect(self._hovered)
@@ -152,6 +230,9 @@ class Timeline(pg.PlotWidget):
     def set_marks(self, marks: ReplayMarks) -> None:
         self.marks = marks
         x = (marks.edges - self.start_ms) / 1000
+        self.volume_axis.peak = marks.peak_per_minute()
+        self.volume_axis.picture = None          # its gridlines follow the new peak
+        self.volume_axis.update()
         for item, counts in ((self.density, marks.density), (self.alarms, marks.alarms),
                              (self.overdue, marks.overdue)):
             top = max(1, int(counts.max())) if len(counts) else 1
@@ -174,8 +255,11 @@ class Timeline(pg.PlotWidget):
     def show_time(self, now_ms: int, loop: tuple[int, int] | None,
                   pending_a: int | None) -> None:
         """Redraw the replay's time, loop and pending loop start (left alone while dragged)."""
+        self.now_ms = int(now_ms)
+        x = self.x_at(now_ms)
+        self._show_past()
         if not self.now_line.moving:
-            self.now_line.setValue(self.x_at(now_ms))
+            self.now_line.setValue(x)
         self.mark_a.setVisible(pending_a is not None)
         if pending_a is not None:
             self.mark_a.setValue(self.x_at(pending_a))
@@ -185,6 +269,28 @@ class Timeline(pg.PlotWidget):
         if loop is not None and not any(line.moving for line in self.loop.lines) \
                 and not self.loop.moving:
             self._show_loop(self.x_at(loop[0]), self.x_at(loop[1]))
+
+    def set_forward_only(self, why: str) -> None:
+        """Training (``why``: the reason, in words) or not (""): the past shaded and saying
+        why, clicks there doing nothing, the now-line dragged forward only, no loop drawn."""
+        if why == self.forward_only:
+            return
+        self.forward_only = why
+        self.getPlotItem().vb.dragged = None if why else self._drawing
+        self.past.setVisible(bool(why))
+        self.loop.setMovable(not why)
+        if why:
+            self.loop.setVisible(False)
+        else:
+            self.now_line.setBounds((None, None))
+        self._show_past()
+
+    def _show_past(self) -> None:
+        if not self.forward_only:
+            return
+        x = self.x_at(self.now_ms)
+        self.now_line.setBounds((x, None))          # the now-line drags forward only
+        self.past.setRegion((0, x))
 
     def _show_loop(self, a: float, b: float) -> None:
         self._setting = True
@@ -196,11 +302,15 @@ class Timeline(pg.PlotWidget):
     def tip_at(self, ms: int) -> str:
         """The counts of the bin at ``ms`` and the pile-ups over it."""
         m = self.marks
+        past = [self.forward_only] if self.forward_only and ms < self.now_ms else []
         if m is None or not len(m.density):
-            return hhmm(ms, seconds=True)
+            return "\n".join(past + [hhmm(ms, seconds=True)])
         i = int(np.clip(np.searchsorted(m.edges, ms, side="right") - 1, 0, len(m.density) - 1))
-        lines = [tr("tp.tip", self.lang, t=f"{hhmm(m.edges[i])}–{hhmm(m.edges[i + 1])}",
-                    n=int(m.density[i]), a=int(m.alarms[i]), o=int(m.overdue[i]))]
+        secs = m.bin_ms < 60_000                 # a bin under a minute: its seconds too
+        span = f"{hhmm(m.edges[i], secs)}–{hhmm(m.edges[i + 1], secs)}"
+        rate = f"{m.density[i] * m.per_minute:,.{0 if m.per_minute >= 1 else 1}f}"
+        lines = past + [tr("tp.tip", self.lang, t=span, n=int(m.density[i]), a=int(m.alarms[i]),
+                           o=int(m.overdue[i])) + f" · {rate} {tr('tp.per_min', self.lang)}"]
         lines += [p.label(self.lang) for p in m.marks if p.start_ms <= ms < p.end_ms]
         return "\n".join(lines)
 
@@ -212,7 +322,10 @@ class Timeline(pg.PlotWidget):
         if not vb.sceneBoundingRect().contains(ev.scenePos()):
             return
         ev.accept()
-        self.seek_requested.emit(self.ms_at(vb.mapSceneToView(ev.scenePos()).x()))
+        ms = self.ms_at(vb.mapSceneToView(ev.scenePos()).x())
+        if self.forward_only and ms < self.now_ms:
+            return                  # the shaded past: nothing to do there (its tooltip says why)
+        self.seek_requested.emit(ms)
 
     def _hovered(self, pos) -> None:
         vb = self.getPlotItem().vb
@@ -229,6 +342,6 @@ class Timeline(pg.PlotWidget):
             self.loop_requested.emit(self.ms_at(lo), self.ms_at(hi))
 
     def _loop_dragged(self) -> None:
-        if not self._setting:
+        if not self._setting and not self.forward_only:
             a, b = self.loop.getRegion()
             self.loop_requested.emit(self.ms_at(a), self.ms_at(b))
