@@ -14,6 +14,7 @@ from datetime import datetime
 
 from situation.atomic import write_text_atomic
 from situation.catalog import category_name, district_name, stage_name
+from situation.palette import PAPER
 from situation.public_map import CITY_TZ, html_text
 
 TEXT = {
@@ -60,22 +61,24 @@ TEXT = {
     },
 }
 
-_CSS = """
-body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Helvetica Neue",
-       Arial, sans-serif; color: #111; background: #fff; margin: 24px; font-size: 14px; }
-h1 { font-size: 24px; margin: 0 0 4px 0; }
-h2 { font-size: 17px; margin: 22px 0 8px 0; border-bottom: 2px solid #111; }
-p.meta { margin: 2px 0; color: #333; }
-table { border-collapse: collapse; width: 100%; margin-bottom: 8px; }
-th, td { border: 1px solid #999; padding: 4px 6px; text-align: left; vertical-align: top; }
-th { background: #eee; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.bad { font-weight: bold; }
-table.totals td.n { font-size: 18px; font-weight: bold; }
-tr { page-break-inside: avoid; }
-thead { display: table-header-group; }
-p.foot { color: #444; font-size: 12px; margin-top: 16px; }
-@media print { body { margin: 10mm; font-size: 11px; } h2 { page-break-after: avoid; } }
+_CSS = f"""
+body {{ font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Helvetica Neue",
+       Arial, sans-serif; color: {PAPER["TEXT"]}; background: {PAPER["BG"]}; margin: 24px;
+       font-size: 14px; }}
+h1 {{ font-size: 24px; margin: 0 0 4px 0; }}
+h2 {{ font-size: 17px; margin: 22px 0 8px 0; border-bottom: 2px solid {PAPER["TEXT"]}; }}
+p.meta {{ margin: 2px 0; color: {PAPER["SOFT"]}; }}
+table {{ border-collapse: collapse; width: 100%; margin-bottom: 8px; }}
+th, td {{ border: 1px solid {PAPER["RULE"]}; padding: 4px 6px; text-align: left;
+          vertical-align: top; }}
+th {{ background: {PAPER["HEAD_BG"]}; }}
+td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.bad {{ font-weight: bold; }}
+table.totals td.n {{ font-size: 18px; font-weight: bold; }}
+tr {{ page-break-inside: avoid; }}
+thead {{ display: table-header-group; }}
+p.foot {{ color: {PAPER["FOOT"]}; font-size: 12px; margin-top: 16px; }}
+@media print {{ body {{ margin: 10mm; font-size: 11px; }} h2 {{ page-break-after: avoid; }} }}
 """
 
 

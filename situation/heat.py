@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from feeds.districts import by_adcode, city_bbox, load_districts
+from situation import palette
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -39,14 +40,8 @@ UNIT_CELL_M = 100          # 万米单元网格: the 10,000 m² unit grid, when 
 WINDOWS_MS = (1 * HOUR_MS, 6 * HOUR_MS, 24 * HOUR_MS)
 
 # Colour stops (position, colour, alpha) of the case heat: dark → amber → red. Shared by the
-# panel and the map overlay so the two legends read the same.
-HEAT_STOPS: tuple[tuple[float, str, int], ...] = (
-    (0.0, "#6b2a0a", 215),
-    (0.3, "#c2560c", 235),
-    (0.55, "#f59e0b", 245),
-    (0.8, "#ef4444", 250),
-    (1.0, "#ff2e63", 255),
-)
+# panel and the map overlay so the two legends read the same; defined in situation.palette.
+HEAT_STOPS: tuple[tuple[float, str, int], ...] = palette.HEAT_RAMP
 
 # Sensor layers the wall offers: (kind, metric).
 SENSOR_LAYERS: tuple[tuple[str, str], ...] = (

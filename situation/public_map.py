@@ -21,7 +21,6 @@ not placed: the page opens fitted to the city. No Qt here.
 """
 from __future__ import annotations
 
-import colorsys
 import html
 import json
 import math
@@ -41,12 +40,14 @@ from feeds.schema import CASE_STATUSES, Case
 from situation.catalog import category_name, district_name, stage_name
 from situation.atomic import write_text_atomic
 from situation.mapkit import offline_map
+from situation.palette import CARD_ALPHA, PUBLIC, SHADOW_ALPHA, rgb
+from situation import palette
 from situation.store import Situation
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 # A case further than this beyond the city's bounding box is not placed (about 50 km).
 FAR_MARGIN_DEG = 0.5
-NO_DISTRICT_COLOUR = "#6b7280"
+NO_DISTRICT_COLOUR = PUBLIC["NO_DISTRICT"]
 
 TEXT = {
     "zh": {
@@ -171,16 +172,15 @@ class _Raw(Element):
 
 # ---- colours and places ---------------------------------------------------------------------
 def district_colours() -> dict[str, tuple[str, str]]:
-    """adcode → (soft fill, deep marker colour) of the same hue. Hues step by the golden
-    angle in adcode order, so the neighbouring core districts (110101-110108) differ."""
-    out = {}
-    for i, d in enumerate(sorted(load_districts(), key=lambda d: d.adcode)):
-        hue = (i * 0.381966 + 0.02) % 1.0
-        soft = colorsys.hls_to_rgb(hue, 0.85, 0.55)
-        deep = colorsys.hls_to_rgb(hue, 0.36, 0.70)
-        out[d.adcode] = tuple("#" + "".join(f"{round(c * 255):02x}" for c in rgb)
-                              for rgb in (soft, deep))
-    return out
+    """adcode → (soft fill, deep marker colour) of the same hue (``palette.district_colours``:
+    hues step by the golden angle in adcode order, so the neighbouring core districts
+    (110101-110108) differ)."""
+    ds = sorted(load_districts(), key=lambda d: d.adcode)
+    return {d.adcode: pair for d, pair in zip(ds, palette.district_colours(len(ds)))}
+
+
+def _css_rgba(colour: str, alpha: float) -> str:
+    return "rgba({}, {}, {}, {:g})".format(*rgb(colour), alpha)
 
 
 def _label_point(d: District) -> tuple[float, float]:
@@ -213,65 +213,67 @@ def beijing_time(ms: int) -> str:
 
 # ---- the page -------------------------------------------------------------------------------
 _CSS = """
-html, body { margin: 0; padding: 0; height: 100%; }
+html, body { margin: 0; padding: 0; height: 100%%; }
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Source Han Sans SC",
-       "Helvetica Neue", Arial, sans-serif; color: #1f2937; }
-.leaflet-container { background: #e8eef3; font-family: inherit; }
-.cw-card { position: absolute; z-index: 1000; background: rgba(255,255,255,0.96);
-           border-radius: 10px; box-shadow: 0 2px 12px rgba(15,23,42,0.18); }
-#cw-title { top: 14px; left: 60px; padding: 12px 18px; border-top: 4px solid #c8102e; }
+       "Helvetica Neue", Arial, sans-serif; color: %(TEXT)s; }
+.leaflet-container { background: %(GROUND)s; font-family: inherit; }
+.cw-card { position: absolute; z-index: 1000; background: %(card)s;
+           border-radius: 10px; box-shadow: 0 2px 12px %(shadow)s; }
+#cw-title { top: 14px; left: 60px; padding: 12px 18px; border-top: 4px solid %(BRAND)s; }
 #cw-title h1 { margin: 0; font-size: 22px; font-weight: 700; letter-spacing: 0.5px; }
-#cw-title h1 .cw-heart { color: #c8102e; }
-#cw-title .cw-sub { margin-top: 4px; font-size: 13px; color: #4b5563; }
+#cw-title h1 .cw-heart { color: %(BRAND)s; }
+#cw-title .cw-sub { margin-top: 4px; font-size: 13px; color: %(SUB)s; }
 #cw-title .cw-total { font-size: 13px; margin-top: 6px; }
-#cw-title .cw-total b { font-size: 20px; color: #c8102e; margin: 0 2px; }
-#cw-panel { top: 14px; right: 14px; max-height: calc(100% - 62px); width: 320px; padding: 12px 16px;
+#cw-title .cw-total b { font-size: 20px; color: %(BRAND)s; margin: 0 2px; }
+#cw-panel { top: 14px; right: 14px; max-height: calc(100%% - 62px); width: 320px;
+            padding: 12px 16px;
             overflow-y: auto; font-size: 13px; }
 #cw-panel h2 { font-size: 14px; margin: 12px 0 6px; padding-bottom: 3px;
-               border-bottom: 1px solid #e5e7eb; color: #111827; }
+               border-bottom: 1px solid %(RULE)s; color: %(HEAD)s; }
 #cw-panel h2:first-child { margin-top: 0; }
-#cw-panel table { width: 100%; border-collapse: collapse; }
+#cw-panel table { width: 100%%; border-collapse: collapse; }
 #cw-panel td { padding: 2px 0; vertical-align: middle; }
 #cw-panel td.n { text-align: right; font-variant-numeric: tabular-nums; width: 44px; }
 #cw-panel td.bar { width: 90px; padding-left: 8px; }
-#cw-panel .cw-bar { height: 7px; border-radius: 4px; background: #c8102e; opacity: 0.75; }
-#cw-panel .cw-sw { display: inline-block; width: 9px; height: 9px; border-radius: 50%;
-                   margin: 0 8px 0 3px; vertical-align: 0; border: 1.5px solid #fff;
-                   box-shadow: 0 0 0 3px var(--soft, #e5e7eb); }
-#cw-panel .cw-none { color: #6b7280; }
-#cw-panel .cw-note { color: #6b7280; font-size: 12px; margin: 0 0 4px; }
+#cw-panel .cw-bar { height: 7px; border-radius: 4px; background: %(BRAND)s; opacity: 0.75; }
+#cw-panel .cw-sw { display: inline-block; width: 9px; height: 9px; border-radius: 50%%;
+                   margin: 0 8px 0 3px; vertical-align: 0; border: 1.5px solid %(CARD)s;
+                   box-shadow: 0 0 0 3px var(--soft, %(RULE)s); }
+#cw-panel .cw-none { color: %(MUTED)s; }
+#cw-panel .cw-note { color: %(MUTED)s; font-size: 12px; margin: 0 0 4px; }
 #cw-panel ul.cw-odd { margin: 0; padding: 0; list-style: none; }
-#cw-panel ul.cw-odd li { padding: 4px 0; border-bottom: 1px dashed #e5e7eb;
+#cw-panel ul.cw-odd li { padding: 4px 0; border-bottom: 1px dashed %(RULE)s;
                          overflow-wrap: anywhere; }
-#cw-panel ul.cw-odd .cw-coord { color: #6b7280; font-size: 12px; }
-#cw-panel .cw-foot { margin-top: 12px; color: #6b7280; font-size: 11.5px; }
+#cw-panel ul.cw-odd .cw-coord { color: %(MUTED)s; font-size: 12px; }
+#cw-panel .cw-foot { margin-top: 12px; color: %(MUTED)s; font-size: 11.5px; }
 #cw-panel .cw-cols td:first-child { white-space: nowrap; }
 #cw-panel .cw-grid { display: grid; grid-template-columns: 1fr 1fr; column-gap: 14px; }
 #cw-panel .cw-grid div { display: flex; padding: 2px 0; white-space: nowrap; }
 #cw-panel .cw-grid div span.name { flex: 1; overflow: hidden; text-overflow: ellipsis; }
 #cw-panel .cw-grid div span.n { font-variant-numeric: tabular-nums; padding-left: 4px; }
-#cw-panel .cw-grid div.zero { color: #9ca3af; }
+#cw-panel .cw-grid div.zero { color: %(FAINT)s; }
 @media (max-width: 760px) {
   #cw-title { left: 10px; right: 10px; top: 10px; padding: 8px 12px; }
   #cw-title h1 { font-size: 17px; }
-  #cw-panel { top: auto; left: 10px; right: 10px; bottom: 28px; width: auto; max-height: 38%; }
+  #cw-panel { top: auto; left: 10px; right: 10px; bottom: 28px; width: auto; max-height: 38%%; }
 }
 .cw-dlabel.cw-small span { font-size: 10.5px; }
-.cw-dlabel span { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
-                  font-size: 12px; font-weight: 600; color: #374151; pointer-events: none;
-                  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.cw-dlabel span { position: absolute; transform: translate(-50%%, -50%%); white-space: nowrap;
+                  font-size: 12px; font-weight: 600; color: %(LABEL)s; pointer-events: none;
+                  text-shadow: 0 0 3px %(CARD)s, 0 0 3px %(CARD)s, 0 0 2px %(CARD)s; }
 .cw-case { min-width: 220px; max-width: 300px; font-size: 13px; line-height: 1.45; }
 .cw-case .cw-case-title { font-weight: 700; font-size: 14px; margin-bottom: 4px;
                           overflow-wrap: anywhere; white-space: pre-wrap; }
 .cw-case table { border-collapse: collapse; }
 .cw-case td { padding: 1px 8px 1px 0; vertical-align: top; overflow-wrap: anywhere; }
-.cw-case td:first-child { color: #6b7280; white-space: nowrap; }
-.cw-case .cw-case-desc { margin-top: 6px; padding-top: 6px; border-top: 1px solid #e5e7eb;
+.cw-case td:first-child { color: %(MUTED)s; white-space: nowrap; }
+.cw-case .cw-case-desc { margin-top: 6px; padding-top: 6px; border-top: 1px solid %(RULE)s;
                          white-space: pre-wrap; overflow-wrap: anywhere; }
 .cw-tip { font-size: 12px; width: max-content; max-width: 260px; white-space: pre-wrap;
           overflow-wrap: anywhere; }
 .cw-tip b { display: block; }
-"""
+""" % {**PUBLIC, "card": _css_rgba(PUBLIC["CARD"], CARD_ALPHA),
+       "shadow": _css_rgba(PUBLIC["SHADOW"], SHADOW_ALPHA)}
 
 # Fixed script: the data arrives as a JSON literal and is only ever set with textContent.
 _CASES_JS = """
@@ -279,6 +281,7 @@ _CASES_JS = """
     var map = %(map)s;
     var words = %(words)s;
     var cases = %(cases)s;
+    var edge = %(edge)s;
     // Cases on a canvas of their own, above the district names, below tooltips and popups.
     var pane = map.createPane("cw-cases");
     pane.style.zIndex = 620;
@@ -316,7 +319,7 @@ _CASES_JS = """
     }
     cases.forEach(function (c) {
         var m = L.circleMarker([c.lat, c.lon], {
-            radius: c.priority === 1 ? 7.5 : 6, color: "#ffffff", weight: 1.5,
+            radius: c.priority === 1 ? 7.5 : 6, color: edge, weight: 1.5,
             fillColor: c.colour, fillOpacity: 0.92, caseId: c.id,
             pane: "cw-cases", renderer: renderer
         });
@@ -341,7 +344,8 @@ class _CaseLayer(MacroElement):
     def render(self, **kwargs):
         figure = self.get_root()
         script = _CASES_JS % {"map": self._parent.get_name(), "words": js_literal(self.words),
-                              "cases": js_literal(self.cases)}
+                              "cases": js_literal(self.cases),
+                              "edge": js_literal(PUBLIC["CARD"])}
         figure.script.add_child(_Raw(script), name=self.get_name())
 
 
@@ -402,7 +406,7 @@ def _panel(open_cases: list[Case], misplaced: list[Case], lang: str, colours: di
                  for d in sorted(load_districts(), key=lambda d: d.adcode)]
     outside = sum(n for code, n in dists.items() if code not in colours)
     if outside:
-        dist_rows.append((w["outside"], outside, ("#e5e7eb", NO_DISTRICT_COLOUR)))
+        dist_rows.append((w["outside"], outside, (PUBLIC["NO_DISTRICT_FILL"], NO_DISTRICT_COLOUR)))
 
     odd = []
     for c in sorted(misplaced, key=lambda c: c.case_id):
@@ -461,8 +465,8 @@ def build_public_map(situation: Situation, lang: str = "zh") -> str:
     folium.GeoJson(
         geo, name=w["by_district"], control=False, interactive=False, smooth_factor=0.5,
         style_function=lambda f: {
-            "fillColor": colours.get(f["properties"]["adcode"], ("#dddddd",))[0],
-            "fillOpacity": 0.9, "color": "#ffffff", "weight": 1.6, "opacity": 1.0},
+            "fillColor": colours.get(f["properties"]["adcode"], (PUBLIC["NO_DISTRICT_FILL"],))[0],
+            "fillOpacity": 0.9, "color": PUBLIC["CARD"], "weight": 1.6, "opacity": 1.0},
     ).add_to(m)
     for d in load_districts():
         lon, lat = _label_point(d)

@@ -213,9 +213,33 @@ def test_picking_a_case_in_the_queue_zooms_every_map_to_it(qtbot):
     rect = queue.table.visualRect(queue.model.index(row, 1))
     qtbot.mouseClick(queue.table.viewport(), Qt.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: "C-SOON" in city.details.text(), timeout=5000)
-    qtbot.waitUntil(lambda: run_js(qtbot, city, "cw.centre()")[2] == 16, timeout=5000)
-    lat, lon, _ = run_js(qtbot, city, "cw.centre()")
+    # Framed (#14): centred on the case, with its neighbourhood and nearest available units.
+    qtbot.waitUntil(lambda: abs(run_js(qtbot, city, "cw.centre()")[0] - 39.99) < 1e-3,
+                    timeout=5000)
+    lat, lon, zoom = run_js(qtbot, city, "cw.centre()")
     assert abs(lat - 39.99) < 1e-3 and abs(lon - 116.48) < 1e-3
+    assert 10 <= zoom <= 17
+    check_frame(qtbot, city, "C-SOON")
+
+
+def check_frame(qtbot, m, case_id, units=True):
+    """The view around a picked case: at least MIN_FRAME_M across, its nearest available
+    units inside."""
+    from widgets.city_map import MIN_FRAME_M, UNITS_IN_FRAME
+    s, w, n, e = run_js(qtbot, m, "cw.viewBounds()")
+    lat = (s + n) / 2
+    height_m = (n - s) * 111_320
+    width_m = (e - w) * 111_320 * math.cos(math.radians(lat))
+    assert min(height_m, width_m) >= MIN_FRAME_M * 0.95, (height_m, width_m)
+    st = m.situation
+    case = st.cases[case_id]
+    free = sorted(((math.hypot((u.lat - case.lat) * 111_320,
+                               (u.lon - case.lon) * 111_320 * math.cos(math.radians(lat))), u)
+                   for u in st.units.values() if u.status == "available"
+                   and not st.unit_stale(u)), key=lambda t: t[0])
+    assert free or not units, "no available unit: the test would prove little"
+    for _, u in free[:UNITS_IN_FRAME]:
+        assert s <= u.lat <= n and w <= u.lon <= e, u.unit_id
 
 
 def test_heat_overlay_counts_the_cases_of_the_last_six_hours(qtbot):

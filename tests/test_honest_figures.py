@@ -365,17 +365,16 @@ def test_every_chart_axis_has_a_label_with_its_unit(qtbot, themed, lang):
 # ---- 城管's words -----------------------------------------------------------------------------
 
 def test_no_police_vocabulary_on_the_wall():
-    from widgets import i18n, peak_duty, supervision as sup_widget, heat_panels
+    from widgets import i18n           # every panel's words (peak duty, supervision, heat…)
     from situation import catalog
-    words = [v for table in (i18n.STRINGS, peak_duty.WORDS, sup_widget.STRINGS,
-                             heat_panels.STRINGS) for pair in table.values() for v in pair]
+    words = [v for pair in i18n.STRINGS.values() for v in pair]
     for table in (catalog.CATEGORIES, catalog.CASE_STAGES, catalog.UNIT_KINDS,
                   catalog.UNIT_STATUSES, catalog.SENSOR_KINDS, catalog.SOURCES):
         words += [str(v) for entry in table.values() for v in entry]
     text = "\n".join(words)
     assert "警力" not in text and "警员" not in text and "民警" not in text    # 告警 is fine
     assert not re.search(r"\bpolic(e|ing)\b", text, re.I)
-    assert "执法力量" in peak_duty.WORDS["needed"][0] and "在岗" in peak_duty.WORDS["rostered"][0]
+    assert "执法力量" in i18n.tr("peak.needed", "zh") and "在岗" in i18n.tr("peak.rostered", "zh")
 
 
 def test_the_files_here_do_not_say_jingli():

@@ -50,7 +50,7 @@ def test_presets_are_the_ones_asked_for():
     assert len(load_layout("training", KNOWN).screens) == 1
     w3 = load_layout("wall-3", KNOWN)
     assert [set(s.panels()) for s in w3.screens] == [
-        {"city_map"}, {"spatial_heat", "temporal_heat", "peak_duty"},
+        {"city_map"}, {"spatial_heat", "temporal_heat", "peak_duty", "sensor_tiles"},
         {"case_queue", "unit_roster", "supervision_kpis", "order_audit", "feed_health"}]
 
 

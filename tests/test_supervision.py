@@ -366,22 +366,23 @@ def cells(panel, key, role=Qt.DisplayRole):
 
 
 def test_kpi_strip_zh_and_en(qtbot, wall, fixed):
-    p = SupervisionKpis(fixed.situation, "zh", min_cases=1)   # every ratio (the default: 5)
+    # every figure (where no full header is above it); every ratio (the default: 5)
+    p = SupervisionKpis(fixed.situation, "zh", min_cases=1, keys=SupervisionKpis.ALL_KEYS)
     qtbot.addWidget(p)
     p.refresh()
     tiles = p.tiles
     assert p.title.text() == "监督考评"
-    assert [tiles[k].value.text() for k in p.KEYS] == ["5", "3", "75%", "15.0", "60%", "40%",
-                                                       "20%"]
+    assert [tiles[k].value.text() for k in p.ALL_KEYS] == ["5", "3", "75%", "15.0", "60%",
+                                                           "40%", "20%"]
     assert tiles["scene"].unit.text() == "分"
     assert tiles["fast"].detail.text() == "3/4 件" and tiles["close"].detail.text() == "3/5 件"
     assert tiles["overdue"].detail.text() == "占在办 60%"
-    colour = {k: tiles[k].value.styleSheet() for k in p.KEYS}
+    colour = {k: tiles[k].value.styleSheet() for k in p.ALL_KEYS}
     assert theme.ALARM in colour["overdue"] and theme.WARN in colour["fast"]
     assert theme.TEXT in colour["scene"] and theme.ALARM in colour["on_time"]
     assert "应结案 5 件" in p.summary.text() and "近24小时" in p.summary.text()
     assert not p.grab().isNull()
-    en = SupervisionKpis(fixed.situation, "en", min_cases=1)
+    en = SupervisionKpis(fixed.situation, "en", min_cases=1, keys=SupervisionKpis.ALL_KEYS)
     qtbot.addWidget(en)
     en.refresh()
     assert en.title.text() == "Supervision"
@@ -391,6 +392,21 @@ def test_kpi_strip_zh_and_en(qtbot, wall, fixed):
     fixed.clock.advance(HOUR)
     en.refresh()
     assert en.tiles["overdue"].value.text() == "5" and en.tiles["close"].value.text() == "42.9%"
+
+
+def test_kpi_strip_does_not_repeat_the_headers_figures(qtbot, wall, fixed):
+    """Right under the command screen's header the strip shows only what the header does
+    not: open and overdue are the header's (overdue the largest figure on the wall)."""
+    from widgets.header import Header
+    header = Header(fixed.situation, "zh", "LIVE")
+    qtbot.addWidget(header)
+    p = SupervisionKpis(fixed.situation, "zh", min_cases=1)
+    qtbot.addWidget(p)
+    p.refresh()
+    assert set(p.tiles) == set(p.KEYS) and not set(p.tiles) & set(header.kpis)
+    captions = {tile.caption.text() for tile in p.tiles.values()}
+    assert not captions & {kpi.label.text() for kpi in header.kpis.values()}
+    assert [p.tiles[k].value.text() for k in p.KEYS] == ["75%", "15.0", "60%", "40%", "20%"]
 
 
 def test_district_table_worst_first_and_red_overdue(qtbot, wall, fixed):

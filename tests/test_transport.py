@@ -383,7 +383,11 @@ def test_every_wall_window_gets_a_bar_again_when_the_wall_is_relaid(qtbot, day):
     bars = [w.transport for w in again] + [w.transport for w in first if w.transport]
     bars[0].control.step(+1)                               # one bar acts, every bar follows
     assert len({id(b.control) for b in bars}) == 1
-    assert {b.time.text() for b in bars} == {hhmm(replay.clock.now_ms(), seconds=True)}
+    # … each bar's window shows the one time: its header's clock (the bar shows none there).
+    import shiboken6
+    clocks = [b.header_clock for b in bars if shiboken6.isValid(b.header_clock)]
+    assert len(clocks) >= len(again)
+    assert {c.time.text() for c in clocks} == {hhmm(replay.clock.now_ms(), seconds=True)}
 
 
 def test_a_two_screen_replay_wall_has_a_bar_on_each_screen(tmp_path, day):

@@ -188,8 +188,10 @@ def test_the_night_layout_windows_use_the_night_palette(qtbot, qapp, sc):
 
 def test_the_map_hint_is_gone_from_the_code():
     import widgets.city_map as city_map
+    from widgets.i18n import STRINGS
     text = Path(city_map.__file__).read_text(encoding="utf-8")
-    assert "点击地图上的标记查看详情" not in text and "click_hint" not in city_map.STRINGS
+    assert "点击地图上的标记查看详情" not in text and "map.click_hint" not in STRINGS
+    assert not any("点击地图上的标记" in zh for zh, _ in STRINGS.values())
 
 
 def visible_cells(panel) -> list[str]:

@@ -149,7 +149,7 @@ def test_english_columns_and_words(qtbot, sc):
     q.refresh()
     assert q.model.headers[0] == "Case"
     late = cells(q, "C-LATE")
-    assert late[1] == "Street vending" and late[3] == "Dispatched" and late[5] == "overdue 20m"
+    assert late[1] == "Street vending" and late[3] == "Dispatched" and late[5] == "late 20m"
 
 
 def test_every_layout_shows_every_first_wall_panel():
@@ -183,7 +183,7 @@ def test_durations_read_with_their_units():
     assert hm(45_000) == "45秒" and hm(7 * MIN + 23_000) == "7分23秒"
     assert hm(45 * MIN) == "45分" and hm(125 * MIN) == "2时05分"
     assert hm(3 * 24 * 60 * MIN + 60 * MIN, "en") == "3d1h"
-    assert time_left(None, 0) == "—" and time_left(0, 90_000, "en") == "overdue 1m30s"
+    assert time_left(None, 0) == "—" and time_left(0, 90_000, "en") == "late 1m30s"
 
 
 def test_wall_mode_frameless_pointer_hides_when_idle_and_program_close_does_not_ask(qtbot, sc):

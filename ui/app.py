@@ -147,8 +147,7 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
     if not isinstance(layout, engine.Layout):
         layout, problem = engine.load_or_default(layout or "commander", set(PANELS),
                                                  engine.load_layout("commander", set(PANELS)))
-    console = CommanderConsole(session.situation, bridge, args.lang, session.mode,
-                               layout.screens[0])
+    console = CommanderConsole(session.situation, bridge, args.lang, session.mode, layout)
     console.header.show_security(session.security.exposed())
     link_panels([console], orders)
     if session.replay is not None:             # the transport bar, under the docks
@@ -282,6 +281,11 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     else:
         key = getattr(args, "layout", None) or (
             "training" if getattr(args, "training", False) else None)   # the trainee's panel
+        if key is None and session.replay is not None and len(screens) == 1 \
+                and not getattr(args, "console", False):
+            # One screen less the transport bar: the built-in wall's bottom row would be a
+            # sliver; the commander's grid (queue, units and feeds in turn, the map) fits.
+            key = "commander"
     layout, notice = load_wall_layout(key, len(screens))
     notice = " · ".join(t for t in (problem, notice) if t) or None
     if getattr(args, "console", False):

@@ -131,7 +131,7 @@ class ConfirmDispatch(Overlay):
             alt = alternative.unit
             self._line(tr("dsp.alt", lang, unit=alt.callsign, kind=unit_kind_name(alt.kind, lang),
                           km=km(alternative.distance_m), eta=eta_words(alternative.eta_s, lang)),
-                       theme.OK)
+                       theme.READY)
         else:
             self._line(tr("dsp.no_alt", lang), theme.MUTED)
         row = QHBoxLayout()
@@ -142,7 +142,7 @@ class ConfirmDispatch(Overlay):
         self.alternative = None
         if alternative is not None:
             self.alternative = _button(tr("dsp.send_alt", lang, unit=alternative.unit.callsign),
-                                       theme.OK)
+                                       theme.READY)
             self.alternative.clicked.connect(lambda: self.answer("alternative"))
             row.addWidget(self.alternative)
         self.cancel = _button(tr("dsp.cancel", lang), theme.ACCENT)
@@ -249,7 +249,7 @@ class UnitPicker(Overlay):
                      (f"{km(sug.distance_m)} km", theme.WARN if worry.far else theme.TEXT,
                       worry.far),
                      (tr("dsp.about", lang, eta=eta_words(sug.eta_s, lang)),
-                      theme.WARN if worry.far else theme.OK, True)]
+                      theme.WARN if worry.far else theme.READY, True)]
             for c, (text, colour, bold) in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setForeground(QBrush(QColor(colour)))

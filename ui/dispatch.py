@@ -213,13 +213,12 @@ class DispatchController(QObject):
         (panel or window) shows the order's toast there."""
         st = self.situation
         case, unit = st.cases.get(case_id), st.units.get(unit_id)
-        zh = self.lang == "zh"
         why = self.refusal("dispatch", case_id, unit_id)
         if why is not None:
             self.refuse("dispatch", case_id, unit_id, why)
             return None
         if case is None or unit is None:
-            self.said.emit("找不到该案件或单元" if zh else "No such case or unit", True)
+            self.said.emit(tr("order.no_such", self.lang), True)
             return None
         try:
             order_id = self.client.send("dispatch", case_id=case_id, unit_id=unit_id)
@@ -229,8 +228,7 @@ class DispatchController(QObject):
         order = self.orders[order_id] = Order(order_id, "dispatch", case_id, unit_id,
                                               sent_ms=st.now_ms())
         self._toast(order, origin)
-        self.said.emit((f"派遣 {unit.callsign} → {case_id}：等待确认" if zh
-                        else f"Dispatch {unit.callsign} → {case_id}: waiting for the service"),
+        self.said.emit(tr("order.waiting", self.lang, unit=unit.callsign, case=case_id),
                        False)
         self.changed.emit()
         return order_id
@@ -314,7 +312,6 @@ class DispatchController(QObject):
 
     def _event(self, event) -> bool:
         kind, *rest = event
-        zh = self.lang == "zh"
         if kind == "ack":
             order_id, reply = rest
             order = self.orders.get(order_id)
@@ -327,8 +324,7 @@ class DispatchController(QObject):
                 order.state, order.reason = "rejected", getattr(reply, "reason", None) or "?"
                 unit = self.situation.units.get(order.unit_id)
                 who = unit.callsign if unit else order.unit_id
-                self.said.emit((f"派遣未获接受：{who} → {order.case_id}：{order.reason}" if zh
-                                else f"Order refused: {who} → {order.case_id}: {order.reason}"),
+                self.said.emit(tr("order.refused", self.lang, unit=who, case=order.case_id, why=order.reason),
                                True)
             return True
         if kind == "resent":
@@ -341,8 +337,7 @@ class DispatchController(QObject):
             if order is None:
                 return False
             order.state = "unconfirmed"
-            self.said.emit(("调度服务未确认该指令，请电话核实" if zh
-                            else "The dispatch service did not confirm the order: check by phone"),
+            self.said.emit(tr("order.unconfirmed", self.lang),
                            True)
             return True
         return False

@@ -19,24 +19,19 @@ from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPdfWriter, QTextDocume
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout)
 
+from situation import palette
 from situation.catalog import category_name, district_name, sensor_kind_name
 from situation.handover import Handover, Listed, ShiftSpan
 from widgets import theme
-from widgets.i18n import tr
+from widgets.i18n import STRINGS, tr
 from widgets.format import hm, number
 from widgets.supervision import figure
-from widgets.supervision import t as kpi_word
 
 SHOW_MS = 15 * 60_000       # on the situation's clock: a handover briefing, then the wall
 # Paper: Latin text from a TrueType face, Chinese from the wall's CJK family. Qt's PDF writer
 # gets the text layer of the CJK (CFF) font's Latin glyphs wrong — digits print right but copy
 # and search as junk — so case numbers would not be findable in the PDF.
 PAPER_LATIN = ("DejaVu Sans", "Liberation Sans", "Arial")
-METRIC_NAMES = {"pm25": ("PM2.5", "PM2.5"), "pm10": ("PM10", "PM10"),
-                "laeq": ("噪声", "LAeq"), "density": ("密度", "density"),
-                "detections": ("识别", "detections"), "illegal": ("违停", "parked"),
-                "tilt_deg": ("倾斜", "tilt"), "open": ("开启", "open"),
-                "fill_pct": ("满溢", "fill")}
 
 
 class Look(NamedTuple):
@@ -51,8 +46,14 @@ class Look(NamedTuple):
     body: int                # list rows
 
 
-SCREEN = Look(theme.TEXT, theme.MUTED, theme.ACCENT, "#12203a", 56, 21, 29, 24)
-PAPER = Look("#111111", "#555555", "#0b5cad", "#eef2f7", 26, 11, 15, 12)
+def screen_look() -> Look:
+    """The wall's look in the palette in use (day or night)."""
+    return Look(theme.TEXT, theme.MUTED, theme.ACCENT, theme.TILE, 56, 21, 29, 24)
+
+
+SCREEN = screen_look()          # the day's; the panel asks screen_look() when it is made
+PAPER = Look(palette.PAPER["TEXT"], palette.PAPER["MUTED"], palette.PAPER["ACCENT"],
+             palette.PAPER["PANEL"], 26, 11, 15, 12)
 
 
 # ---- words -----------------------------------------------------------------------------------
@@ -98,11 +99,11 @@ def tiles(h: Handover, lang: str) -> list[tuple[str, str, str]]:
         (str(h.overdue), tr("ho.overdue", lang), theme.ALARM if h.overdue else theme.OK),
         (str(h.new_cases), tr("ho.new", lang), theme.TEXT),
         (f"{k.closed}/{k.due_to_close}", tr("ho.closed", lang), theme.TEXT),
-        rate("close", kpi_word("k.close", lang)),
-        rate("on_time", kpi_word("k.on_time", lang)),
-        rate("fast", kpi_word("k.fast", lang)),
-        rate("scene", kpi_word("k.scene", lang) + " " + kpi_word("unit.min", lang)),
-        rate("rework", kpi_word("k.rework", lang)),
+        rate("close", tr("sup.k.close", lang)),
+        rate("on_time", tr("sup.k.on_time", lang)),
+        rate("fast", tr("sup.k.fast", lang)),
+        rate("scene", tr("sup.k.scene", lang) + " " + tr("sup.unit.min", lang)),
+        rate("rework", tr("sup.k.rework", lang)),
     ]
 
 
@@ -116,7 +117,8 @@ def late_row(c, lang: str) -> tuple[str, ...]:
 
 
 def alarm_row(a, lang: str) -> tuple[str, ...]:
-    metric = METRIC_NAMES.get(a.metric, (a.metric, a.metric))[0 if lang == "zh" else 1]
+    key = f"ho.metric.{a.metric}"            # a metric without words: its key
+    metric = tr(key, lang) if key in STRINGS else a.metric
     peak = f"{metric} {number(a.peak)}/{number(a.alarm_at)}"
     return (f"<b>{html.escape(a.sensor_id)}</b>",
             f"{sensor_kind_name(a.kind, lang)} {html.escape(district_name(a.district, lang))}",
@@ -299,8 +301,9 @@ class HandoverView(QFrame):
         self.text.setFocusPolicy(Qt.NoFocus)
         self.text.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.text.setStyleSheet(f"background: {theme.PANEL}; color: {theme.TEXT};")
-        self.text.document().setDefaultFont(theme.font(SCREEN.body))
-        self.text.setHtml(body_html(h, lang, tz, SCREEN))
+        look = screen_look()
+        self.text.document().setDefaultFont(theme.font(look.body))
+        self.text.setHtml(body_html(h, lang, tz, look))
         lay.addWidget(self.text, 1)
         hint = QLabel(tr("ho.hint", lang, t=clock(until_ms, tz)) + " · " +
                       tr("ho.generated", lang, t=clock(h.now_ms, tz, "%H:%M:%S")))

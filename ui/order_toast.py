@@ -28,7 +28,7 @@ def toast_words(order, callsign: str, lang: str) -> tuple[str, str, str]:
     else:
         head = tr("dsp.sent", lang, unit=callsign, case=order.case_id or "—")
     if order.state in ("acked", "done"):
-        return head, tr("dsp.accepted", lang), theme.OK
+        return head, tr("dsp.accepted", lang), theme.READY
     if order.state == "rejected":
         return head, tr("dsp.refused", lang, reason=reason_in(order.reason, lang)), \
             theme.ALARM

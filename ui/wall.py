@@ -3,17 +3,17 @@ a grid of panels. Which panels go on which screen depends on how many screens th
 
 Windows redraw from the situation: a panel marked dirty by a change is redrawn at most twice
 times a second, and everything once a second as the clock ticks (countdowns, staleness).
-A layout cell may rotate through several panels (``Rotation``); the pages not on show are
+A layout cell may rotate through several panels (``ui.rotation.Rotation``); the pages not on show are
 not redrawn until they come round. At a shift switch the wall shows the handover summary
 (ui/handover.py) over its first window.
 """
 from __future__ import annotations
 
 import shiboken6
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QCursor, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QLabel, QMenu,
-                               QMessageBox, QStackedLayout, QVBoxLayout, QWidget)
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QMenu, QMessageBox, QVBoxLayout,
+                               QWidget)
 
 from situation.handover import Handover, ShiftSpan, summarise
 from situation.store import Situation
@@ -26,24 +26,26 @@ from widgets.header import Header
 from widgets.host import PanelHost
 from layouts import engine
 from widgets.registry import PANELS
+from ui.rotation import (IDLE_CURSOR_MS, ROTATE_PAUSE_MS, IdlePointer, Rotation,  # noqa: F401
+                         idle_pointer)
 
-IDLE_CURSOR_MS = 5_000      # the pointer hides after this long without moving
-ROTATE_PAUSE_MS = 30_000   # a touch of the mouse over a window holds its rotations this long
 HANDOVER_HOURS = 8         # without a shift schedule, a summary covers the last 8 hours
 
 # screens → per screen: (title zh, title en, rows); a row is (stretch, [(panel, stretch), …])
 Row = tuple[int, list[tuple[str, int]]]
 BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
+    # The map is the largest thing on a command screen (#14: at least 40 % of a 1080p window);
+    # the queue keeps room for its key columns beside it.
     1: [("综合", "Overview", [
-        (6, [("case_queue", 11), ("city_map", 9)]),
-        (4, [("unit_roster", 6), ("sensor_tiles", 10), ("feed_health", 5)])])],
+        (9, [("case_queue", 5), ("city_map", 8)]),
+        (2, [("unit_roster", 4), ("sensor_tiles", 6), ("feed_health", 3)])])],
     2: [("指挥调度", "Command", [(1, [("supervision_kpis", 1)]),
-                                 (5, [("case_queue", 9), ("city_map", 11)])]),
+                                 (7, [("case_queue", 2), ("city_map", 3)])]),
         ("队伍、感知与研判", "Units, sensing, analysis", [
             (5, [("unit_roster", 4), ("sensor_tiles", 6)]),
             (5, [("peak_duty", 6), ("feed_health", 4)])])],
     3: [("案件指挥", "Cases", [(1, [("supervision_kpis", 1)]),
-                              (5, [("case_queue", 9), ("city_map", 11)])]),
+                              (7, [("case_queue", 2), ("city_map", 3)])]),
         ("队伍与监察", "Units and supervision", [
             (3, [("unit_roster", 3), ("district_supervision", 2)]),
             (2, [("feed_health", 1), ("order_audit", 1)])]),
@@ -62,119 +64,6 @@ def layout_for(screens: int) -> list[tuple[str, str, list[Row]]]:
         return BUILT_IN[screens]
     extra = [EXTRA_SCREENS[min(i, len(EXTRA_SCREENS) - 1)] for i in range(screens - 3)]
     return BUILT_IN[3] + extra
-
-
-class IdlePointer(QObject):
-    """Hides the mouse pointer over the wall after a few idle seconds; a touch brings it back.
-    It watches where the pointer is twice a second rather than filtering every event of the
-    application: a Python filter on all events crashes beside QtWebEngine."""
-
-    POLL_MS = 500
-    polled = Signal()
-
-    def __init__(self, app: QApplication):
-        super().__init__(app)
-        self.hidden = False
-        self.still_ms = 0
-        self.touched_ms = float("inf")          # since the last touch; none yet at start
-        self.last = QCursor.pos()
-        self.timer = QTimer(self)
-        self.timer.setInterval(self.POLL_MS)
-        self.timer.timeout.connect(self.poll)
-        self.timer.start()
-
-    def poll(self, pos=None) -> None:
-        pos = QCursor.pos() if pos is None else pos
-        if pos != self.last:                       # a touch of the mouse
-            self.last, self.still_ms, self.touched_ms = pos, 0, 0
-            if self.hidden:
-                QApplication.restoreOverrideCursor()
-                self.hidden = False
-        else:
-            self.still_ms += self.POLL_MS
-            self.touched_ms += self.POLL_MS
-            if self.still_ms >= IDLE_CURSOR_MS and not self.hidden:
-                QApplication.setOverrideCursor(Qt.BlankCursor)
-                self.hidden = True
-        self.polled.emit()
-
-    def touching(self, window: QWidget) -> bool:
-        """Someone has the mouse on this window: it moved there in the last few seconds."""
-        return (self.touched_ms < ROTATE_PAUSE_MS
-                and window.frameGeometry().contains(self.last))
-
-
-_idle_pointer: IdlePointer | None = None
-
-
-def idle_pointer() -> IdlePointer:
-    global _idle_pointer
-    if _idle_pointer is None:
-        _idle_pointer = IdlePointer(QApplication.instance())
-    return _idle_pointer
-
-
-class Rotation(QWidget):
-    """A layout cell showing its panels in turn, each for ``every`` seconds (engine.Cell
-    ``then``/``every``): presentation pacing in real seconds, not the situation's time. A
-    touch of the mouse over the window holds it (``IdlePointer.touching``: a poll, not an
-    event filter); a small mark in the corner says which page is up, and when it is held."""
-
-    def __init__(self, panels: list, every_s: float, lang: str, parent=None):
-        super().__init__(parent)
-        self.panels, self.lang, self.index = panels, lang, 0
-        self.stack = QStackedLayout(self)
-        self.stack.setContentsMargins(0, 0, 0, 0)
-        for p in panels:
-            self.stack.addWidget(p)
-        self.mark = QLabel(self)
-        self.mark.setFont(theme.font(18, bold=True, mono_digits=True))
-        self.mark.setStyleSheet(f"color: {theme.TEXT}; background: {theme.PANEL_EDGE};"
-                                " border-radius: 4px; padding: 2px 8px;")
-        self.timer = QTimer(self)
-        self.timer.setInterval(int(every_s * 1000))
-        self.timer.timeout.connect(self.step)
-        self.timer.start()
-        idle_pointer().polled.connect(self.show_mark)
-        self.show_mark()
-
-    def held(self) -> bool:
-        return idle_pointer().touching(self.window())
-
-    def step(self) -> None:
-        """The timer's beat: the next page, unless someone is at the screen."""
-        if not self.held():
-            self.show_page((self.index + 1) % len(self.panels))
-        self.show_mark()
-
-    def show_page(self, index: int) -> None:
-        self.index = index
-        self.stack.setCurrentIndex(index)
-        panel = self.panels[index]
-        if panel.dirty:                     # it was not redrawn while it waited its turn
-            panel.refresh()
-        self.show_mark()
-
-    def current(self):
-        return self.panels[self.index]
-
-    def show_mark(self) -> None:
-        if not shiboken6.isValid(self.mark):
-            return
-        page = f"{self.index + 1}/{len(self.panels)}"
-        self.mark.setText(f"{tr('rotation.paused', self.lang)} {page}" if self.held() else page)
-        self.mark.adjustSize()
-        self.place_mark()
-
-    def place_mark(self) -> None:
-        # Bottom right, clear of the panel's frame; above the page (raise_ after a switch).
-        self.mark.move(self.width() - self.mark.width() - 16,
-                       self.height() - self.mark.height() - 14)
-        self.mark.raise_()
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self.place_mark()
 
 
 class WallWindow(PanelHost, QWidget):
@@ -273,9 +162,7 @@ class WallWindow(PanelHost, QWidget):
         """Closing from the window system (a stray Alt+F4, a click) asks first; closing from
         the program (the end of a run) does not."""
         if event.spontaneous():
-            zh = self.lang == "zh"
-            answer = QMessageBox.question(self, "CityWall", "关闭指挥大屏？" if zh
-                                          else "Close the wall?")
+            answer = QMessageBox.question(self, "CityWall", tr("wall.close", self.lang))
             if answer != QMessageBox.Yes:
                 event.ignore()
                 return
@@ -283,13 +170,12 @@ class WallWindow(PanelHost, QWidget):
 
     # ---- the wall's menu (right-click the header) -------------------------------------------
     def menu(self) -> QMenu:
-        zh = self.lang == "zh"
         m = QMenu(self)
-        m.addAction("导出公众城市地图…" if zh else "Export the public city map…",
+        m.addAction(tr("menu.public_map", self.lang),
                     self.ask_export_public_map)
-        m.addAction("导出 Open311 案件…" if zh else "Export cases as Open311…",
+        m.addAction(tr("menu.open311", self.lang),
                     self.ask_export_open311)
-        m.addAction("导出今日勤务计划…" if zh else "Export today's duty plan…",
+        m.addAction(tr("menu.duty_plan", self.lang),
                     self.ask_export_duty_plan)
         wall = getattr(self, "wall", None)
         if wall is not None:
@@ -297,15 +183,14 @@ class WallWindow(PanelHost, QWidget):
             m.addAction(tr("menu.handover", self.lang), lambda: wall.show_handover())
             m.addAction(tr("menu.handover_pdf", self.lang), self.ask_export_handover)
             if wall.exercise is not None:
-                m.addAction("培训讲评…" if zh else "Training debrief…", self.ask_export_debrief)
+                m.addAction(tr("menu.debrief", self.lang), self.ask_export_debrief)
         if wall is not None and wall.schedule:
-            act = m.addAction("保持当前布局（不随班次切换）" if zh
-                              else "Hold this layout (ignore the shift schedule)")
+            act = m.addAction(tr("menu.hold", self.lang))
             act.setCheckable(True)
             act.setChecked(wall.held)
             act.toggled.connect(wall.hold)
         m.addSeparator()
-        m.addAction("全屏 / 窗口 (F11)" if zh else "Full screen / window (F11)",
+        m.addAction(tr("menu.full_screen", self.lang),
                     self.toggle_full_screen)
         return m
 
@@ -347,7 +232,6 @@ class WallWindow(PanelHost, QWidget):
         """Write an export now; say where it went, or why it could not be written."""
         from situation.open311 import write_open311
         from situation.public_map import write_public_map
-        zh = self.lang == "zh"
         try:
             if what == "handover":
                 write_pdf(handover, path, self.lang, self.wall.tz)
@@ -361,15 +245,14 @@ class WallWindow(PanelHost, QWidget):
                 write = write_public_map if what == "public_map" else write_open311
                 write(self.situation, path, self.lang)
         except ValueError as exc:       # no history to plan today from
-            self.header.flash(("无法生成勤务计划：" if zh else "No duty plan: ") + str(exc),
+            self.header.flash(tr("export.no_plan", self.lang, why=exc),
                               error=True)
             return False
         except OSError as exc:          # said on the wall; nothing modal blocks the picture
             reason = exc.strerror or str(exc)
-            self.header.flash((f"无法写入 {path}：{reason}" if zh
-                               else f"Cannot write {path}: {reason}"), error=True)
+            self.header.flash(tr("export.failed", self.lang, path=path, why=reason), error=True)
             return False
-        self.header.flash(("已导出 " if zh else "Exported ") + path)
+        self.header.flash(tr("export.done", self.lang, path=path))
         return True
 
     def toggle_full_screen(self) -> None:
@@ -639,8 +522,7 @@ def recall_menu(roster, orders, pos) -> None:
     if unit is None or unit.case_id is None:
         return
     menu = QMenu(roster)
-    act = menu.addAction((f"召回 {unit.callsign}（{unit.case_id}）" if roster.lang == "zh"
-                          else f"Recall {unit.callsign} ({unit.case_id})"),
+    act = menu.addAction(tr("menu.recall", roster.lang, unit=unit.callsign, case=unit.case_id),
                          lambda: orders.recall(unit_id, roster))
     why = orders.refusal("recall", unit_id=unit_id)
     if why is not None:                 # shown, greyed, with the reason under it

@@ -20,6 +20,15 @@ DUE_SOON_MS = 15 * 60_000
 SOON_SUMMARY_MS = 60 * 60_000
 
 
+SHORT_ID = 5                # a long case id shows its last digits (the full id in the tooltip)
+
+
+def short_id(case_id: str) -> str:
+    """A case id as the wall shows it in a table: the tail that tells today's cases apart
+    ("…00038" for BJ2026112400038); an id of 8 characters or fewer as it is."""
+    return case_id if len(case_id) <= 8 else "…" + case_id[-SHORT_ID:]
+
+
 CASE_MIME = "application/x-citywall-case"
 UNIT_MIME = "application/x-citywall-unit"
 
@@ -32,11 +41,19 @@ class CaseQueue(TablePanel):
     permission = None
     dispatch_key = Signal(str)  # D or Enter on a selected case: suggest units
     columns = ("col.case_id", "col.category", "col.district", "col.stage", "col.age",
-               "col.left", "col.unit", "col.source")
+               "col.left", "col.unit", "col.source", "col.flags")
+    # What a commander reads first, kept first when the panel is narrow: the time left, what
+    # the case is, its stage, the unit working it; then its flags (督办, 延期…), where, which
+    # case, its age, who reported it.
+    priority = ("col.left", "col.category", "col.stage", "col.unit", "col.flags",
+                "col.district", "col.case_id", "col.age", "col.source")
     stretch_column = 6          # the unit column takes the slack: words never get cut
 
     def __init__(self, situation, lang="zh", parent=None):
         super().__init__(situation, lang, parent)
+        flags = self.columns.index("col.flags")      # shown right after the category
+        # Read beside the category, though kept in the model's last column.
+        self.table.horizontalHeader().moveSection(flags, self.columns.index("col.category") + 1)
         for key in (Qt.Key_D, Qt.Key_Return, Qt.Key_Enter):
             QShortcut(QKeySequence(key), self.table, self._ask_dispatch,
                       context=Qt.WidgetWithChildrenShortcut)
@@ -92,17 +109,19 @@ class CaseQueue(TablePanel):
                 cat = "● " + cat
             src = SOURCES.get(c.source)
             rows.append([
-                Cell(c.case_id, theme.MUTED, row_bg, tip=c.title),
-                Cell(cat + (f"  [{flags}]" if flags else ""),
-                     theme.ALARM if c.priority == 1 else None, row_bg,
-                     tip=f"{c.title}\n{c.address or ''}"),
+                Cell(short_id(c.case_id), theme.MUTED, row_bg,
+                     tip=f"{c.case_id}\n{c.title}" if c.title else c.case_id),
+                Cell(cat, theme.URGENT if c.priority == 1 else None, row_bg,
+                     tip=f"{c.title}\n{c.address or ''}" + (f"\n[{flags}]" if flags else "")),
                 Cell(district_name(c.district, lang), None, row_bg),
-                Cell(stage_name(c.status, lang), theme.ACCENT, row_bg),
+                Cell(stage_name(c.status, lang), theme.STAGES.get(c.status, theme.MUTED),
+                     row_bg),
                 Cell(hm(now - c.reported_at, lang), theme.MUTED, row_bg),
                 Cell(time_left(c.due_at, now, lang), left_fg, row_bg, bold=late or near),
                 unit_cell,
                 Cell((src[0] if lang == "zh" else src[1]) if src else c.source, theme.MUTED,
                      row_bg),
+                Cell(flags, None, row_bg, bool(flags)),
             ])
             keys.append(c.case_id)
         summary = tr("summary.queue", lang, open=len(cases), overdue=overdue, soon=soon)

@@ -1,154 +1,47 @@
 """The live city map: a Leaflet page made with folium, shown in QtWebEngine, fully offline.
 
-The page is built once. Afterwards the panel sends it only what changed, batched, at most a
-few times a second (``cw.update``), and the situation's clock once a second (``cw.setNow``), so
-staleness and overdue run on the one clock. Clicking a marker reports back through the page's
-console; details show in a Qt label as plain text.
-
-Basemap: a local tile source when configured (an XYZ URL template on the local network, or an
-``.mbtiles`` file the app serves itself); without one, the districts, their names and a light
-grid, so the map is never blank.
+The page is built once (``widgets.city_map_page``). Afterwards the panel sends it only what
+changed, batched, at most a few times a second (``cw.update``), and the situation's clock once
+a second (``cw.setNow``), so staleness and overdue run on the one clock. Clicking a marker
+reports back through the page's console; details show in a Qt label as plain text.
 """
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
-from pathlib import Path
 
-import folium
 import msgspec
-from branca.element import Element
-from PySide6.QtCore import QEvent, QUrl, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, QUrl, Qt, Signal
 from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineSettings
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolTip
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolTip, QWidget
 
-from feeds.districts import DATA_FILE, city_bbox, load_districts
+from feeds.districts import city_bbox
 from situation.catalog import (category_name, district_name, sensor_kind_name, stage_name,
                                unit_kind_name, unit_status_name)
 from situation import heat
-from situation.mapkit import base_url, offline_map
+from situation.mapkit import base_url
 from situation.store import Change
-from situation.thresholds import reading_level
 from widgets import theme
 from widgets.i18n import tr
 from widgets import tiles as tile_sources
 from widgets.case_queue import UNIT_MIME
+# The page (and the records its layers read) is built in widgets.city_map_page; its names are
+# re-exported here, where the tests and the bench import them.
+from widgets.city_map_page import (  # noqa: F401
+    GRID_DEG, LABEL_PX, LEGEND_PX, MARKER_PX, MIN_FRAME_M, PAGE_JS, PAGE_WORDS, UNITS_IN_FRAME,
+    WORK_QUANTILES, build_page, case_js, legend_entries, legend_html, page_colours, sensor_js,
+    unit_js, with_alpha)
 from widgets.format import ago, number, time_left
 from widgets.panel import Panel
 
-PAGE_JS = Path(__file__).with_name("city_map.js")
 _encode = msgspec.json.Encoder().encode
-GRID_DEG = 0.05                     # the light grid of the district basemap (~5 km)
 HEAT_WINDOW_MS = 6 * 3_600_000
+HEAT_BLOB_PX = 12                   # the heat's smoothing, in screen pixels (one sigma)
 HEAT_EVERY_REFRESHES = 12           # refreshes come 1-4 times a second
 KINDS = ("units", "cases", "sensors")
-
-STRINGS = {
-    "layer.units": ("单元", "Units"), "layer.cases": ("案件", "Cases"),
-    "layer.sensors": ("感知", "Sensors"), "layer.districts": ("区界", "Districts"),
-    "layer.heat": ("热力 · 近6小时案件", "Heat · cases, last 6 h"),
-    "heat_on": ("热力：近6小时 {n} 起 · {cell} m 网格", "heat: {n} cases in 6 h · {cell} m grid"),
-    "outside": ("位置异常 {n}", "{n} outside the city"),
-    "following": ("跟随 {id}", "following {id}"),
-    "markers": ("单元 {units} · 案件 {cases} · 感知 {sensors}",
-                "{units} units · {cases} cases · {sensors} sensors"),
-}
-
-
-def s(key: str, lang: str, **kw) -> str:
-    zh, en = STRINGS[key]
-    return (zh if lang == "zh" else en).format(**kw)
-
-
-def build_page(lang: str = "zh", tiles_url: str | None = None) -> str:
-    """The map page: districts basemap (or local tiles under it), live-layer script."""
-    # No zoom or fade animations: no GPU here, and a wall jumps to where it is told at once.
-    m = offline_map(inline=False, zoom_animation=False, fade_animation=False,
-                    marker_zoom_animation=False, max_zoom=19, min_zoom=6, zoom_snap=0.25)
-    x0, y0, x1, y1 = city_bbox()
-    m.fit_bounds([[y0, x0], [y1, x1]])
-    if tiles_url:
-        folium.TileLayer(tiles=tiles_url, attr="local tiles", name="tiles", max_zoom=19,
-                         max_native_zoom=18).add_to(m)
-    fill = "#12213b" if not tiles_url else "transparent"
-    districts = folium.GeoJson(
-        json.loads(DATA_FILE.read_text(encoding="utf-8")), name="districts",
-        style_function=lambda _f: {"color": "#3f6aa6", "weight": 1.5, "fillColor": fill,
-                                   "fillOpacity": 0.55 if not tiles_url else 0.0},
-        interactive=False)
-    districts.add_to(m)
-    if not tiles_url:
-        lat = y0 - y0 % GRID_DEG
-        while lat <= y1:
-            folium.PolyLine([[lat, x0], [lat, x1]], color="#1b2d4d", weight=0.6,
-                            interactive=False).add_to(m)
-            lat += GRID_DEG
-        lon = x0 - x0 % GRID_DEG
-        while lon <= x1:
-            folium.PolyLine([[y0, lon], [y1, lon]], color="#1b2d4d", weight=0.6,
-                            interactive=False).add_to(m)
-            lon += GRID_DEG
-    for d in load_districts():
-        lon, lat = d.centroid
-        name = html.escape(d.short_zh if lang == "zh" else d.name_en)
-        folium.Marker([lat, lon], interactive=False, icon=folium.DivIcon(
-            html=f'<div class="cw-district">{name}</div>', icon_size=(120, 24),
-            icon_anchor=(60, 12))).add_to(m)
-    css = f"""<style>
-      html, body, .folium-map {{ background: {theme.BG} !important; }}
-      .leaflet-container {{ background: {theme.BG} !important;
-                            font-family: "{theme.family()}", sans-serif !important; }}
-      .cw-district {{ color: #6d8bbf; font-size: 18px; font-weight: bold; text-align: center;
-                      text-shadow: 0 0 4px #000; white-space: nowrap; pointer-events: none; }}
-      .leaflet-tooltip.cw-label {{ background: rgba(7,13,26,0.85); color: #e8eef8;
-                   border: 1px solid #1d3154; font-size: 14px; box-shadow: none;
-                   padding: 1px 5px; }}
-      .leaflet-tooltip.cw-label::before {{ display: none; }}
-      .leaflet-bar a, .leaflet-bar a:hover {{ background: #0d1729 !important;
-                      color: #e8eef8 !important; border-color: #1d3154 !important; }}
-      .cw-legend {{ background: rgba(7,13,26,0.88); color: #e8eef8; padding: 8px 12px;
-                    border: 1px solid #1d3154; border-radius: 6px; font-size: 15px;
-                    line-height: 22px; }}
-      .cw-legend i {{ display: inline-block; width: 12px; height: 12px; border-radius: 6px;
-                      margin-right: 6px; vertical-align: -1px; }}
-      .cw-legend b {{ color: #38bdf8; font-weight: bold; }}
-      .leaflet-control-attribution {{ display: none; }}
-      .leaflet-control-scale-line {{ background: rgba(7,13,26,0.7); color: #cbd5e1;
-                                     border-color: #64748b; }}
-    </style>"""
-    m.get_root().header.add_child(Element(css), name="cw_css")
-    legend = html.escape  # our own words only, escaped all the same
-    rows = "".join(f'<div><i style="background:{colour}"></i>{legend(text)}</div>'
-                   for colour, text in legend_entries(lang))
-    m.get_root().html.add_child(Element(
-        f'<div id="cw-legend" class="cw-legend" style="position:absolute; right:12px;'
-        f' bottom:24px; z-index:1000;">{rows}</div>'), name="cw_legend")
-    script = (f"window.__CW_MAP__ = {m.get_name()};\n"
-              f"window.__CW_CITY__ = {json.dumps([[y0, x0], [y1, x1]])};\n"
-              f"window.__CW_DISTRICTS__ = {districts.get_name()};\n"
-              + PAGE_JS.read_text(encoding="utf-8")
-              + "\ncw.layers.districts = window.__CW_DISTRICTS__;\n")
-    page = m.get_root().render()
-    # After folium's own scripts, so the map exists when ours runs.
-    return page.replace("</html>", f"<script>\n{script}\n</script>\n</html>")
-
-
-def legend_entries(lang: str) -> list[tuple[str, str]]:
-    zh = lang == "zh"
-    return [
-        ("#ef4444", "超期案件（闪烁）" if zh else "Overdue case (pulsing)"),
-        ("#f97316", "案件 · 紧急" if zh else "Case · urgent"),
-        ("#facc15", "案件 · 一般" if zh else "Case · normal"),
-        ("#a5b4fc", "案件 · 常规" if zh else "Case · routine"),
-        ("#22c55e", "单元 · 待命 / 感知正常" if zh else "Unit available / sensor normal"),
-        ("#38bdf8", "单元 · 派遣、在途" if zh else "Unit dispatched, en route"),
-        ("#f59e0b", "单元 · 处置中 / 感知预警" if zh else "Unit on scene / sensor warning"),
-        ("#64748b", "单元 · 失联、下班" if zh else "Unit stale, off duty"),
-    ]
 
 
 def parse_view(text: str) -> dict | None:
@@ -184,18 +77,12 @@ class MapPage(QWebEnginePage):
             self.clicked.emit(str(kind), str(ident))
 
 
-def unit_js(u) -> dict:
-    return {"id": u.unit_id, "lat": u.lat, "lon": u.lon, "status": u.status, "ts": u.ts,
-            "callsign": u.callsign}
+class _Toggles(QWidget):
+    """The map's layer buttons. They ask for no width of their own: where they do not fit
+    beside the title they move under it (``CityMap.fit_head``)."""
 
-
-def case_js(c) -> dict:
-    return {"id": c.case_id, "lat": c.lat, "lon": c.lon, "priority": c.priority,
-            "due": c.due_at, "status": c.status}
-
-
-def sensor_js(r) -> dict:
-    return {"id": r.id, "lat": r.lat, "lon": r.lon, "level": reading_level(r.kind, r.metrics)}
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
 
 
 class CityMap(Panel):
@@ -214,13 +101,18 @@ class CityMap(Panel):
         self._heat_countdown = 0
         self._heat_text = ""
         self.buttons = {}
-        row = QHBoxLayout()
+        # The layer buttons share the title's line when the panel is wide enough (the map gets
+        # the height), else they take a line of their own under it (``fit_head``): they never
+        # make the map wider than its cell.
+        self.toggles = _Toggles()
+        row = QHBoxLayout(self.toggles)
+        row.setContentsMargins(12, 0, 0, 0)
         row.setSpacing(6)
         for key in ("units", "cases", "sensors", "districts", "heat"):
-            b = QPushButton(s(f"layer.{key}", lang))
+            b = QPushButton(tr(f"map.layer.{key}", lang))
             b.setCheckable(True)
             b.setChecked(key != "heat")
-            b.setFont(theme.font(17))
+            b.setFont(theme.font(18))
             b.setStyleSheet(f"QPushButton {{ background: {theme.PANEL}; color: {theme.MUTED};"
                             f" border: 1px solid {theme.PANEL_EDGE}; border-radius: 4px;"
                             " padding: 2px 10px; }"
@@ -229,8 +121,7 @@ class CityMap(Panel):
             b.toggled.connect(lambda on, k=key: self.show_layer(k, on))
             self.buttons[key] = b
             row.addWidget(b)
-        row.addStretch(1)
-        self.body.addLayout(row)
+        self.head.insertWidget(1, self.toggles)
         self.view = QWebEngineView()
         self.view.setAcceptDrops(True)
         self.view.installEventFilter(self)       # unit drops: the view and the widget
@@ -262,6 +153,30 @@ class CityMap(Panel):
             tile_sources.install(self.page.profile(), src)
         self.page.setHtml(build_page(lang, src.url if src and not src.problem else None),
                           QUrl(base_url()))
+
+    def fit_head(self) -> None:
+        """The panel's rule (title and summary side by side when they fit), counting the
+        layer buttons beside the title when they fit there; else the buttons go under it."""
+        toggles = getattr(self, "toggles", None)
+        if toggles is None:
+            return super().fit_head()
+        m, lm = self.contentsMargins(), self.body.contentsMargins()
+        room = self.width() - m.left() - m.right() - lm.left() - lm.right()
+        beside = self.title.sizeHint().width() + self.head.spacing() + toggles.sizeHint().width()
+        in_head = self.head.indexOf(toggles) >= 0
+        if room > 0 and (beside <= room) != in_head:
+            (self.head if in_head else self.body).removeWidget(toggles)
+            if beside <= room:
+                self.head.insertWidget(1, toggles)
+            else:
+                self.body.insertWidget(1, toggles)
+            in_head = not in_head
+        extra = toggles.sizeHint().width() + self.head.spacing() if in_head else 0
+        self.head_reserve += extra
+        try:
+            super().fit_head()
+        finally:
+            self.head_reserve -= extra
 
     # ---- dropping a unit on a case ---------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:
@@ -302,7 +217,13 @@ class CityMap(Panel):
     def _on_loaded(self, ok: bool) -> None:
         self.loaded = ok
         if ok:
+            self.js(f"cw.setScale({self.marker_scale()})")
             self.full_sync()
+
+    def marker_scale(self) -> float:
+        """The screen's type scale (``theme.screen_scale``): markers and labels keep their
+        physical size on a larger screen."""
+        return theme.screen_scale(self.screen())
 
     def js(self, code: str, callback=None) -> None:
         if callback is None:
@@ -378,7 +299,7 @@ class CityMap(Panel):
                       if not (x0 - 0.5 <= c.lon <= x1 + 0.5 and y0 - 0.5 <= c.lat <= y1 + 0.5))
         parts = [self._heat_text] if self.heat_on and self._heat_text else []
         if outside:
-            parts.append(s("outside", self.lang, n=outside))
+            parts.append(tr("map.outside", self.lang, n=outside))
         text = " · ".join(parts)
         self.summary.setText(text)
         self.summary.setStyleSheet(f"color: {theme.WARN if outside else theme.MUTED};")
@@ -401,6 +322,12 @@ class CityMap(Panel):
         cells city-wide, the 100 m unit grid when a district or less is in view."""
         self.js("JSON.stringify(cw.viewBounds())", self._heat_for_view)
 
+    def _heat_sigma(self, south, west, north, east, cell: int) -> float:
+        width_px = max(1, self.view.width())
+        metres = (east - west) * 111_320 * math.cos(math.radians((south + north) / 2))
+        per_px = metres / width_px
+        return max(1.5, min(12.0, HEAT_BLOB_PX * per_px / cell))
+
     def _heat_for_view(self, bounds) -> None:
         if not self.heat_on or not isinstance(bounds, str):
             return
@@ -414,23 +341,30 @@ class CityMap(Panel):
         grid = heat.case_heat(self.situation, HEAT_WINDOW_MS, cell_m=cell,
                               bbox=view if cell != heat.CITY_CELL_M else None)
         (s_, w_), (n_, e_) = grid.bounds()
-        shown = heat.density(grid)
+        # Spread each case over some HEAT_BLOB_PX of screen, whatever the zoom: heat read at a
+        # glance, not specks.
+        shown = heat.density(grid, sigma_cells=self._heat_sigma(south, west, north, east, cell))
         peak = float(shown.values.max()) if shown.values.size else 0.0
         png = heat.overlay_png(shown, (0.0, peak if peak > 0 else 1.0))
         url = "data:image/png;base64," + base64.b64encode(png).decode()
         self.js(f"cw.setOverlay({json.dumps(url)}, {s_}, {w_}, {n_}, {e_})")
-        self._heat_text = s("heat_on", self.lang, n=int(grid.total), cell=cell)
+        # The figure is the city's (the view may show a part of it).
+        total = grid.total if cell == heat.CITY_CELL_M else \
+            heat.case_heat(self.situation, HEAT_WINDOW_MS).total
+        self._heat_text = tr("map.heat_on", self.lang, n=int(total), cell=cell)
         self._summary(self.situation.now_ms())
 
     def zoom_to_case(self, case_id: str) -> None:
-        self.js(f"cw.zoomTo('cases', {json.dumps(case_id)}, 16)")
+        """Frame the case with its neighbourhood: centred on it, wide enough for its nearest
+        available units (``UNITS_IN_FRAME``) and at least ``MIN_FRAME_M`` across."""
+        self.js(f"cw.frameCase({json.dumps(case_id)})")
         self.show_details("cases", case_id)
 
     def follow_case(self, case_id: str | None) -> None:
         if case_id is None:
             self.js("cw.follow(null)")
             return
-        self.js(f"cw.follow('cases', {json.dumps(case_id)})")
+        self.js(f"cw.frameCase({json.dumps(case_id)}); cw.follow('cases', {json.dumps(case_id)})")
         self.show_details("cases", case_id)
 
     def notice(self, text: str) -> None:

@@ -15,6 +15,7 @@ from widgets.panel import Cell, TablePanel
 class DistrictBoard(TablePanel):
     name = "district_board"
     columns = ("col.district", "col.open", "col.overdue", "col.available", "col.alarms")
+    priority = ("col.district", "col.overdue", "col.open", "col.available", "col.alarms")
     stretch_column = 0
 
     def on_changed(self, change: Change) -> None:
@@ -43,7 +44,7 @@ class DistrictBoard(TablePanel):
                 Cell(district_name(code, self.lang), None, bg, bold=True),
                 Cell(str(open_n[code]), None, bg),
                 Cell(str(late), theme.ALARM if late else theme.DIM, bg, bold=bool(late)),
-                Cell(str(free_n[code]), theme.OK if free_n[code] else theme.WARN, bg),
+                Cell(str(free_n[code]), theme.READY if free_n[code] else theme.WARN, bg),
                 Cell(str(alarm_n[code]), theme.ALARM if alarm_n[code] else theme.DIM, bg),
             ])
             keys.append(code)

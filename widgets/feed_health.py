@@ -52,6 +52,9 @@ class FeedHealth(TablePanel):
     name = "feed_health"
     columns = ("col.src", "col.state", "col.rate", "col.seq", "col.gaps", "col.restarts",
                "col.rejects", "col.why")
+    # Kept first when the panel is narrow: which source, up or down, what it missed.
+    priority = ("col.src", "col.state", "col.gaps", "col.rejects", "col.rate", "col.restarts",
+                "col.why", "col.seq")
     stretch_column = 7
 
     def on_changed(self, change: Change) -> None:
@@ -79,7 +82,7 @@ class FeedHealth(TablePanel):
             rows.append([
                 Cell(source_label(src, lang), None, bold=True,
                      tip=tr("fh.src_tip", lang, src=src)),
-                Cell(state, theme.MUTED if up is None else theme.OK if up else theme.ALARM,
+                Cell(state, theme.MUTED if up is None else theme.READY if up else theme.ALARM,
                      None if up is not False else theme.ALARM_BG, bold=True),
                 Cell(rate(s.source_rate(src, link)) if up is not None else "—"),
                 Cell(str(h.last_seq) if h.last_seq is not None else "—", theme.MUTED),
@@ -87,7 +90,7 @@ class FeedHealth(TablePanel):
                      theme.WARN if h.gaps else theme.DIM),
                 Cell(str(h.restarts), theme.WARN if h.restarts else theme.DIM),
                 Cell(str(h.rejected_total), theme.ALARM if h.rejected_total else theme.DIM,
-                     bold=bool(h.rejected_total)),
+                     bold=bool(h.rejected_total), tip=reasons or None),
                 Cell(reasons or "—", theme.MUTED),
             ])
         labels = endpoint_labels(s.endpoints, lang)
@@ -101,7 +104,7 @@ class FeedHealth(TablePanel):
                              theme.ALARM_BG, bold=True)
             else:
                 state = Cell(f"● {tr('up' if up else 'down', lang)}",
-                             theme.OK if up else theme.ALARM, None if up else theme.ALARM_BG,
+                             theme.READY if up else theme.ALARM, None if up else theme.ALARM_BG,
                              bold=True)
             note = tr("auth_failed", lang, n=failed) if failed and up else ""
             rows.append([

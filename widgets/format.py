@@ -26,7 +26,7 @@ def time_left(due_at: int | None, now: int, lang: str = "zh") -> str:
     left = due_at - now
     if left >= 0:
         return hm(left, lang)
-    return f"{tr('overdue', lang)} {hm(-left, lang)}"
+    return f"{tr('left.late', lang)} {hm(-left, lang)}"
 
 
 def ago(ms: int, lang: str = "zh") -> str:

@@ -43,6 +43,32 @@ def _tight(lab, px: int):
     return lab
 
 
+class NameLabel(QLabel):
+    """The centre's name, whole or not at all: the full name where it fits, else the short
+    one, else nothing (never a name cut mid-word; the figures and the clock come first)."""
+
+    def __init__(self, names: list[str], px: int, colour: str):
+        super().__init__(names[0])
+        self.names = names
+        self.setFont(theme.font(px, bold=True, mono_digits=True))
+        self.setStyleSheet(f"color: {colour}; background: transparent;")
+        self.setMinimumWidth(1)
+        self.setToolTip(names[0])
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self.names[-1]) + 4)
+        return hint
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        room = self.contentsRect().width()
+        fm = self.fontMetrics()
+        text = next((n for n in self.names if fm.horizontalAdvance(n) <= room), "")
+        if text != self.text():
+            self.setText(text)
+
+
 class ClockPanel(QWidget):
     """The situation's time, large: every countdown on the wall runs on this clock. Slim (the
     other screens): the date beside the time rather than under it."""
@@ -159,8 +185,8 @@ class Header(QFrame):
         lay.setSpacing(px(8))
         titles = QVBoxLayout()
         titles.setSpacing(px(2))
-        self.title = _label(tr("title", lang), px(34), theme.TEXT, True)
-        self.title.setMinimumWidth(1)       # the name gives way before a figure or the clock
+        # The name gives way before a figure or the clock: whole, short, or not at all.
+        self.title = NameLabel([tr("title", lang), tr("title.short", lang)], px(34), theme.TEXT)
         sub = tr("subtitle", lang) + (f" · {screen_title}" if screen_title else "")
         if slim:            # the screen's own title is enough: the centre is on the first screen
             sub = screen_title or tr("subtitle", lang)

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QHBoxLayout, QLabel
 
 from feeds.districts import city_bbox, load_districts
 from situation.catalog import METRIC_UNITS, district_name
@@ -19,57 +19,16 @@ from situation.heat import (CITY_CELL_M, COS_LAT, HEAT_STOPS, HOUR_MS, SENSOR_LA
                             grid_for_view, heat_levels, local_day_hour, sensor_heat)
 from situation.store import Change
 from situation.thresholds import THRESHOLDS
-from widgets import theme
+from widgets import charts, theme
+from widgets.i18n import tr
 from widgets.panel import Panel
 
-# The panels' own words (zh, en).
-STRINGS: dict[str, tuple[str, str]] = {
-    "window": ("时段", "Window"),
-    "layer": ("图层", "Layer"),
-    "area": ("范围", "Area"),
-    "win.1": ("近1小时", "Last 1 h"),
-    "win.6": ("近6小时", "Last 6 h"),
-    "win.24": ("近24小时", "Last 24 h"),
-    "layer.cases": ("案件", "Cases"),
-    "layer.air.pm25": ("PM2.5", "PM2.5"),
-    "layer.noise.laeq": ("噪声", "Noise"),
-    "layer.crowd.density": ("人流密度", "Crowd density"),
-    "layer.waste.fill_pct": ("垃圾桶满溢", "Bin fill"),
-    "city": ("全市", "Whole city"),
-    "grid.500": ("500 m 网格", "500 m grid"),
-    "grid.100": ("100 m 单元网格", "100 m unit grid"),
-    "sum.cases": ("{win} {n} 起 · {grid}", "{win}: {n} cases · {grid}"),
-    "sum.cases_view": ("{win} 视野内 {n} 起 · {grid}", "{win}: {n} cases in view · {grid}"),
-    "sum.sensors": ("{layer} · {n} 台 · {grid}", "{layer} · {n} sensors · {grid}"),
-    "sum.outside": (" · 图外 {n} 起", " · {n} off the map"),
-    "axis.hour": ("时（北京时间）", "hour (Beijing time)"),
-    "bar.cases": ("案件（起/格）", "cases per cell"),
-    "bar.diff": ("今日 − 日均（起/时）", "today − average (cases/h)"),
-    "bar.today": ("今日案件（起/时）", "cases today (per hour)"),
-    "sum.hours": ("今日 {today} 起 · 同期日均 {typical} · {delta}",
-                  "Today {today} · typical by now {typical} · {delta}"),
-    "sum.hours_new": ("今日 {today} 起 · 尚无往日数据", "Today {today} · no past days yet"),
-    "sum.days": (" · {days} 天均值", " · {days}-day average"),
-}
-
-
-def t(key: str, lang: str, **values) -> str:
-    zh, en = STRINGS[key]
-    text = zh if lang == "zh" else en
-    return text.format(**values) if values else text
-
-
 def heat_colormap() -> pg.ColorMap:
-    pos = [p for p, _, _ in HEAT_STOPS]
-    colours = [(*pg.mkColor(c).getRgb()[:3], a) for _, c, a in HEAT_STOPS]
-    return pg.ColorMap(pos, colours)
+    """The case heat's scale (``situation.heat.HEAT_STOPS``, from the palette's HEAT_RAMP)."""
+    return charts.colormap(HEAT_STOPS)
 
 
-def diverging_colormap() -> pg.ColorMap:
-    """Below average blue, average the panel's own dark, above amber then red."""
-    stops = [(0.0, "#60a5fa"), (0.3, "#1e40af"), (0.5, "#18243a"), (0.65, "#7c2d12"),
-             (0.82, "#f59e0b"), (1.0, "#ef4444")]
-    return pg.ColorMap([p for p, _ in stops], [pg.mkColor(c) for _, c in stops])
+diverging_colormap = charts.diverging_colormap
 
 
 # Colour scale of each sensor layer: its top is the alarm threshold.
@@ -77,56 +36,6 @@ SENSOR_LEVELS = {("air", "pm25"): (0.0, THRESHOLDS[("air", "pm25")][1]),
                  ("noise", "laeq"): (40.0, THRESHOLDS[("noise", "laeq")][1]),
                  ("crowd", "density"): (0.0, THRESHOLDS[("crowd", "density")][1]),
                  ("waste", "fill_pct"): (0.0, 100.0)}
-
-COMBO_STYLE = f"""
-QComboBox {{ background: {theme.HEADER}; color: {theme.TEXT}; border: 1px solid {theme.PANEL_EDGE};
-            border-radius: 4px; padding: 2px 10px; }}
-QComboBox QAbstractItemView {{ background: {theme.HEADER}; color: {theme.TEXT};
-            selection-background-color: #1e3a64; }}
-"""
-
-
-def _combo(items: list[tuple[str, object]], current: int = 0) -> QComboBox:
-    box = QComboBox()
-    box.setFont(theme.font(20))
-    box.setStyleSheet(COMBO_STYLE)
-    box.setFocusPolicy(Qt.NoFocus)
-    for text, data in items:
-        box.addItem(text, data)
-    box.setCurrentIndex(current)
-    return box
-
-
-def _plot(background: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background=background)
-    plot.setMenuEnabled(False)
-    plot.hideButtons()
-    plot.getPlotItem().setContentsMargins(4, 4, 4, 4)
-    return plot
-
-
-def _style_axis(axis, px: int) -> None:
-    axis.setStyle(tickFont=theme.font(px), tickLength=0)
-    axis.setTextPen(pg.mkPen(theme.TEXT))
-    axis.setPen(pg.mkPen(theme.PANEL_EDGE))
-
-
-def _colour_bar(cmap: pg.ColorMap, label: str, image: pg.ImageItem, plot: pg.PlotWidget,
-                values: tuple[float, float]) -> pg.ColorBarItem:
-    bar = pg.ColorBarItem(values=values, colorMap=cmap, interactive=False, width=22,
-                          colorMapMenu=False)
-    bar.setImageItem(image, insert_in=plot.getPlotItem())
-    axis = bar.getAxis("right")
-    _style_axis(axis, 18)
-    axis.setWidth(56)
-    for key in ("top", "bottom", "left"):
-        bar.getAxis(key).setPen(pg.mkPen(theme.PANEL_EDGE))
-    left = bar.getAxis("left")
-    left.setTextPen(pg.mkPen(theme.TEXT))       # the label's colour, not the frame's
-    left.label.setFont(theme.font(20))
-    left.setLabel(label, color=theme.TEXT, **{"font-size": "20px"})
-    return bar
-
 
 class SpatialHeatPanel(Panel):
     """Cases per cell over a window of the situation's clock (or a sensor metric's latest
@@ -141,16 +50,18 @@ class SpatialHeatPanel(Panel):
         super().__init__(situation, lang, parent)
         controls = QHBoxLayout()
         controls.setSpacing(10)
-        self.window_box = _combo([(t(f"win.{w // HOUR_MS}", lang), w) for w in WINDOWS_MS], 1)
-        self.layer_box = _combo([(t("layer.cases", lang), None)]
-                                + [(t(f"layer.{k}.{m}", lang), (k, m)) for k, m in SENSOR_LAYERS])
-        self.area_box = _combo([(t("city", lang), None)]
-                               + [(district_name(d.adcode, lang), d.adcode)
-                                  for d in load_districts()])
-        for key, box in (("window", self.window_box), ("layer", self.layer_box),
-                         ("area", self.area_box)):
-            label = QLabel(t(key, lang))
-            label.setFont(theme.font(18))
+        self.window_box = charts.combo([(tr(f"heat.win.{w // HOUR_MS}", lang), w)
+                                        for w in WINDOWS_MS], 1)
+        self.layer_box = charts.combo([(tr("heat.layer.cases", lang), None)]
+                                      + [(tr(f"heat.layer.{k}.{m}", lang), (k, m))
+                                         for k, m in SENSOR_LAYERS])
+        self.area_box = charts.combo([(tr("heat.city", lang), None)]
+                                     + [(district_name(d.adcode, lang), d.adcode)
+                                        for d in load_districts()])
+        for key, box in (("heat.window", self.window_box), ("heat.layer", self.layer_box),
+                         ("heat.area", self.area_box)):
+            label = QLabel(tr(key, lang))
+            label.setFont(theme.font(20))
             label.setStyleSheet(f"color: {theme.MUTED};")
             controls.addWidget(label)
             controls.addWidget(box)
@@ -158,7 +69,7 @@ class SpatialHeatPanel(Panel):
         controls.addStretch(1)
         self.body.addLayout(controls)
 
-        self.plot = _plot(theme.PANEL)
+        self.plot = charts.plot(theme.PANEL)
         pi = self.plot.getPlotItem()
         pi.hideAxis("left")
         pi.hideAxis("bottom")
@@ -175,8 +86,8 @@ class SpatialHeatPanel(Panel):
         self.plot.addItem(self.cells)
         self._lut = heat_colormap().getLookupTable(nPts=256, alpha=True)
         self._outlines()
-        self.bar = _colour_bar(heat_colormap(), t("bar.cases", lang), self.image, self.plot,
-                               (0.0, 3.0))
+        self.bar = charts.colour_bar(heat_colormap(), tr("heat.bar.cases", lang), self.image,
+                                     self.plot, (0.0, 3.0))
         self.body.addWidget(self.plot, 1)
         self.grid = None           # the grid last drawn (derived, for tests and tooltips)
         self.show_area(None)
@@ -199,7 +110,7 @@ class SpatialHeatPanel(Panel):
         self.labels = []
         for d in load_districts():
             item = pg.TextItem(district_name(d.adcode, self.lang),
-                               color=pg.mkColor(232, 238, 248, 215), anchor=(0.5, 0.5))
+                               color=charts.rgba(theme.TEXT, 215), anchor=(0.5, 0.5))
             item.setFont(theme.font(self.LABEL_PX, bold=True))
             item.setPos(*d.centroid)
             item.setZValue(12)
@@ -265,7 +176,7 @@ class SpatialHeatPanel(Panel):
         if grid.counts:
             shown = np.where(grid.values > 0, grid.values, np.nan)     # no case: no colour
             levels = heat_levels(grid)
-            label = t("bar.cases", lang)
+            label = tr("heat.bar.cases", lang)
         else:
             shown = grid.values
             layer = self.layer_box.currentData()
@@ -276,20 +187,20 @@ class SpatialHeatPanel(Panel):
         self.image.setRect(QRectF(grid.west, grid.south, grid.nx * grid.dlon,
                                   grid.ny * grid.dlat))
         self.bar.setLevels(levels)
-        self.bar.getAxis("right").setTicks([_count_ticks(levels[1])] if grid.counts else None)
+        self.bar.getAxis("right").setTicks([charts.count_ticks(levels[1])] if grid.counts else None)
         self._draw_cells(grid, shown, levels)
         self._place_labels()
-        self.bar.getAxis("left").setLabel(label, color=theme.TEXT, **{"font-size": "20px"})
-        gridname = t(f"grid.{grid.cell_m}", lang)
+        charts.axis_label(self.bar.getAxis("left"), label, colour=theme.TEXT)
+        gridname = tr(f"heat.grid.{grid.cell_m}", lang)
         if grid.counts:
             win = self.window_box.currentText()
             whole_city = grid.cell_m == CITY_CELL_M
-            text = t("sum.cases" if whole_city else "sum.cases_view", lang, win=win,
-                     n=int(grid.total), grid=gridname)
+            text = tr("heat.sum.cases" if whole_city else "heat.sum.cases_view", lang, win=win,
+                      n=int(grid.total), grid=gridname)
             if grid.outside and whole_city:
-                text += t("sum.outside", lang, n=grid.outside)
+                text += tr("heat.sum.outside", lang, n=grid.outside)
         else:
-            text = t("sum.sensors", lang, layer=self.layer_box.currentText(),
+            text = tr("heat.sum.sensors", lang, layer=self.layer_box.currentText(),
                      n=int(grid.total), grid=gridname)
         self.summary.setText(text)
         self.dirty = False
@@ -340,13 +251,6 @@ class SpatialHeatPanel(Panel):
             item.setVisible(within and (d.bbox[2] - d.bbox[0]) / px[0] >= wide * 1.25)
 
 
-def _count_ticks(top: float) -> list[tuple[float, str]]:
-    """Whole-number ticks for a count scale 0 … top, five or six of them."""
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9)
-                if top / s <= 6)
-    return [(float(v), str(v)) for v in range(0, int(top) + 1, step)]
-
-
 class TemporalHeatPanel(Panel):
     """Districts × hour of day (Beijing time): today's case counts against the average day
     before them. Colour is today − average (blue below, red above, blank for hours still to
@@ -364,7 +268,7 @@ class TemporalHeatPanel(Panel):
         super().__init__(situation, lang, parent)
         self.codes = [d.adcode for d in load_districts()]
         n = len(self.codes)
-        self.plot = _plot(theme.PANEL)
+        self.plot = charts.plot(theme.PANEL)
         pi = self.plot.getPlotItem()
         vb = pi.getViewBox()
         vb.invertY(True)                  # first district on top
@@ -379,14 +283,15 @@ class TemporalHeatPanel(Panel):
         for x in range(1, 24):
             self.plot.addItem(pg.InfiniteLine(pos=x, angle=90, pen=sep))
         left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
-        _style_axis(left, 20)
-        _style_axis(bottom, 18)
+        charts.style_axis(left, 20)
+        charts.style_axis(bottom, 18)
         left.setTicks([[(i + 0.5, district_name(c, lang)) for i, c in enumerate(self.codes)]])
         bottom.setTicks([[(h + 0.5, f"{h}") for h in range(0, 24, 2)],
                          [(h + 0.5, f"{h}") for h in range(1, 24, 2)]])
-        left.setWidth(96 if lang == "zh" else 130)       # districts: named by their ticks
-        bottom.setLabel(t("axis.hour", lang), color=theme.MUTED, **{"font-size": "18px"})
-        bottom.label.setFont(theme.font(18))
+        # districts: named by their ticks, the axis' label beside them
+        left.setWidth(charts.names_width([district_name(c, lang) for c in self.codes], 20))
+        charts.axis_label(bottom, tr("heat.axis.hour", lang))
+        charts.axis_label(left, tr("heat.axis.district", lang))
         self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3))
         self.now_line.setZValue(24)                # under the peak boxes and their counts
         self.plot.addItem(self.now_line)
@@ -396,8 +301,8 @@ class TemporalHeatPanel(Panel):
         self.peak_boxes.setZValue(25)
         self.plot.addItem(self.peak_boxes)
         self.peak_labels: list[pg.TextItem] = []
-        self.bar = _colour_bar(diverging_colormap(), t("bar.diff", lang), self.image, self.plot,
-                               (-2.0, 2.0))
+        self.bar = charts.colour_bar(diverging_colormap(), tr("heat.bar.diff", lang),
+                                     self.image, self.plot, (-2.0, 2.0))
         self.comparing = True      # a past day held: today against the average (else counts)
         vb.setRange(xRange=(0, 24), yRange=(0, n), padding=0)
         vb.disableAutoRange()
@@ -416,13 +321,14 @@ class TemporalHeatPanel(Panel):
             return
         self.comparing = comparing
         self.bar.setColorMap(diverging_colormap() if comparing else heat_colormap())
-        self.bar.getAxis("left").setLabel(t("bar.diff" if comparing else "bar.today", self.lang),
-                                          color=theme.TEXT, **{"font-size": "20px"})
+        charts.axis_label(self.bar.getAxis("left"),
+                          tr("heat.bar.diff" if comparing else "heat.bar.today", self.lang),
+                          colour=theme.TEXT)
 
     def _peak_label(self, i: int) -> pg.TextItem:
         while len(self.peak_labels) <= i:
             item = pg.TextItem("", color=theme.TEXT, anchor=(0.5, 0.5))
-            item.setFont(theme.font(17, bold=True))
+            item.setFont(theme.font(18, bold=True))
             item.setZValue(26)
             self.plot.addItem(item)
             self.peak_labels.append(item)
@@ -454,7 +360,7 @@ class TemporalHeatPanel(Panel):
         self.image.setRect(QRectF(0, 0, 24, len(self.codes)))
         self.bar.setLevels(levels)
         self.bar.getAxis("right").setTicks(None if self.comparing
-                                           else [_count_ticks(levels[1])])
+                                           else [charts.count_ticks(levels[1])])
         self.now_line.setPos(h + frac)
         # peaks: today ≥ 2 × average and ≥ 3 cases — only against a past day actually held
         if self.comparing:
@@ -477,10 +383,11 @@ class TemporalHeatPanel(Panel):
             typical = avg[:, :h].sum() + avg[:, h].sum() * frac
             delta = (f"{(total - typical) / typical:+.0%}" if typical >= 1
                      else f"{total - typical:+.0f}")
-            text = t("sum.hours", self.lang, today=total, typical=f"{typical:.0f}", delta=delta)
-            text += t("sum.days", self.lang, days=hours.days)
+            text = tr("heat.sum.hours", self.lang, today=total, typical=f"{typical:.0f}",
+                      delta=delta)
+            text += tr("heat.sum.days", self.lang, days=hours.days)
         else:
-            text = t("sum.hours_new", self.lang, today=total)
+            text = tr("heat.sum.hours_new", self.lang, today=total)
         self.summary.setText(text)
         self.body.activate()          # the summary's new width now: a grab is right
         self.dirty = False

@@ -19,44 +19,19 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy,
-                               QVBoxLayout)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
 from feeds.districts import load_districts
 from situation.catalog import district_name
 from situation.store import Change
-from widgets import theme
+from situation import palette
+from widgets import charts, theme
+from widgets.i18n import tr
 from widgets.panel import Panel
 
 RECOMPUTE_MS = 15_000          # link time between plans: the forecast moves slowly
 CYCLE_EVERY = 10               # refreshes (about ten seconds) per district when cycling
-WORDS = {
-    "title": ("高峰勤务", "Peak duty"), "city": ("全市", "Whole city"),
-    "cycle": ("轮播各区", "Cycle districts"), "actual": ("今日实际", "today"),
-    "forecast": ("预测", "forecast"), "needed": ("需要执法力量", "units needed"),
-    "rostered": ("在岗人员", "units on duty"), "short": ("缺口", "short"),
-    "peaks": ("高峰缺口（≤{h} 小时）", "Peak shortfalls (≤ {h} h)"),
-    "held": ("全天 / 持续缺口", "All day / held longer"),
-    "none": ("今日各时段执法力量足够", "No shortfall today"),
-    "no_peak": ("无集中于 {h} 小时内的缺口", "none concentrated in {h} h or less"),
-    "axis": ("时（北京时间）", "hour (Beijing)"),
-    "axis.cases_h": ("案件与事件（起/时）", "cases and events per hour"),
-    "axis.cases_slot": ("案件与事件（起/{m}分钟）", "cases and events per {m} min"),
-    "axis.people": ("执法力量（人）", "field units (people)"),
-    "summary": ("今日预测 {f:.0f} 起 · 实际 {a:.0f} 起", "forecast {f:.0f} · actual {a:.0f} today"),
-    "worst": (" · 最大缺口 {where}{s} 人", " · worst shortfall {s} ({where})"),
-    "worst_none": (" · 无缺口", " · no shortfall"),
-    "more": ("超过 {n} 人", "more than {n}"),
-    "and_more": ("另有 {n} 项", "and {n} more"),
-}
-
 PEAKS_LISTED, HELD_LISTED = 8, 6       # lines of each list (then "另有 N 项")
-AXIS_LABEL = {"font-size": "17px"}
-
-
-def w(key: str, lang: str, **kw) -> str:
-    zh, en = WORDS[key]
-    return (zh if lang == "zh" else en).format(**kw)
 
 
 def today_plan(situation, cfg, now_ms: int):
@@ -84,7 +59,7 @@ class PeakDuty(Panel):
 
     def __init__(self, situation, lang="zh", parent=None):
         super().__init__(situation, lang, parent)
-        self.title.setText(w("title", lang))
+        self.title.setText(tr("panel.peak_duty", lang))
         from situation.peakduty import DutyConfig
         self.cfg = PeakDuty.config or DutyConfig()
         self.plan = None
@@ -92,36 +67,31 @@ class PeakDuty(Panel):
         self._computed_units = 0
         self._ticks = 0
         row = QHBoxLayout()
-        self.district_box = QComboBox()
-        self.district_box.setFont(theme.font(18))
-        self.district_box.addItem(w("city", lang), None)
-        for d in load_districts():
-            self.district_box.addItem(district_name(d.adcode, lang), d.adcode)
+        self.district_box = charts.combo([(tr("peak.city", lang), None)]
+                                         + [(district_name(d.adcode, lang), d.adcode)
+                                            for d in load_districts()])
         self.district_box.currentIndexChanged.connect(lambda _i: self.refresh())
-        self.cycle = QCheckBox(w("cycle", lang))
-        self.cycle.setFont(theme.font(17))
+        self.cycle = QCheckBox(tr("peak.cycle", lang))
+        self.cycle.setFont(theme.font(20))
         row.addWidget(self.district_box)
         row.addWidget(self.cycle)
         row.addStretch(1)
         self.body.addLayout(row)
         line = QHBoxLayout()
-        self.plot = pg.PlotWidget(background=theme.PANEL)
+        self.plot = charts.plot(theme.PANEL)
         pi = self.plot.getPlotItem()
         pi.showGrid(x=True, y=True, alpha=0.15)
         pi.setMouseEnabled(x=False, y=False)
         pi.showAxis("right")
         for axis in ("left", "bottom", "right"):
-            ax = pi.getAxis(axis)
-            ax.setPen(pg.mkPen(theme.MUTED))
-            ax.setTextPen(pg.mkPen(theme.TEXT))
-            ax.setStyle(tickFont=theme.font(16))
-        pi.getAxis("bottom").setLabel(w("axis", lang), color=theme.MUTED, **AXIS_LABEL)
+            charts.style_axis(pi.getAxis(axis), charts.TICK_PX, edge=theme.MUTED,
+                              tickLength=5)
+        charts.axis_label(pi.getAxis("bottom"), tr("peak.axis", lang))
         pi.getAxis("bottom").setTicks([[(h, str(h)) for h in range(0, 25, 3)]])
         slot = self.cfg.slot_minutes
-        pi.getAxis("left").setLabel(w("axis.cases_h", lang) if slot == 60
-                                    else w("axis.cases_slot", lang, m=slot), color=theme.MUTED,
-                                    **AXIS_LABEL)
-        pi.getAxis("right").setLabel(w("axis.people", lang), color=theme.MUTED, **AXIS_LABEL)
+        charts.axis_label(pi.getAxis("left"), tr("peak.axis.cases_h", lang) if slot == 60
+                          else tr("peak.axis.cases_slot", lang, m=slot))
+        charts.axis_label(pi.getAxis("right"), tr("peak.axis.people", lang))
         # Cases and people are different things: the units needed and on duty have their own
         # scale (the right axis), in a view box sharing the hours.
         self.people = pg.ViewBox()
@@ -130,13 +100,13 @@ class PeakDuty(Panel):
         pi.getAxis("right").linkToView(self.people)
         self.people.setXLink(pi)
         pi.getViewBox().sigResized.connect(self._sync_views)
-        legend = pi.addLegend(offset=(10, 5), labelTextColor=theme.TEXT,
-                              labelTextSize="15px", brush=pg.mkBrush(7, 13, 26, 200))
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush("#1e6fb8"),
-                                    pen=pg.mkPen(None), name=w("actual", lang))
+        legend = self.legend = charts.legend(pi)
+        legend.setColumnCount(3)          # a short band across the top, not a box over the hours
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(palette.DATA),
+                                    pen=pg.mkPen(None), name=tr("peak.actual", lang))
         pi.addItem(self.bars)
         self.forecast_line = pi.plot([], [], pen=pg.mkPen(theme.ACCENT, width=3),
-                                     name=w("forecast", lang))
+                                     name=tr("peak.forecast", lang))
         self.needed_line = pg.PlotDataItem([], [], stepMode="center",
                                            pen=pg.mkPen(theme.WARN, width=3))
         self.rostered_line = pg.PlotDataItem([], [], stepMode="center",
@@ -148,26 +118,27 @@ class PeakDuty(Panel):
         self.short_top = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(None))
         self.short_bottom = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(None))
         self.short_fill = pg.FillBetweenItem(self.short_top, self.short_bottom,
-                                             brush=pg.mkBrush(239, 68, 68, 110))
+                                             brush=pg.mkBrush(charts.rgba(theme.ALARM, 110)))
         for item in (self.short_top, self.short_bottom, self.short_fill, self.needed_line,
                      self.rostered_line):
             self.people.addItem(item)
-        legend.addItem(self.needed_line, w("needed", lang))
-        legend.addItem(self.rostered_line, w("rostered", lang))
+        legend.addItem(self.needed_line, tr("peak.needed", lang))
+        legend.addItem(self.rostered_line, tr("peak.rostered", lang))
         # the legend draws a sample of a bar, not of a fill between two curves: a stand-in
         legend.addItem(pg.BarGraphItem(x=[], height=[], width=1, pen=pg.mkPen(None),
-                                       brush=pg.mkBrush(239, 68, 68, 110)), w("short", lang))
+                                       brush=pg.mkBrush(charts.rgba(theme.ALARM, 110))),
+                       tr("peak.short", lang))
         self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.TEXT, width=2,
                                                                style=Qt.DashLine))
         pi.addItem(self.now_line)
         line.addWidget(self.plot, 3)
         side = QVBoxLayout()
         hours = f"{self.cfg.peak_max_hours:g}"
-        self.peaks_head = self._head(w("peaks", lang, h=hours))
+        self.peaks_head = self._head(tr("peak.peaks", lang, h=hours))
         side.addWidget(self.peaks_head)
         self.peaks = self._list()
         side.addWidget(self.peaks, 3)
-        self.held_head = self._head(w("held", lang))
+        self.held_head = self._head(tr("peak.held", lang))
         side.addWidget(self.held_head)
         self.held = self._list()
         side.addWidget(self.held, 2)
@@ -178,7 +149,7 @@ class PeakDuty(Panel):
         self.notice = QLabel("")
         self.notice.setTextFormat(Qt.PlainText)
         self.notice.setStyleSheet(f"color: {theme.WARN};")
-        self.notice.setFont(theme.font(17))
+        self.notice.setFont(theme.font(20))
         self.body.addWidget(self.notice)
 
     @staticmethod
@@ -202,7 +173,7 @@ class PeakDuty(Panel):
     def _listed(self, windows: list, most: int) -> str:
         lines = [p.text for p in windows[:most]]
         if len(windows) > most:
-            lines.append(w("and_more", self.lang, n=len(windows) - most))
+            lines.append(tr("peak.and_more", self.lang, n=len(windows) - most))
         return "\n".join(lines)
 
     def _people_ticks(self, top: float) -> None:
@@ -264,6 +235,11 @@ class PeakDuty(Panel):
             self.peaks.setText("")
             self.held.setText("")
             self.windows = None
+            # the day's hours still read along the bottom; no scale claims a figure
+            self.plot.getPlotItem().setXRange(0, 24, padding=0.01)
+            self.plot.getPlotItem().setYRange(0, 1, padding=0)
+            self.people.setYRange(0, 1, padding=0)
+            self._people_ticks(1)
             return
         self.draw(day_start, now)
 
@@ -303,21 +279,21 @@ class PeakDuty(Panel):
         found = self.windows = shortfall_windows(rows, lang, self.cfg.peak_max_hours)
         hours = f"{self.cfg.peak_max_hours:g}"
         if not found.peaks and not found.held:
-            self.peaks.setText(w("none", lang))
+            self.peaks.setText(tr("peak.none", lang))
         else:
             self.peaks.setText(self._listed(found.peaks, PEAKS_LISTED)
-                               or w("no_peak", lang, h=hours))
+                               or tr("peak.no_peak", lang, h=hours))
         self.held.setText(self._listed(found.held, HELD_LISTED))
         self.held_head.setVisible(bool(found.held))
         self.held.setVisible(bool(found.held))
-        text = w("summary", lang, f=float(forecast.sum()), a=float(actual.sum()))
+        text = tr("peak.summary", lang, f=float(forecast.sum()), a=float(actual.sum()))
         worst = found.worst
         if worst is None:
-            text += w("worst_none", lang)
+            text += tr("peak.worst_none", lang)
         else:
             name = district_name(worst.district, lang)
             by = f"{worst.short_by}{'+' if worst.more_than else ''}"
-            text += w("worst", lang, where=f"{name} " if lang == "zh" else name, s=by)
+            text += tr("peak.worst", lang, where=f"{name} " if lang == "zh" else name, s=by)
         self.summary.setText(text)
 
     def actual_counts(self, day_start: int, slots: int) -> np.ndarray:

@@ -8,7 +8,8 @@ from widgets.feed_health import FeedHealth
 from widgets.heat_panels import SpatialHeatPanel, TemporalHeatPanel
 from widgets.order_audit import OrderAudit
 from widgets.peak_duty import PeakDuty
-from widgets.supervision import DistrictSupervision, PatrolCoverage, SupervisionKpis
+from widgets.supervision import DistrictSupervision, SupervisionKpis
+from widgets.supervision_coverage import PatrolCoverage
 from widgets.sensor_tiles import SensorTiles
 from widgets.training_log import TrainingLog
 from widgets.unit_roster import UnitRoster

@@ -1,80 +1,29 @@
 """Supervision panels (监察, 巡查即监察): the key figures of how the city answers its cases, the
-same per district, and where the patrols went.
+same per district; where the patrols went is ``widgets.supervision_coverage``
+(``PatrolCoverage``, importable from here too).
 
 Everything is derived from the situation on refresh (``situation.supervision``), on the
-situation's clock; what a panel keeps is view settings (sort column, window, area) and, for
-patrol coverage, the figures of its last computation (recomputed at most every
-``RECOMPUTE_MS`` of link time: the tracks of a day take a tenth of a second or two).
+situation's clock; what a panel keeps is view settings (sort column, window).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from feeds.districts import by_adcode, city_bbox, load_districts
+from feeds.districts import load_districts
 from situation.catalog import district_name
-from situation.heat import COS_LAT, HOUR_MS
+from situation.heat import HOUR_MS
 from situation.store import Change
-from situation.supervision import (CITY, COVERAGE_HOURS, OUTSIDE, WINDOW_MS, Kpis, Rate,
-                                   district_cells, district_kpis, figure_text, kpis,
-                                   min_cases_or_default, minutes_text, patrol_coverage,
-                                   share_text, too_few_parts)
+from situation.supervision import (CITY, WINDOW_MS, Kpis, Rate, district_kpis, figure_text,
+                                   kpis, min_cases_or_default, minutes_text, share_text,
+                                   too_few_parts)
 from widgets import theme
-from widgets.heat_panels import _colour_bar, _combo, _plot, _style_axis
-from widgets.panel import Cell, Panel, TablePanel
-
-# The panels' own words (zh, en); widgets/i18n.py has no entries for them.
-STRINGS: dict[str, tuple[str, str]] = {
-    "panel.supervision_kpis": ("监督考评", "Supervision"),
-    "panel.district_supervision": ("各区监督考评", "Supervision by district"),
-    "panel.patrol_coverage": ("巡查覆盖", "Patrol coverage"),
-    "k.open": ("在办案件", "Open cases"),
-    "k.overdue": ("超期", "Overdue"),
-    "k.fast": ("5分钟派遣率", "Dispatched ≤ 5 min"),
-    "k.scene": ("派遣→到场", "Dispatch → on scene"),
-    "k.close": ("结案率", "Close rate"),
-    "k.on_time": ("按期结案率", "Closed on time"),
-    "k.rework": ("返工率", "Rework rate"),
-    "unit.min": ("分", "min"),
-    "d.of": ("{a}/{b} 件", "{a} of {b}"),
-    "d.mean": ("{n} 件平均", "mean of {n}"),
-    "d.share_open": ("占在办 {p}", "{p} of open"),
-    "d.none": ("暂无", "none yet"),
-    "d.too_few": ("不足 {n} 件，不计", "fewer than {n}: not rated"),
-    "sum.kpis": ("近{h}小时 · 应结案 {due} 件 · 结案 {closed} 件",
-                 "Last {h} h · {due} due to close · {closed} closed"),
-    "sum.rule": (" · 不足 {n} 件不计比率", " · no rate under {n} cases"),
-    "c.district": ("区", "District"),
-    "c.open": ("在办", "Open"),
-    "c.overdue": ("超期", "Overdue"),
-    "c.due": ("应结案", "Due"),
-    "c.close": ("结案率", "Closed"),
-    "c.on_time": ("按期结案率", "On time"),
-    "c.rework": ("返工率", "Rework"),
-    "c.fast": ("5分钟派遣", "≤5 min disp."),
-    "c.scene": ("到场(分)", "To scene (min)"),
-    "city": ("全市", "City"),
-    "sum.table": ("近{h}小时 · 按{col}排序，最差在前", "Last {h} h · worst {col} first"),
-    "sum.table_plain": ("近{h}小时 · 按区排列", "Last {h} h · in district order"),
-    "hours": ("时段", "Window"),
-    "area": ("范围", "Area"),
-    "win": ("近{h}小时", "Last {h} h"),
-    "bar.share": ("已巡网格占比（%）", "share of cells patrolled (%)"),
-    "axis.pct": ("100 m 网格覆盖率（%）", "100 m cells covered (%)"),
-    "sum.cov": ("{win} · {units} 个单元 · 全市 {city} · {cells} 格",
-                "{win} · {units} units · city {city} · {cells} cells"),
-}
-
-
-def t(key: str, lang: str, **values) -> str:
-    zh, en = STRINGS[key]
-    text = zh if lang == "zh" else en
-    return text.format(**values) if values else text
-
+from widgets.i18n import tr
+from widgets.panel import Cell, Panel, PanelTitle, TablePanel
+from widgets.supervision_coverage import PatrolCoverage  # noqa: F401  (registry, tests)
 
 # ---- how a figure reads: its words and its colour --------------------------------------------
 
@@ -88,7 +37,6 @@ LIMITS: dict[str, tuple[str, float, float]] = {
 }
 
 
-CITY_ROW_BG = "#14243f"         # the city's row in the district table
 
 
 def level_colour(kind: str, value: float | None) -> str:
@@ -141,10 +89,62 @@ class KpiTile(QFrame):
         row.addWidget(self.value)
         row.addWidget(self.unit)
         row.addStretch(1)
-        self.detail = _label("", 19, theme.MUTED)
+        self.detail = _label("", 20, theme.MUTED)
         lay.addWidget(self.caption)
         lay.addLayout(row)
         lay.addWidget(self.detail)
+        self.row = row
+        self.mode, self.px = "stack", 64
+
+    def need(self, mode: str, px: int) -> QSize:
+        """The room this tile's words and figure take in ``mode`` ("stack": name over the
+        figure over its detail; "inline": name beside the figure, the detail in the tooltip)
+        with the figure at ``px`` (QFontMetrics: advance across, the digits' height down)."""
+        cap = QFontMetrics(self.caption.font())
+        val = QFontMetrics(theme.font(px, bold=True, mono_digits=True))
+        unit_px = self.unit_px(px)
+        unit = QFontMetrics(theme.font(unit_px)).horizontalAdvance(self.unit.text()) + 4 \
+            if self.unit.isVisibleTo(self) or self.unit.text() else 0
+        value_w = val.horizontalAdvance(self.value.text()) + 4 + unit
+        if mode == "stack":
+            det = QFontMetrics(self.detail.font())
+            w = max(cap.horizontalAdvance(self.caption.text()), value_w,
+                    det.horizontalAdvance(self.detail.text())) + 26
+            return QSize(w, cap.height() + round(px * 1.04) + det.height() + 18)
+        return QSize(cap.horizontalAdvance(self.caption.text()) + 14 + value_w + 22,
+                     max(round(px * 1.04), cap.height()) + 6)
+
+    @staticmethod
+    def unit_px(px: int) -> int:
+        return max(18, min(26, round(px * 0.45)))
+
+    def shape(self, mode: str, px: int) -> None:
+        """Lay the tile out in ``mode`` with the figure at ``px`` (see ``need``)."""
+        self.mode, self.px = mode, px
+        lay = self.layout()
+        self.value.setFont(theme.font(px, bold=True, mono_digits=True))
+        self.value.setFixedHeight(round(px * 1.04))     # digits: no descenders
+        self.unit.setFont(theme.font(self.unit_px(px)))
+        lay.removeWidget(self.caption)
+        self.row.removeWidget(self.caption)
+        if mode == "stack":
+            lay.setContentsMargins(12, 8, 12, 8)
+            self.caption.setAlignment(Qt.AlignCenter)
+            lay.insertWidget(0, self.caption)
+            self.unit.setContentsMargins(0, 0, 0, round(px * 0.18))
+            self.unit.setAlignment(Qt.AlignLeft | Qt.AlignBottom)
+            self.detail.setVisible(True)
+            self.setToolTip("")
+        else:
+            lay.setContentsMargins(10, 2, 10, 2)
+            self.caption.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.row.insertWidget(1, self.caption)      # after the first stretch
+            self.row.insertSpacing(2, 10)
+            self.unit.setContentsMargins(0, 0, 0, 0)
+            self.unit.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+            self.detail.setVisible(False)
+            self.setToolTip(self.detail.text())
+        self.caption.show()
 
     def set_figure(self, text: str, colour: str, detail: str = "",
                    unit: str | None = None) -> None:
@@ -156,6 +156,8 @@ class KpiTile(QFrame):
         self.unit.setText(unit)
         self.unit.setVisible(bool(unit))
         self.detail.setText(detail)
+        if self.mode == "inline":
+            self.setToolTip(detail)
         self.layout().activate()
 
     def set_rate(self, kind: str, rate: Rate, lang: str, detail: str = "") -> None:
@@ -164,7 +166,8 @@ class KpiTile(QFrame):
         what it takes below — never a coloured percentage of one or two cases."""
         if not rate.enough:
             word, count = too_few_parts(rate.cases, lang)
-            self.set_figure(word, theme.DIM, t("d.too_few", lang, n=rate.min_cases), count)
+            self.set_figure(word, theme.DIM, tr("sup.d.too_few", lang, n=rate.min_cases),
+                            count)
             return
         text = minutes(rate.value) if kind == "scene" else pct(rate.value)
         self.set_figure(text, level_colour(kind, rate.value), detail)
@@ -175,26 +178,52 @@ class SupervisionKpis(Panel):
     situation's clock: open, overdue (red when any), dispatched within 5 minutes, mean
     minutes from dispatch to on scene, 结案率, 按期结案率, 返工率 — amber and red past their
     limits (``LIMITS``); over fewer than ``min_cases`` cases (default
-    ``situation.supervision.MIN_CASES``) "暂无 (n 件)", neutral."""
+    ``situation.supervision.MIN_CASES``) "暂无 (n 件)", neutral.
+
+    The strip sits right under the command screen's header, which already shows open and
+    overdue (overdue the largest figure on the wall): by default the strip shows only what the
+    header does not (``KEYS``), one of each on the screen. ``keys`` (from ``ALL_KEYS``) asks
+    for others, for a strip shown where there is no full header."""
 
     name = "supervision_kpis"
-    KEYS = ("open", "overdue", "fast", "scene", "close", "on_time", "rework")
+    ALL_KEYS = ("open", "overdue", "fast", "scene", "close", "on_time", "rework")
+    HEADER_KEYS = ("open", "overdue")          # widgets/header.py shows these already
+    KEYS = ("fast", "scene", "close", "on_time", "rework")     # ALL_KEYS less HEADER_KEYS
 
     def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS,
-                 min_cases: int | None = None):
+                 min_cases: int | None = None, keys: tuple[str, ...] | None = None):
         super().__init__(situation, lang, parent)
-        self.title.setText(t(f"panel.{self.name}", lang))
+        self.title.setText(tr(f"panel.{self.name}", lang))
         self.window_ms = window_ms
         self.min_cases = min_cases_or_default(min_cases)
         strip = QHBoxLayout()
         strip.setSpacing(12)
         self.tiles: dict[str, KpiTile] = {}
-        for key in self.KEYS:
-            tile = KpiTile(t(f"k.{key}", lang), t("unit.min", lang) if key == "scene" else "")
+        self.keys = tuple(keys) if keys is not None else self.KEYS
+        for key in self.keys:
+            tile = KpiTile(tr(f"sup.k.{key}", lang),
+                           tr("sup.unit.min", lang) if key == "scene" else "")
             self.tiles[key] = tile
             strip.addWidget(tile, 1)
+        # In a short cell (one row of a layout's grid) the panel's title and window go to
+        # the strip's left end, and each figure stands beside its name (``fit``).
+        self.side = QWidget()
+        side = QVBoxLayout(self.side)
+        side.setContentsMargins(0, 0, 6, 0)
+        side.setSpacing(0)
+        # Hidden, like the panel's own title, where a console dock's title bar names the panel.
+        self.side_title = PanelTitle(tr(f"panel.{self.name}", lang), self)
+        self.side_title.setFont(theme.font(22, bold=True, mono_digits=True))
+        self.side_title.setStyleSheet(f"color: {theme.ACCENT}; background: transparent;")
+        self.side_window = theme.label("", 20, theme.MUTED)
+        side.addWidget(self.side_title)
+        side.addWidget(self.side_window)
+        self.side.hide()
+        strip.insertWidget(0, self.side)
+        self.strip = strip
         self.body.addLayout(strip, 1)
         self.figures: Kpis | None = None        # the figures last shown (derived)
+        self.mode: tuple[str, int] | None = None
 
     def on_changed(self, change: Change) -> None:
         if change.cases:
@@ -204,20 +233,79 @@ class SupervisionKpis(Panel):
         k = self.figures = kpis(self.situation, self.window_ms, min_cases=self.min_cases)
         lang = self.lang
         tiles = self.tiles
-        tiles["open"].set_figure(str(k.open), theme.TEXT)
-        overdue_share = Rate(k.overdue, k.open, k.min_cases)
-        tiles["overdue"].set_figure(str(k.overdue), theme.ALARM if k.overdue else theme.OK,
-                                    t("d.share_open", lang, p=pct(overdue_share.value))
-                                    if overdue_share.enough else "")
+        if "open" in tiles:
+            tiles["open"].set_figure(str(k.open), theme.TEXT)
+        if "overdue" in tiles:
+            overdue_share = Rate(k.overdue, k.open, k.min_cases)
+            tiles["overdue"].set_figure(str(k.overdue), theme.ALARM if k.overdue else theme.OK,
+                                        tr("sup.d.share_open", lang, p=pct(overdue_share.value))
+                                        if overdue_share.enough else "")
         for key in ("fast", "close", "on_time", "rework"):
-            r = k.rate(key)
-            tiles[key].set_rate(key, r, lang, t("d.of", lang, a=int(r.num), b=r.cases))
-        tiles["scene"].set_rate("scene", k.rate("scene"), lang, t("d.mean", lang, n=k.on_scene))
-        self.summary.setText(t("sum.kpis", lang, h=self.window_ms // HOUR_MS,
+            if key in tiles:
+                r = k.rate(key)
+                tiles[key].set_rate(key, r, lang, tr("sup.d.of", lang, a=int(r.num), b=r.cases))
+        if "scene" in tiles:
+            tiles["scene"].set_rate("scene", k.rate("scene"), lang,
+                                    tr("sup.d.mean", lang, n=k.on_scene))
+        self.summary.setText(tr("sup.sum.kpis", lang, h=self.window_ms // HOUR_MS,
                                due=k.due_to_close, closed=k.closed)
-                             + (t("sum.rule", lang, n=k.min_cases) if k.min_cases > 1 else ""))
+                             + (tr("sup.sum.rule", lang, n=k.min_cases) if k.min_cases > 1
+                                else ""))
+        self.side_window.setText(tr("sup.win_short", lang, h=self.window_ms // HOUR_MS))
+        self.side.setToolTip(self.summary.text())
+        self.fit()
         self.body.activate()          # new widths now, not at the next event: a grab is right
         self.dirty = False
+
+    STACK_PX = (64, 56, 48, 40)
+    INLINE_PX = (64, 56, 48, 44, 40, 36, 32, 28, 24)
+
+    def fit(self) -> None:
+        """The largest figures the panel's size allows: stacked tiles (name, figure, detail)
+        under the panel's title when it is tall enough, else one line — the title and window
+        at the left, each name beside its figure, the details in the tooltips."""
+        W, H = self.width(), self.height()
+        if W <= 0 or H <= 0 or not self.tiles:
+            return
+        n, gap = len(self.tiles), self.strip.spacing()
+        outer = self.layout()
+        head = max(self.title.sizeHint().height(), self.summary.sizeHint().height())
+        chosen = None
+        for px in self.STACK_PX:
+            tile_w = (W - 28 - gap * (n - 1)) // n
+            need = [tile.need("stack", px) for tile in self.tiles.values()]
+            if all(q.width() <= tile_w for q in need) \
+                    and 22 + head + 8 + max(q.height() for q in need) <= H:
+                chosen = ("stack", px)
+                break
+        if chosen is None:
+            side_w = max(self.side_title.sizeHint().width(),
+                         self.side_window.sizeHint().width()) + 6
+            room_w = (W - 20 - side_w - gap * n) // n
+            for px in self.INLINE_PX:
+                need = [tile.need("inline", px) for tile in self.tiles.values()]
+                if all(q.width() <= room_w for q in need) \
+                        and 8 + max(q.height() for q in need) + 2 <= H:
+                    chosen = ("inline", px)
+                    break
+        chosen = chosen or ("inline", self.INLINE_PX[-1])
+        if chosen == self.mode:
+            return
+        self.mode = chosen
+        mode, px = chosen
+        stacked = mode == "stack"
+        self.title.setVisible(stacked)
+        self.summary.setVisible(stacked)
+        self.side.setVisible(not stacked)
+        outer.setContentsMargins(14, 10, 14, 12) if stacked else \
+            outer.setContentsMargins(10, 4, 10, 4)
+        outer.setSpacing(8 if stacked else 0)
+        for tile in self.tiles.values():
+            tile.shape(mode, px)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit()
 
 
 class DistrictSupervision(TablePanel):
@@ -246,10 +334,10 @@ class DistrictSupervision(TablePanel):
     def __init__(self, situation, lang: str = "zh", parent=None, window_ms: int = WINDOW_MS,
                  min_cases: int | None = None):
         super().__init__(situation, lang, parent)
-        self.title.setText(t(f"panel.{self.name}", lang))
+        self.title.setText(tr(f"panel.{self.name}", lang))
         self.window_ms = window_ms
         self.min_cases = min_cases_or_default(min_cases)
-        self.model.headers = [t(c, lang) for c in self.columns]
+        self.model.headers = [tr(f"sup.{c}", lang) for c in self.columns]
         self.model.headerDataChanged.emit(Qt.Horizontal, 0, len(self.columns) - 1)
         self.sort_column: str | None = "c.overdue"
         header = self.table.horizontalHeader()
@@ -319,7 +407,7 @@ class DistrictSupervision(TablePanel):
             r = frame.loc[code]
             city = code == CITY
             late = int(r["overdue"])
-            bg = CITY_ROW_BG if city else (theme.ALARM_BG if late >= 3 else None)
+            bg = theme.CITY_ROW if city else (theme.ALARM_BG if late >= 3 else None)
             due = int(r["due_to_close"])
 
             def rate(kind: str, col: str, num: str, den: str) -> Cell:
@@ -331,7 +419,7 @@ class DistrictSupervision(TablePanel):
             scene = float(r["dispatch_to_scene_min"])
             scene_figure = Rate(float(r["scene_min_sum"]), int(r["on_scene"]), self.min_cases)
             rows.append([
-                Cell(t("city", lang) if city else district_name(code, lang), None, bg,
+                Cell(tr("sup.city", lang) if city else district_name(code, lang), None, bg,
                      bold=True),
                 Cell(str(int(r["open"])), None, bg, bold=city),
                 Cell(str(late), theme.ALARM if late else theme.DIM, bg, bold=bool(late)),
@@ -346,250 +434,9 @@ class DistrictSupervision(TablePanel):
             keys.append(code)
         h = self.window_ms // HOUR_MS
         if self.sort_column is None:
-            summary = t("sum.table_plain", lang, h=h)
+            summary = tr("sup.sum.table_plain", lang, h=h)
         else:
-            summary = t("sum.table", lang, h=h, col=t(self.sort_column, lang))
+            summary = tr("sup.sum.table", lang, h=h, col=tr(f"sup.{self.sort_column}", lang))
         if self.min_cases > 1:
-            summary += t("sum.rule", lang, n=self.min_cases)
+            summary += tr("sup.sum.rule", lang, n=self.min_cases)
         return keys, rows, summary
-
-
-# ---- patrol coverage --------------------------------------------------------------------
-
-# unvisited cells of a district faint slate, visited teal → cyan → white by share covered
-COVERAGE_STOPS = ((0.0, "#17233a"), (0.001, "#0c4a6e"), (0.2, "#0e7490"), (0.5, "#06b6d4"),
-                  (1.0, "#7df0ff"))
-POOL = 5                 # city view: 5 × 5 unit cells (500 m) per display cell
-
-
-def coverage_colormap() -> pg.ColorMap:
-    return pg.ColorMap([p for p, _ in COVERAGE_STOPS], [pg.mkColor(c) for _, c in COVERAGE_STOPS])
-
-
-def _pool(a: np.ndarray, k: int) -> np.ndarray:
-    """Sums over k × k blocks (the array padded with zeros to whole blocks)."""
-    ny, nx = a.shape
-    py, px = -ny % k, -nx % k
-    a = np.pad(a, ((0, py), (0, px)))
-    return a.reshape(a.shape[0] // k, k, a.shape[1] // k, k).sum(axis=(1, 3))
-
-
-class PatrolCoverage(Panel):
-    """Where the units went (巡查即监察): the 100 m unit-grid cells some unit's track passed
-    through in the last 2, 8 or 24 h of the situation's clock, over the district outlines — the
-    whole city in 500 m blocks coloured by the share of their cells covered, or one district
-    cell by cell — and each district's coverage in % beside it."""
-
-    name = "patrol_coverage"
-    RECOMPUTE_MS = 10_000          # link time between recomputations (settings changes: now)
-    LABEL_PX = 20
-
-    def __init__(self, situation, lang: str = "zh", parent=None, hours: int = 8):
-        super().__init__(situation, lang, parent)
-        self.title.setText(t(f"panel.{self.name}", lang))
-        self.codes = [d.adcode for d in load_districts()]
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
-        self.hours_box = _combo([(t("win", lang, h=h), h) for h in COVERAGE_HOURS],
-                                COVERAGE_HOURS.index(hours))
-        self.area_box = _combo([(t("city", lang), None)]
-                               + [(district_name(c, lang), c) for c in self.codes])
-        for key, box in (("hours", self.hours_box), ("area", self.area_box)):
-            label = QLabel(t(key, lang))
-            label.setFont(theme.font(18))
-            label.setStyleSheet(f"color: {theme.MUTED};")
-            controls.addWidget(label)
-            controls.addWidget(box)
-            controls.addSpacing(8)
-        controls.addStretch(1)
-        self.body.addLayout(controls)
-
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(10)
-        self.map = _plot(theme.PANEL)
-        pi = self.map.getPlotItem()
-        pi.hideAxis("left")
-        pi.hideAxis("bottom")
-        pi.getViewBox().setAspectLocked(True, ratio=COS_LAT)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.map.addItem(self.image)
-        self._outlines()
-        self.bar = _colour_bar(coverage_colormap(), t("bar.share", lang), self.image, self.map,
-                               (0.0, 1.0))
-        self.bar.getAxis("right").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1)]])
-        self.bars = self._bar_plot()
-        grid.addWidget(self.map, 0, 0)
-        grid.addWidget(self.bars, 0, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
-        self.body.addLayout(grid, 1)
-
-        self.coverage = None            # the last computation (derived)
-        self._computed: tuple | None = None
-        self._pooled_inside = _pool((district_cells().labels != OUTSIDE).astype(np.int32), POOL)
-        self.hours_box.currentIndexChanged.connect(lambda _i: self._settings_changed())
-        self.area_box.currentIndexChanged.connect(lambda _i: self._settings_changed())
-        self._zoom()
-
-    # ---- building -------------------------------------------------------------------------
-    def _outlines(self) -> None:
-        xs, ys = [], []
-        for d in load_districts():
-            for ring in d.rings:
-                xs.extend([ring[:, 0], [np.nan]])
-                ys.extend([ring[:, 1], [np.nan]])
-        outline = pg.PlotDataItem(np.concatenate(xs), np.concatenate(ys), connect="finite",
-                                  pen=pg.mkPen(theme.MUTED, width=1.4))
-        outline.setZValue(10)
-        self.map.addItem(outline)
-        self.labels = []
-        for d in load_districts():
-            item = pg.TextItem("", color=pg.mkColor(232, 238, 248, 230), anchor=(0.5, 0.5),
-                               fill=pg.mkBrush(7, 13, 26, 150))
-            item.setFont(theme.font(self.LABEL_PX, bold=True))
-            item.setPos(*d.centroid)
-            item.setZValue(12)
-            self.map.addItem(item)
-            self.labels.append(item)
-
-    def _bar_plot(self) -> pg.PlotWidget:
-        plot = _plot(theme.PANEL)
-        pi = plot.getPlotItem()
-        vb = pi.getViewBox()
-        vb.invertY(True)
-        vb.setMouseEnabled(x=False, y=False)
-        left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
-        _style_axis(left, 19)
-        _style_axis(bottom, 17)
-        left.setTicks([[(i, district_name(c, self.lang)) for i, c in enumerate(self.codes)]])
-        left.setWidth(80 if self.lang == "zh" else 120)     # districts: named by their ticks
-        bottom.setLabel(t("axis.pct", self.lang), color=theme.MUTED, **{"font-size": "17px"})
-        n = len(self.codes)
-        self.bar_item = pg.BarGraphItem(x0=np.zeros(n), y=np.arange(n), height=0.66,
-                                        width=np.zeros(n), brush=pg.mkBrush("#0891b2"),
-                                        pen=pg.mkPen(None))
-        plot.addItem(self.bar_item)
-        self.bar_texts = []
-        for i in range(n):
-            item = pg.TextItem("", color=theme.TEXT, anchor=(0, 0.5))
-            item.setFont(theme.font(18, bold=True))
-            item.setPos(0, i)
-            plot.addItem(item)
-            self.bar_texts.append(item)
-        vb.setRange(yRange=(-0.6, n - 0.4), xRange=(0, 10), padding=0)
-        vb.disableAutoRange()
-        return plot
-
-    # ---- settings -------------------------------------------------------------------------
-    @property
-    def hours(self) -> int:
-        return self.hours_box.currentData()
-
-    @property
-    def area(self) -> str | None:
-        return self.area_box.currentData()
-
-    def set_hours(self, hours: int) -> None:
-        self.hours_box.setCurrentIndex(COVERAGE_HOURS.index(hours))
-
-    def show_area(self, adcode: str | None) -> None:
-        self.area_box.setCurrentIndex(0 if adcode is None else self.codes.index(adcode) + 1)
-
-    def _settings_changed(self) -> None:
-        self._zoom()
-        self.dirty = True
-        self.refresh()
-
-    def _zoom(self) -> None:
-        west, south, east, north = by_adcode()[self.area].bbox if self.area else city_bbox()
-        vb = self.map.getPlotItem().getViewBox()
-        vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
-        vb.disableAutoRange()
-
-    def on_changed(self, change: Change) -> None:
-        if change.units:
-            self.dirty = True
-
-    # ---- drawing -------------------------------------------------------------------------
-    def recompute(self) -> None:
-        self.coverage = patrol_coverage(self.situation, self.hours)
-        self._computed = (self.situation.clock.link_ms(), self.hours)
-
-    def _due(self) -> bool:
-        if self._computed is None or self._computed[1] != self.hours:
-            return True
-        if self.coverage is not None and not self.coverage.units and self.situation.tracks:
-            return True              # nothing had reported yet: do not wait the full pause
-        return self.situation.clock.link_ms() - self._computed[0] >= self.RECOMPUTE_MS
-
-    def display(self) -> tuple[np.ndarray, QRectF]:
-        """The image to draw (share of each display cell covered, NaN outside every district)
-        and where it goes."""
-        cov = self.coverage
-        g = cov.grid
-        mask = district_cells(g.cell_m)
-        inside = mask.labels != OUTSIDE
-        visited = (g.values > 0) & inside
-        if self.area is None:
-            hit = _pool(visited.astype(np.int32), POOL)
-            room = self._pooled_inside
-            with np.errstate(invalid="ignore", divide="ignore"):
-                shown = np.where(room > 0, hit / room, np.nan)
-            return shown, QRectF(g.west, g.south, shown.shape[1] * POOL * g.dlon,
-                                 shown.shape[0] * POOL * g.dlat)
-        x0, y0, x1, y1 = by_adcode()[self.area].bbox
-        c0 = max(0, math.floor((x0 - g.west) / g.dlon) - 2)
-        c1 = min(g.nx, math.ceil((x1 - g.west) / g.dlon) + 2)
-        r0 = max(0, math.floor((y0 - g.south) / g.dlat) - 2)
-        r1 = min(g.ny, math.ceil((y1 - g.south) / g.dlat) + 2)
-        own = mask.labels[r0:r1, c0:c1] == self.codes.index(self.area)     # this district only
-        shown = np.where(own, visited[r0:r1, c0:c1].astype(float), np.nan)
-        return shown, QRectF(g.west + c0 * g.dlon, g.south + r0 * g.dlat,
-                             (c1 - c0) * g.dlon, (r1 - r0) * g.dlat)
-
-    def refresh(self) -> None:
-        if self.coverage is None or self._due():
-            self.recompute()
-        cov = self.coverage
-        shown, rect = self.display()
-        self.image.setImage(shown, autoLevels=False)
-        self.image.setRect(rect)
-        self.bar.setLevels((0.0, 1.0))
-        share = cov.share
-        pcts = np.array([float(share[c]) * 100 if not math.isnan(share[c]) else 0.0
-                         for c in self.codes])
-        brushes = [pg.mkBrush(theme.ACCENT if c == self.area else "#0891b2")
-                   for c in self.codes]         # the district in view stands out
-        self.bar_item.setOpts(width=pcts, brushes=brushes)
-        top = max(5.0, float(pcts.max()) * 1.3) if len(pcts) else 5.0
-        self.bars.getPlotItem().getViewBox().setRange(xRange=(0, top), padding=0)
-        for i, (c, item) in enumerate(zip(self.codes, self.bar_texts)):
-            item.setText(" " + pct(share[c]))
-            item.setPos(pcts[i], i)
-        self._place_labels(share)
-        self.summary.setText(t("sum.cov", self.lang, win=self.hours_box.currentText(),
-                               units=cov.units, city=pct(share[CITY]),
-                               cells=int(cov.visited[CITY])))
-        self.body.activate()
-        self.dirty = False
-
-    def _place_labels(self, share) -> None:
-        """Name and coverage on each district, where the text fits inside it at this zoom."""
-        try:
-            px = self.map.getPlotItem().getViewBox().viewPixelSize()
-        except Exception:         # never shown: no size yet
-            px = None
-        if px is not None and not all(math.isfinite(v) and v > 0 for v in px):
-            px = None
-        (x0, x1), (y0, y1) = self.map.getPlotItem().getViewBox().viewRange()
-        for d, item in zip(load_districts(), self.labels):
-            text = f"{district_name(d.adcode, self.lang)} {pct(share[d.adcode])}"
-            item.setText(text)
-            if px is None:
-                item.setVisible(True)
-                continue
-            wide = sum(1.0 if ord(ch) > 0x2e80 else 0.6 for ch in text) * self.LABEL_PX
-            cx, cy = d.centroid
-            half_w, half_h = wide / 2 * px[0], self.LABEL_PX * 0.7 * px[1]
-            within = x0 + half_w <= cx <= x1 - half_w and y0 + half_h <= cy <= y1 - half_h
-            item.setVisible(within and (d.bbox[2] - d.bbox[0]) / px[0] >= wide * 1.1)

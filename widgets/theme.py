@@ -133,6 +133,15 @@ def choose_palette(name: str | None) -> None:
         _dress(app)
 
 
+def rgba(colour: str, alpha: float) -> str:
+    """A CSS colour with opacity, "rgba(r, g, b, a)", from a palette's "#rrggbb" and an alpha
+    0–1 (for style sheets and the map page; pyqtgraph has ``widgets.charts.rgba``)."""
+    r, g, b = _palette.rgb(colour)
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha {alpha!r} is not within 0–1")
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
 def luminance(colour: str) -> float:
     """Relative luminance (WCAG 2) of a "#rrggbb" colour: 0 black … 1 white."""
     c = QColor(colour)

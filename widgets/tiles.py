@@ -12,6 +12,8 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtWebEngineCore import (QWebEngineUrlRequestJob, QWebEngineUrlScheme,
                                      QWebEngineUrlSchemeHandler)
 
+from widgets.i18n import tr
+
 SCHEME = b"mbtiles"
 MBTILES_URL = "mbtiles:/{z}/{x}/{y}"
 
@@ -68,17 +70,14 @@ class TileSource:
 def open_tile_source(spec: str | None, lang: str = "zh") -> TileSource | None:
     if not spec:
         return None
-    zh = lang == "zh"
     if "{z}" in spec and "{x}" in spec and "{y}" in spec:
         if not re.match(r"^(https?|file)://", spec):
-            return TileSource(spec, problem=("底图地址无效" if zh else "bad tile URL")
-                              + f": {spec}")
+            return TileSource(spec, problem=tr("tiles.bad_url", lang, spec=spec))
         return TileSource(spec, url=spec)
     path = Path(spec)
-    fallback = "，使用区界底图" if zh else "; showing the district basemap"
+    fallback = tr("tiles.fallback", lang)
     if not path.is_file():
-        return TileSource(spec, problem=(f"找不到底图文件 {spec}" if zh
-                                         else f"tile file not found: {spec}") + fallback)
+        return TileSource(spec, problem=tr("tiles.not_found", lang, spec=spec) + fallback)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -88,8 +87,8 @@ def open_tile_source(spec: str | None, lang: str = "zh") -> TileSource | None:
         if not n:
             raise sqlite3.DatabaseError("no tiles")
     except sqlite3.Error as exc:
-        return TileSource(spec, problem=(f"底图文件损坏 {spec}（{exc}）" if zh
-                                         else f"tile file unusable: {spec} ({exc})") + fallback)
+        return TileSource(spec, problem=tr("tiles.unusable", lang, spec=spec, exc=exc)
+                          + fallback)
     return TileSource(spec, url=MBTILES_URL, handler=MbtilesHandler(path))
 
 

@@ -1,6 +1,7 @@
 """The replay's timeline: the whole recording along one strip — messages per bin (area), sensor
-alarms (red) and open overdue cases (amber) as curves, coloured bars with ticks over the
-stretches where they piled up, the loop range shaded, and the now-line at the replay's time.
+alarms (red, solid, filled) and open overdue cases (red too — overdue is an alarm — dashed,
+unfilled) as curves, bars with ticks over the stretches where they piled up (alarms solid, overdue
+hatched), the loop range shaded, and the now-line at the replay's time.
 
 Click anywhere to go there; drag the now-line to scrub; drag across the strip to loop that
 range, and the loop's edges or body to move it. The strip only asks (``seek_requested``,
@@ -22,9 +23,11 @@ from datetime import datetime
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 
 from situation.replay_marks import BEIJING, ReplayMarks
-from widgets import theme
+from situation import palette
+from widgets import charts, theme
 from widgets.i18n import tr
 
 TICK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
@@ -33,9 +36,9 @@ AXIS_PX = 18                   # the axes' labels: the smallest type on the wall
 VOLUME_STEPS = (1, 2, 5)       # the volume's gridlines at 1, 2 or 5 × 10ⁿ messages a minute
 VOLUME_TICKS = 3               # at most this many above zero (the strip is ~100 px tall)
 LABEL_GAP_PX = round(AXIS_PX * 1.15)   # between two gridlines' labels, at least
-DENSITY_RGBA = (56, 130, 200, 110)
-DENSITY_LINE = "#7db4e6"       # the volume's outline and its scale
-PAST_RGBA = (131, 147, 173, 70)   # training: the part of the day that cannot be gone back to
+DENSITY_ALPHA = 110            # the volume: the palette's neutral data colour, see-through
+DENSITY_LINE = palette.DATA_EDGE   # the volume's outline and its scale
+PAST_ALPHA = 70                # training: the part of the day that cannot be gone back to
 OVERDUE_BAND = (1.05, 0.11)    # (bottom, height) of the pile-up bars above the curves
 ALARM_BAND = (1.18, 0.11)
 TOP = 1.32
@@ -46,14 +49,21 @@ def hhmm(ms: float, seconds: bool = False) -> str:
                                                                else "%H:%M")
 
 
+# Sensor alarms and overdue cases are both alarms (the palette's ALARM): the lines tell them
+# apart — alarms solid over a shaded area, overdue dashed — and so does the key.
+ALARM_SYMBOL, OVERDUE_SYMBOL = "━━", "┅┅"
+
+
 def legend_html(lang: str) -> str:
-    """The strip's key, for a label beside it (big enough to read from the back of the room)."""
-    dens = "#%02x%02x%02x" % DENSITY_RGBA[:3]
-    parts = [(dens, "■", tr("tp.density", lang)), (theme.ALARM, "━", tr("tp.alarms", lang)),
-             (theme.WARN, "━", tr("tp.overdue", lang)),
+    """The strip's key, for a label beside it (big enough to read from the back of the room):
+    what each mark is, and that the strip's time is Beijing time."""
+    parts = [(palette.DATA, "■", tr("tp.density", lang)),
+             (theme.ALARM, ALARM_SYMBOL, tr("tp.alarms", lang)),
+             (theme.ALARM, OVERDUE_SYMBOL, tr("tp.overdue", lang)),
              (theme.TEXT, "▼", tr("tp.pileup", lang))]
-    return "&nbsp;&nbsp;&nbsp;".join(f'<span style="color:{c}">{sym}</span>&nbsp;{text}'
-                                     for c, sym, text in parts)
+    key = "&nbsp;&nbsp;&nbsp;".join(f'<span style="color:{c}">{sym}</span>&nbsp;{text}'
+                                    for c, sym, text in parts)
+    return key + "&nbsp;&nbsp;&nbsp;" + tr("tp.time_axis", lang)
 
 
 class BeijingAxis(pg.AxisItem):
@@ -164,39 +174,38 @@ class Timeline(pg.PlotWidget):
         pi.hideButtons()
         pi.setMouseEnabled(x=False, y=False)
         pi.layout.setContentsMargins(4, 2, 12, 0)
-        ax = pi.getAxis("bottom")
-        ax.setPen(pg.mkPen(theme.MUTED))
-        ax.setTextPen(pg.mkPen(theme.TEXT))
-        ax.setStyle(tickFont=theme.font(AXIS_PX), tickLength=-8)
+        charts.style_axis(pi.getAxis("bottom"), AXIS_PX, edge=theme.MUTED, tickLength=-8)
         # The volume's scale: messages a minute, in the volume's own colour, its gridlines
         # across the strip.
         vol = self.volume_axis
-        vol.setPen(pg.mkPen(theme.MUTED))
-        vol.setTextPen(pg.mkPen(DENSITY_LINE))
-        vol.setStyle(tickFont=theme.font(AXIS_PX), tickLength=0, tickTextOffset=6,
-                     autoExpandTextSpace=True)
+        charts.style_axis(vol, AXIS_PX, edge=theme.MUTED, text=DENSITY_LINE, tickLength=0,
+                          tickTextOffset=6, autoExpandTextSpace=True)
         vol.setGrid(90)
         vol.setToolTip(tr("tp.volume_tip", lang))
         span_s = max((self.end_ms - self.start_ms) / 1000, 1.0)
         pi.setXRange(0, span_s, padding=0.005)
         pi.setYRange(0, TOP, padding=0)
         self.density = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
-                                       brush=pg.mkBrush(*DENSITY_RGBA),
+                                       brush=pg.mkBrush(charts.rgba(palette.DATA,
+                                                                    DENSITY_ALPHA)),
                                        pen=pg.mkPen(DENSITY_LINE, width=2))
         self.alarms = pg.PlotDataItem([], [], stepMode="center", fillLevel=0,
-                                      brush=pg.mkBrush(239, 68, 68, 80),
+                                      brush=pg.mkBrush(charts.rgba(theme.ALARM, 80)),
                                       pen=pg.mkPen(theme.ALARM, width=2))
-        self.overdue = pg.PlotDataItem([], [], stepMode="center", pen=pg.mkPen(theme.WARN, width=3))
+        # overdue is an alarm too: the same red, dashed and unfilled (the key says so)
+        self.overdue = pg.PlotDataItem([], [], stepMode="center",
+                                       pen=pg.mkPen(theme.ALARM, width=3, style=Qt.DashLine))
         self.pile_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], pen=pg.mkPen(None))
         self.pile_ticks = pg.ScatterPlotItem([], [], symbol="t", size=20, pen=pg.mkPen(theme.BG),
                                              tip=None)
-        self.loop = pg.LinearRegionItem((0, 1), brush=pg.mkBrush(56, 189, 248, 55),
+        self.loop = pg.LinearRegionItem((0, 1), brush=pg.mkBrush(charts.rgba(theme.ACCENT, 55)),
                                         pen=pg.mkPen(theme.ACCENT, width=3),
-                                        hoverBrush=pg.mkBrush(56, 189, 248, 90))
+                                        hoverBrush=pg.mkBrush(charts.rgba(theme.ACCENT, 90)))
         self.loop.setVisible(False)
         self.loop.sigRegionChangeFinished.connect(self._loop_dragged)
-        self.past = pg.LinearRegionItem((0, 0), movable=False, brush=pg.mkBrush(*PAST_RGBA),
-                                        pen=pg.mkPen(None), hoverBrush=pg.mkBrush(*PAST_RGBA))
+        past = charts.rgba(theme.MUTED, PAST_ALPHA)
+        self.past = pg.LinearRegionItem((0, 0), movable=False, brush=pg.mkBrush(past),
+                                        pen=pg.mkPen(None), hoverBrush=pg.mkBrush(past))
         self.past.setVisible(False)
         self.mark_a = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ACCENT, width=3,
                                                              style=Qt.DashLine))
@@ -243,11 +252,15 @@ class Timeline(pg.PlotWidget):
             self.pile_ticks.setData([], [])
             return
         band = [ALARM_BAND if m.kind == "alarm" else OVERDUE_BAND for m in piles]
-        colour = [theme.ALARM if m.kind == "alarm" else theme.WARN for m in piles]
+        # alarms solid red, overdue hatched red (both alarms; the hatching tells them apart)
+        brushes = [pg.mkBrush(theme.ALARM) if m.kind == "alarm"
+                   else QBrush(QColor(theme.ALARM), Qt.BDiagPattern) for m in piles]
+        pens = [pg.mkPen(None) if m.kind == "alarm" else pg.mkPen(theme.ALARM, width=1)
+                for m in piles]
         self.pile_bars.setOpts(x0=[self.x_at(m.start_ms) for m in piles],
                                x1=[self.x_at(m.end_ms) for m in piles],
                                y0=[b[0] for b in band], height=[b[1] for b in band],
-                               brushes=[pg.mkBrush(c) for c in colour])
+                               brushes=brushes, pens=pens)
         self.pile_ticks.setData([self.x_at(m.peak_ms) for m in piles],
                                 [b[0] + b[1] / 2 for b in band],
                                 brush=[pg.mkBrush(theme.TEXT)] * len(piles))

@@ -35,9 +35,10 @@ KIND = {"dispatch": "tl.dispatch", "recall": "tl.recall"}
 # The service's words name statuses by their codes ("当前状态为 off_duty"): in the trainee's
 # panel they read as the wall names them ("下班", "off duty"). A unit's first: "dispatched" in
 # a reason is the unit's (已派遣) more often than the case's.
-STATUS_WORDS = {"zh": {"stale": "失联", **{k: v[0] for k, v in CASE_STAGES.items()},
+STATUS_WORDS = {"zh": {"stale": tr("stale", "zh"), **{k: v[0] for k, v in CASE_STAGES.items()},
                        **{k: v[0] for k, v in UNIT_STATUSES.items()}},
-                "en": {"stale": "stale", **{k: v[1].lower() for k, v in CASE_STAGES.items()},
+                "en": {"stale": tr("stale", "en"),
+                       **{k: v[1].lower() for k, v in CASE_STAGES.items()},
                        **{k: v[1].lower() for k, v in UNIT_STATUSES.items()}}}
 _STATUS = re.compile(r"\b(" + "|".join(sorted(STATUS_WORDS["zh"], key=len, reverse=True))
                      + r")\b")
@@ -60,6 +61,7 @@ def reason_words(reason: str | None, lang: str) -> str:
 class TrainingLog(TablePanel):
     name = "training_log"
     columns = ("tl.time", "tl.order", "tl.unit", "tl.case")
+    priority = ("tl.order", "tl.unit", "tl.case", "tl.time")
     stretch_column = 3
     exercise = None           # situation.training.Exercise (set by the transport in TRAINING)
     table_px = ROW_PX
@@ -68,7 +70,7 @@ class TrainingLog(TablePanel):
     def __init__(self, situation, lang="zh", parent=None):
         super().__init__(situation, lang, parent)
         t = self.table
-        self.row_px = round(ROW_PX * 1.6)
+        self.row_px = max(round(ROW_PX * 1.6), QFontMetrics(self.model._bold).height() + 10)
         t.verticalHeader().setDefaultSectionSize(self.row_px)
         t.verticalHeader().setMinimumSectionSize(self.row_px)
         t.setTextElideMode(Qt.ElideLeft)       # a long case id keeps its distinguishing end
@@ -118,7 +120,7 @@ class TrainingLog(TablePanel):
         for i in range(len(log) - 1, max(-1, len(log) - 1 - SHOWN), -1):
             e = log[i]
             ok = e.get("result") == "accepted"
-            colour = theme.OK if ok else theme.ALARM
+            colour = theme.READY if ok else theme.ALARM
             kind = KIND.get(e.get("type"))
             unit = e.get("callsign") or e.get("unit_id") or "—"
             case = e.get("case_id") or "—"

@@ -5,15 +5,16 @@ from __future__ import annotations
 from situation.catalog import UNIT_STATUSES, district_name, unit_kind_name, unit_status_name
 from situation.store import Change
 from widgets import theme
-from widgets.case_queue import show_gestures
+from widgets.case_queue import short_id, show_gestures
 from widgets.i18n import tr
 from widgets.format import ago
 from widgets.panel import Cell, TablePanel
 
 STATUS_ORDER = {s: i for i, s in enumerate(UNIT_STATUSES)}
-STATUS_COLOUR = {"available": theme.OK, "dispatched": theme.ACCENT, "en_route": theme.ACCENT,
-                 "on_scene": theme.WARN, "returning": theme.MUTED, "off_duty": theme.DIM,
-                 "out_of_service": theme.DIM}
+# The signal colours (the same by day and night): free, busy on the way, at work, off.
+STATUS_COLOUR = {"available": theme.READY, "dispatched": theme.BUSY, "en_route": theme.BUSY,
+                 "returning": theme.BUSY, "on_scene": theme.ON_SCENE, "off_duty": theme.IDLE,
+                 "out_of_service": theme.IDLE}
 BUSY = {"dispatched", "en_route", "on_scene", "returning"}
 
 
@@ -23,6 +24,9 @@ class UnitRoster(TablePanel):
     permission = None           # (action, case_id, unit_id) → why not, or None (the glue's)
     columns = ("col.callsign", "col.kind", "col.status", "col.district", "col.case",
                "col.seen")
+    # Kept first when the panel is narrow: who, what it is doing, on which case.
+    priority = ("col.callsign", "col.status", "col.case", "col.district", "col.seen",
+                "col.kind")
     stretch_column = 4
 
     def on_changed(self, change: Change) -> None:
@@ -60,13 +64,15 @@ class UnitRoster(TablePanel):
             if order is not None:
                 status_cell = (Cell(f"⚠ {tr('unconfirmed', lang)}", theme.ALARM, bold=True)
                                if order.state == "unconfirmed" else
-                               Cell(f"⏳ → {order.case_id or '—'}", theme.ACCENT, bold=True))
+                               Cell(f"⏳ → {short_id(order.case_id) if order.case_id else '—'}",
+                                    theme.ACCENT, bold=True, tip=order.case_id))
             rows.append([
                 Cell(u.callsign, grey, bold=not stale),
                 Cell(unit_kind_name(u.kind, lang), grey or theme.MUTED),
                 status_cell,
                 Cell(district_name(s.locator.locate(u.lon, u.lat), lang), grey),
-                Cell(u.case_id or "—", grey or (None if u.case_id else theme.DIM)),
+                Cell(short_id(u.case_id) if u.case_id else "—",
+                     grey or (None if u.case_id else theme.DIM), tip=u.case_id),
                 Cell(ago(now - u.ts, lang), theme.ALARM if stale else theme.MUTED),
             ])
             keys.append(u.unit_id)
