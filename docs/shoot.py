@@ -35,6 +35,8 @@ SHOTS = {           # name → (screens, extra arguments)
     "wall-3": (3, ["--demo"]),
     "console": (1, ["--demo", "--console"]),
     "night": (1, ["--demo", "--layout", "night"]),
+    "wall-5": (5, ["--demo"]),            # screens 4 and 5: patrol coverage, case heat
+    "handover": (1, ["--demo", "--shifts", "shifts", "--start", "2026-11-27T15:59:56+08:00"]),
     "replay": (1, ["--replay", "{day}", "--speed", "64", "--start", "2026-11-27T12:00:00+08:00"]),
     "training": (1, ["--replay", "{day}", "--training", "--speed", "16",
                      "--start", "2026-11-27T12:00:00+08:00"]),
@@ -45,13 +47,15 @@ def shoot(name: str, lang: str, out: Path, day: Path | None, tmp: Path) -> list[
     n, extra = SHOTS[name]
     config = tmp / f"screens-{n}.json"
     config.write_text(json.dumps({"screens": screens(n)}))
-    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}")
+    # A fresh settings folder: the console opens as it does the first time, not as left.
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}",
+               XDG_CONFIG_HOME=str(tmp / "config"))
     env.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox --disable-gpu")
     shots = tmp / f"{name}-{lang}"
     shutil.rmtree(shots, ignore_errors=True)
     args = [a.replace("{day}", str(day)) for a in extra]
     if "--replay" not in args:
-        args += ["--start", START, "--speed", "1", "--seed", "7"]
+        args += ([] if "--start" in args else ["--start", START]) + ["--speed", "1", "--seed", "7"]
     cmd = [sys.executable, str(ROOT / "main.py"), *args, "--lang", lang, "--run-for", "12",
            "--screenshot-dir", str(shots)]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=180,

@@ -13,11 +13,12 @@ the wall's dark ground, then tuned until the check below passed.
     meaning     colour                     where
     alarm       #df5946 vermillion red     overdue case, sensor alarm, feed down, fault, unit lost
                                            (stale), order unconfirmed or refused
-    warn        #fef050 yellow             due within the hour, sensor warning, feed late
+    warn        #fef050 yellow             due within 15 minutes, sensor warning, feed late
     urgent      #db84d7 orchid (red-purple) a priority-1 (紧急) case not yet overdue
     case        #f3f9fd near-white         an open case of ordinary priority (its shape: "case")
     ready       #22bf91 bluish green       unit available (待命), feed up, order accepted
-    busy        #2979ff blue               unit dispatched / en route / returning
+    busy        #2979ff blue               unit dispatched / en route / returning; an order
+                                           sent and not yet answered (on its way)
     on_scene    #f5aa08 orange             unit on scene (处置中)
     idle        #737a8a slate grey         unit off duty or out of service
     sensor      #a8b2bc blue-grey          a sensor reading normal (normal needs no signal colour)

@@ -206,7 +206,8 @@ def test_picking_a_case_in_the_queue_zooms_every_map_to_it(qtbot):
     (w,) = build_wall(sc.situation, None, "zh", "LIVE", QGuiApplication.screens()[:1])
     qtbot.addWidget(w)
     w.show()
-    queue, city = w.panels[0], w.panels[1]
+    queue = next(p for p in w.panels if p.name == "case_queue")
+    city = next(p for p in w.panels if p.name == "city_map")
     qtbot.waitUntil(lambda: city.loaded, timeout=20000)
     qtbot.waitUntil(lambda: run_js(qtbot, city, "cw.ready()") is True, timeout=10000)
     row = queue.model.keys.index("C-SOON")

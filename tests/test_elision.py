@@ -145,6 +145,13 @@ def table_problems(panel, where: str) -> list[str]:
         if t.isColumnHidden(c):
             out.append(f"{name}: key column {m.headers[c]!r} dropped at table width "
                        f"{t.width()} (hidden: {panel.hidden_columns})")
+    # Rows a person can read: at least two whole rows show (one when there is one).
+    want_rows = min(len(m.rows), 2)
+    if want_rows and panel.name != "training_log":    # its rows wrap: fit_rows sizes them
+        seen = t.viewport().height()
+        if seen < want_rows * t.rowHeight(0):
+            out.append(f"{name}: {seen} px of table show, {want_rows} rows of "
+                       f"{t.rowHeight(0)} px need {want_rows * t.rowHeight(0)}")
     head_fm = QFontMetrics(header.font())
     fonts = {False: QFontMetrics(t.font()), True: QFontMetrics(m._bold)}
     pad = cell_margin(t)

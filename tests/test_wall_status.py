@@ -102,7 +102,7 @@ def test_window_status_gives_panel_rects_and_the_map_view(qtbot):
     qtbot.waitUntil(lambda: city.map_view is not None, timeout=20000)
     (doc,) = window_status([w])
     assert set(doc["panel_rects"]) == set(doc["panels"])
-    check_rects(doc)
+    check_rects(doc, [("unit_roster", "sensor_tiles", "feed_health")])   # one rotating cell
     x, y, width, height = doc["panel_rects"]["city_map"]
     assert (width, height) == (city.width(), city.height())
     assert city.mapTo(w, city.rect().topLeft()).toTuple() == (x, y)

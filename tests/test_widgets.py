@@ -153,13 +153,15 @@ def test_english_columns_and_words(qtbot, sc):
 
 
 def test_every_layout_shows_every_first_wall_panel():
+    from ui.wall import ONE_SCREEN, default_layout
     needed = {"case_queue", "unit_roster", "sensor_tiles", "feed_health"}
     for n in (1, 2, 3, 4, 6):
-        screens = layout_for(n)
-        assert len(screens) == n
-        shown = {name for _, _, rows in screens for _, cells_ in rows for name, _ in cells_}
+        layout = default_layout(n)
+        assert len(layout.screens) == n
+        shown = set(layout.panels())
         assert needed <= shown and shown <= set(PANELS)
-    assert set(BUILT_IN) == {1, 2, 3}
+    assert set(BUILT_IN) == {2, 3} and len(layout_for(4)) == 4
+    assert default_layout(1).screens == (ONE_SCREEN,)     # one screen: a grid (the map spans)
 
 
 def test_wall_window_redraws_on_changes_and_ticks(qtbot, sc):
@@ -167,8 +169,8 @@ def test_wall_window_redraws_on_changes_and_ticks(qtbot, sc):
     w = windows[0]
     qtbot.addWidget(w)
     assert isinstance(w, WallWindow)
-    assert w.panel_names() == ["clock", "case_queue", "city_map", "unit_roster",
-                               "sensor_tiles", "feed_health"]
+    assert w.panel_names() == ["clock", "case_queue", "unit_roster", "sensor_tiles",
+                               "feed_health", "city_map"]
     assert w.geometry() == QGuiApplication.screens()[0].geometry()
     queue = w.panels[0]
     sc.case("C-X", 5, category="event.emergency.waterlogging", status="registered")

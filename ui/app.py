@@ -281,11 +281,6 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     else:
         key = getattr(args, "layout", None) or (
             "training" if getattr(args, "training", False) else None)   # the trainee's panel
-        if key is None and session.replay is not None and len(screens) == 1 \
-                and not getattr(args, "console", False):
-            # One screen less the transport bar: the built-in wall's bottom row would be a
-            # sliver; the commander's grid (queue, units and feeds in turn, the map) fits.
-            key = "commander"
     layout, notice = load_wall_layout(key, len(screens))
     notice = " · ".join(t for t in (problem, notice) if t) or None
     if getattr(args, "console", False):

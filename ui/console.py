@@ -209,10 +209,10 @@ class CommanderConsole(PanelHost, QMainWindow):
             self.resizeDocks(left, [width] * len(left), Qt.Horizontal)
             queue = [d for d in left if d.widget().name == "case_queue"]
             rest = [d for d in left if d.widget().name != "case_queue"]
-            if queue and rest:              # the queue over the roster, half and half
+            if queue and rest:              # the queue over the roster (its tabs take a line)
                 high = self.height() - KPI_BAND_PX - self.header.sizeHint().height()
-                self.resizeDocks(queue + rest, [int(high * 0.5)] + [int(high * 0.5)
-                                                                  // len(rest)] * len(rest),
+                self.resizeDocks(queue + rest, [int(high * 0.45)] + [int(high * 0.55)
+                                                                   // len(rest)] * len(rest),
                                  Qt.Vertical)
         bottom = by_area.get(Qt.BottomDockWidgetArea, [])
         if bottom:

@@ -35,8 +35,8 @@ def toast_words(order, callsign: str, lang: str) -> tuple[str, str, str]:
     if order.state == "unconfirmed":
         return head, tr("dsp.unconfirmed", lang), theme.ALARM
     if order.resent:
-        return head, tr("dsp.resent", lang, n=order.resent), theme.ACCENT
-    return head, tr("dsp.waiting", lang), theme.ACCENT
+        return head, tr("dsp.resent", lang, n=order.resent), theme.BUSY
+    return head, tr("dsp.waiting", lang), theme.BUSY
 
 
 _BILINGUAL = re.compile(r"^[a-z_]+: (?P<en>.+) / (?P<zh>[^/]+)$", re.S)

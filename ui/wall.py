@@ -36,9 +36,6 @@ Row = tuple[int, list[tuple[str, int]]]
 BUILT_IN: dict[int, list[tuple[str, str, list[Row]]]] = {
     # The map is the largest thing on a command screen (#14: at least 40 % of a 1080p window);
     # the queue keeps room for its key columns beside it.
-    1: [("综合", "Overview", [
-        (9, [("case_queue", 5), ("city_map", 8)]),
-        (2, [("unit_roster", 4), ("sensor_tiles", 6), ("feed_health", 3)])])],
     2: [("指挥调度", "Command", [(1, [("supervision_kpis", 1)]),
                                  (7, [("case_queue", 2), ("city_map", 3)])]),
         ("队伍、感知与研判", "Units, sensing, analysis", [
@@ -57,6 +54,16 @@ EXTRA_SCREENS = [("巡查监察", "Patrol supervision", [(1, [("patrol_coverage"
                                                         ("district_board", 2)])]),
                  ("案件热力", "Case heat", [(1, [("spatial_heat", 3), ("temporal_heat", 2)])]),
                  ("城市运行图", "City map", [(1, [("city_map", 1)])])]
+
+
+# One screen: the map as tall as the screen and the largest thing on it (at least 40 % of a
+# 1080p window), the queue beside it with room for its key columns, and under the queue the
+# units, the sensors and the feeds in turn (20 s each; a touch of the mouse holds them) — a
+# row of three panels under the map would leave each a sliver with no row of its table shown.
+ONE_SCREEN = engine.Screen(0, "综合", "Overview", 10, 13, (
+    engine.Cell("case_queue", 0, 0, 6, 5),
+    engine.Cell("unit_roster", 6, 0, 4, 5, then=("sensor_tiles", "feed_health"), every=20),
+    engine.Cell("city_map", 0, 5, 10, 8)))
 
 
 def layout_for(screens: int) -> list[tuple[str, str, list[Row]]]:
@@ -261,6 +268,8 @@ class WallWindow(PanelHost, QWidget):
 
 def default_layout(screens: int) -> "engine.Layout":
     """The built-in layout for this many screens, as a layout file would give it."""
+    if screens <= 1:
+        return engine.Layout("built-in-1", (ONE_SCREEN,), "built-in")
     return engine.from_rows(f"built-in-{screens}", layout_for(screens))
 
 

@@ -102,7 +102,7 @@ class CaseQueue(TablePanel):
                 name = sent.callsign if sent else order.unit_id
                 unit_cell = (Cell(f"⚠ {name} {tr('unconfirmed', lang)}", theme.ALARM, row_bg, True)
                              if order.state == "unconfirmed"
-                             else Cell(f"⏳ {name}", theme.ACCENT, row_bg, True))
+                             else Cell(f"⏳ {name}", theme.BUSY, row_bg, True))
             left_fg = theme.ALARM if late else theme.WARN if near else theme.TEXT
             cat = category_name(c.category, lang)
             if c.priority == 1:

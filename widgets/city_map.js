@@ -105,7 +105,14 @@
     var minLat = 0.03, minLon = 0.04;     // at least ~3 km either way
     if (n - s < minLat) { var ml = (n + s) / 2; s = ml - minLat / 2; n = ml + minLat / 2; }
     if (e - w < minLon) { var mo = (e + w) / 2; w = mo - minLon / 2; e = mo + minLon / 2; }
-    return L.latLngBounds([[s, w], [n, e]]).pad(0.08);
+    var box = L.latLngBounds([[s, w], [n, e]]);
+    // What must be seen is never a quantile's outlier: every overdue or escalated case in the
+    // city is in the opening frame.
+    for (var cid in markers.cases) {
+      var cm = markers.cases[cid], cll = cm.getLatLng();
+      if (held.contains(cll) && (caseState(cm.cw) === "late" || cm.cw.esc)) box.extend(cll);
+    }
+    return box.pad(0.08);
   }
   function resized() {              // tell Leaflet only when the box really changed (it
     var el = map.getContainer(), size = map.getSize();   // forgets its exact centre)

@@ -209,6 +209,8 @@ class RowsModel(QAbstractTableModel):
             return self._brush(cell.bg)
         if role == Qt.FontRole and cell.bold:
             return self._bold
+        if role == Qt.ToolTipRole and not cell.tip and len(cell.text) > LONG_CELL_CHARS:
+            return "<qt>" + html.escape(cell.text) + "</qt>"      # a value a column may cut
         if role == Qt.ToolTipRole and cell.tip:
             # Feed text is untrusted: forced rich text with everything escaped shows "<b>" as
             # the characters it is, never as markup.
@@ -218,6 +220,8 @@ class RowsModel(QAbstractTableModel):
         return None
 
 
+COLUMN_CAP_EM = 14          # no column wider than this many of its type's px (an outlier)
+LONG_CELL_CHARS = 12        # a longer value without a tooltip of its own gets itself as one
 CELL_SLACK_PX = 4           # beyond the delegate's own margins: a kept value never touches the edge
 HEADER_PAD_PX = 2 * 8 + 4   # QHeaderView::section padding (theme.style: 4px 8px) and its border
 SORT_MARK_PX = 24           # a header that shows a sort indicator
@@ -369,7 +373,12 @@ class TablePanel(Panel):
                 w = self._advance(cell.text, cell.bold) + pad
                 if w > needs[c]:
                     needs[c] = w
-        return needs
+        # One outlier (a 200-character category, a callsign of 64 wide characters) must not
+        # push every other column off the table: no column asks for more than COLUMN_CAP_EM
+        # (or its name); a longer value is cut with "…" and reads whole in its tooltip.
+        cap = round(COLUMN_CAP_EM * self.table_px)
+        heads = [head.horizontalAdvance(h) + HEADER_PAD_PX + sort_mark for h in m.headers]
+        return [min(need, max(cap, h)) for need, h in zip(needs, heads)]
 
     def table_room(self) -> int:
         """The width the columns share: the table's, less its frame and a vertical scroll

@@ -170,11 +170,20 @@ class PeakDuty(Panel):
         label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
         return label
 
-    def _listed(self, windows: list, most: int) -> str:
+    def _listed(self, windows: list, most: int, label: QLabel | None = None) -> str:
+        """At most ``most`` lines, and no more than ``label`` has room for (then the last
+        line says how many more): a list cut mid-line at the panel's edge reads as complete."""
+        if label is not None and label.height() > 0:
+            room = max(1, label.height() // label.fontMetrics().lineSpacing())
+            most = min(most, room if len(windows) <= room else room - 1)
         lines = [p.text for p in windows[:most]]
         if len(windows) > most:
             lines.append(tr("peak.and_more", self.lang, n=len(windows) - most))
         return "\n".join(lines)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.dirty = True                 # the lists fit the new height at the next redraw
 
     def _people_ticks(self, top: float) -> None:
         """Whole people on the right axis: five or six ticks, never 0.5 of a person."""
@@ -281,9 +290,9 @@ class PeakDuty(Panel):
         if not found.peaks and not found.held:
             self.peaks.setText(tr("peak.none", lang))
         else:
-            self.peaks.setText(self._listed(found.peaks, PEAKS_LISTED)
+            self.peaks.setText(self._listed(found.peaks, PEAKS_LISTED, self.peaks)
                                or tr("peak.no_peak", lang, h=hours))
-        self.held.setText(self._listed(found.held, HELD_LISTED))
+        self.held.setText(self._listed(found.held, HELD_LISTED, self.held))
         self.held_head.setVisible(bool(found.held))
         self.held.setVisible(bool(found.held))
         text = tr("peak.summary", lang, f=float(forecast.sum()), a=float(actual.sum()))

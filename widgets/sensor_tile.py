@@ -11,6 +11,8 @@ beside it where the line has room (``compact``; the panel flows the lines).
 """
 from __future__ import annotations
 
+import html
+
 import math
 from dataclasses import dataclass, field
 
@@ -22,7 +24,7 @@ from situation.thresholds import ALARM, OK, UNKNOWN, WARN
 from widgets import theme
 from widgets.i18n import tr
 
-LEVEL_COLOUR = {OK: theme.OK, WARN: theme.WARN, ALARM: theme.ALARM, UNKNOWN: theme.MUTED}
+LEVEL_COLOUR = {OK: theme.SENSOR, WARN: theme.WARN, ALARM: theme.ALARM, UNKNOWN: theme.MUTED}
 
 TITLE_PX, SMALL_PX, BADGE_PX = 24, 20, 20
 VALUE_PX = (40, 34, 30, 26, 22)      # the key figure: the largest that fits whole
@@ -60,6 +62,15 @@ def badge_text(alarm: int, warn: int, lang: str) -> str:
     """"告警 1  预警 20": the counts there are (none: "全部正常")."""
     parts = [f"{tr(key, lang)} {n}" for key, n in (("alarm", alarm), ("warn", warn)) if n]
     return "  ".join(parts) or tr("all_normal", lang)
+
+
+def badge_html(alarm: int, warn: int, lang: str) -> str:
+    """``badge_text`` with each count in its level's colour (the same characters, so it
+    measures the same)."""
+    parts = [f'<span style="color:{colour}">{html.escape(tr(key, lang))} {n}</span>'
+             for key, n, colour in (("alarm", alarm, theme.ALARM), ("warn", warn, theme.WARN))
+             if n]
+    return "&nbsp;&nbsp;".join(parts) or html.escape(tr("all_normal", lang))
 
 
 class DotRow(QWidget):
@@ -121,6 +132,8 @@ class SensorTile(QFrame):
         self.caption = self._label(SMALL_PX, theme.MUTED)
         self.value = self._label(VALUE_PX[0], theme.TEXT, True)
         self.badges = self._label(BADGE_PX, theme.DIM, True)
+        self.badges.setTextFormat(Qt.RichText)       # the counts in their colours (badge_html)
+        self.badge_plain = ""
         self.dots = DotRow(self)
         self.plan: TilePlan | None = None
         self.style: int | None = None      # the style the panel chose for every tile
@@ -156,9 +169,10 @@ class SensorTile(QFrame):
         colour = LEVEL_COLOUR.get(view.headline_level, theme.TEXT) \
             if view.headline_level != UNKNOWN else theme.TEXT
         self.value.setStyleSheet(f"color: {colour}; background: transparent;")
-        self.badges.setText(badge_text(view.alarm, view.warn, self.lang))
-        badge = theme.ALARM if view.alarm else theme.WARN if view.warn else theme.MUTED
-        self.badges.setStyleSheet(f"color: {badge}; background: transparent;")
+        # Each count in its own level's colour: warnings are not alarms.
+        self.badge_plain = badge_text(view.alarm, view.warn, self.lang)   # what is measured
+        self.badges.setText(badge_html(view.alarm, view.warn, self.lang))
+        self.badges.setStyleSheet(f"color: {theme.MUTED}; background: transparent;")
         self._look(theme.ALARM if view.alarm else theme.WARN if view.warn else theme.PANEL_EDGE)
         self.setToolTip(" ".join(p for p in (view.title, view.count, view.caption, view.value)
                                  if p and p != "—"))
@@ -185,7 +199,7 @@ class SensorTile(QFrame):
         count_w = self._w(v.count, SMALL_PX)
         cap_w = self._w(v.caption, SMALL_PX) if v.caption else 0
         title_cap_w = self._w(f"{v.title}  {v.caption}", TITLE_PX, True)
-        badge_w = self._w(self.badges.text(), BADGE_PX, True)
+        badge_w = self._w(self.badge_plain, BADGE_PX, True)
         title_h, small_h, badge_h = self._h(TITLE_PX), self._h(SMALL_PX), self._h(BADGE_PX)
         n = len(v.dots)
         out: dict[int, TilePlan] = {}
@@ -238,7 +252,7 @@ class SensorTile(QFrame):
         v = self.view
         inner = w - self.PAD_L - self.PAD_R
         title_w = self._w(v.title, TITLE_PX, True)
-        badge_w = self._w(self.badges.text(), BADGE_PX, True)
+        badge_w = self._w(self.badge_plain, BADGE_PX, True)
         px = next((p for p in VALUE_PX if self._w(v.value, p, True) <= inner), VALUE_PX[-1])
         val_w = self._w(v.value, px, True)
         badges = ("title" if title_w + 16 + badge_w <= inner
@@ -275,7 +289,7 @@ class SensorTile(QFrame):
         counts = 0
         if v.alarm or v.warn:
             counts = COMPACT_GAP + self._fm(self.compact_badge_px(px), True).horizontalAdvance(
-                self.badges.text()) + 4
+                self.badge_plain) + 4
         return base, counts
 
     def fit_compact(self) -> None:
@@ -305,7 +319,7 @@ class SensorTile(QFrame):
         x += title_w + COMPACT_GAP
         self.value.setGeometry(x, y, val_w, line_h)
         x += val_w
-        badge_w = self._fm(bpx, True).horizontalAdvance(self.badges.text()) + 4
+        badge_w = self._fm(bpx, True).horizontalAdvance(self.badge_plain) + 4
         show = counts and (v.alarm or v.warn) and x + COMPACT_GAP + badge_w \
             <= w - COMPACT_PAD_R - 2
         self.badges.setVisible(bool(show))
@@ -337,7 +351,7 @@ class SensorTile(QFrame):
         self.count.setVisible(plan.count_shown)
         count_w = self._w(v.count, SMALL_PX) + 4
         self.count.setGeometry(x + inner - count_w, y, count_w, title_h)
-        badge_w = self._w(self.badges.text(), BADGE_PX, True) + 4
+        badge_w = self._w(self.badge_plain, BADGE_PX, True) + 4
         self.badges.setVisible(plan.badges != "none")
         if plan.badges == "title":
             self.badges.setAlignment(Qt.AlignRight | Qt.AlignVCenter)

@@ -16,7 +16,7 @@ WORST_MAX = 6
 
 
 def colour_of(level: int) -> str:
-    return {OK: theme.OK, WARN: theme.WARN, ALARM: theme.ALARM}.get(level, theme.MUTED)
+    return {OK: theme.SENSOR, WARN: theme.WARN, ALARM: theme.ALARM}.get(level, theme.MUTED)
 
 
 class WorstList(QWidget):
@@ -59,12 +59,23 @@ class WorstList(QWidget):
 
     def line_for(self, parts: tuple[str, ...], width: int) -> str | None:
         """The line's words as they fit ``width``: whole, else without the level word (the
-        colour says it); None when even that does not fit."""
+        colour says it), else with the sensor's id shortened in its middle (a long id must
+        not drop the reading from the list: the value and where are what matter); None only
+        when not even the value fits."""
         fm = QFontMetrics(theme.font(WORST_PX, bold=True))
         for words in (parts, parts[1:]):
             text = self.text(words)
             if fm.horizontalAdvance(text) + 4 <= width:
                 return text
+        words = list(parts[1:])
+        if words:
+            rest = fm.horizontalAdvance(self.text(tuple(["…"] + words[1:]))) + 4
+            room = width - rest + fm.horizontalAdvance("…")
+            if room >= fm.horizontalAdvance("…") and words[0]:
+                words[0] = fm.elidedText(words[0], Qt.ElideMiddle, room)
+                text = self.text(tuple(words))
+                if fm.horizontalAdvance(text) + 4 <= width:
+                    return text
         return None
 
     def set_lines(self, lines: list[tuple[tuple[str, ...], int]]) -> None:

@@ -65,7 +65,7 @@ class UnitRoster(TablePanel):
                 status_cell = (Cell(f"⚠ {tr('unconfirmed', lang)}", theme.ALARM, bold=True)
                                if order.state == "unconfirmed" else
                                Cell(f"⏳ → {short_id(order.case_id) if order.case_id else '—'}",
-                                    theme.ACCENT, bold=True, tip=order.case_id))
+                                    theme.BUSY, bold=True, tip=order.case_id))
             rows.append([
                 Cell(u.callsign, grey, bold=not stale),
                 Cell(unit_kind_name(u.kind, lang), grey or theme.MUTED),
