@@ -43,6 +43,9 @@ SHOTS = {           # name → (screens, extra arguments)
 }
 
 
+ONLY_SCREENS = {"wall-5": (4, 5)}     # screens 1–3 of five are the three-screen wall's
+
+
 def shoot(name: str, lang: str, out: Path, day: Path | None, tmp: Path) -> list[Path]:
     n, extra = SHOTS[name]
     config = tmp / f"screens-{n}.json"
@@ -62,6 +65,8 @@ def shoot(name: str, lang: str, out: Path, day: Path | None, tmp: Path) -> list[
                    stdout=subprocess.DEVNULL)
     saved = []
     for i, png in enumerate(sorted(shots.glob("wall-*.png"))):
+        if name in ONLY_SCREENS and i + 1 not in ONLY_SCREENS[name]:
+            continue            # the same screens as a smaller wall's
         target = out / (f"{name}-{lang}.png" if n == 1 else f"{name}-{i + 1}-{lang}.png")
         shutil.copy(png, target)
         saved.append(target)

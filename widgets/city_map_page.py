@@ -178,7 +178,9 @@ def build_page(lang: str = "zh", tiles_url: str | None = None) -> str:
       .cw-legend {{ background: {with_alpha(theme.BG, 0.88)}; color: {theme.TEXT}; padding: 8px 12px;
                     border: 1px solid {theme.PANEL_EDGE}; border-radius: 6px;
                     font-size: {_k(LEGEND_PX)}; line-height: 1.55; }}
-      .cw-legend-row {{ white-space: nowrap; }}
+      .cw-legend-row {{ white-space: normal; }}
+      #cw-legend {{ max-width: calc(100% - 24px); box-sizing: border-box; }}
+      .cw-key {{ white-space: nowrap; display: inline-block; }}
       .cw-legend b {{ color: {theme.ACCENT}; font-weight: bold; margin-right: 8px; }}
       .cw-key {{ margin-right: 12px; }}
       .cw-key svg {{ vertical-align: -5px; margin-right: 4px; width: {_k(22)};
