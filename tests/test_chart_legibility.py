@@ -139,20 +139,27 @@ def _sensors(sc):
 SIZES = [(914, 300), (1150, 500), (1920, 400), (700, 330), (600, 260), (480, 620)]
 
 
+def _tiles_at(qtbot, p, w: int, h: int, lang: str):
+    """The sensor-tiles panel shown at w × h and redrawn; it must not ask for more room than
+    that (a panel whose minimum is larger than its cell pushes its neighbours or is cut)."""
+    qtbot.addWidget(p)
+    p.resize(w, h)
+    p.show()
+    p.refresh()
+    qtbot.wait(1)
+    where = f"{lang} {w}x{h}"
+    least = p.minimumSizeHint()
+    assert least.width() <= w and least.height() <= h, (where, least)
+    return p, where
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_sensor_tiles_never_cut_the_key_figure_nor_overlap(qtbot, themed, lang):
     from widgets.sensor_tiles import SensorTiles
     sc = Scenario(NOW)
     _sensors(sc)
     for w, h in SIZES:
-        p = SensorTiles(sc.situation, lang)
-        qtbot.addWidget(p)
-        p.resize(w, h)
-        p.show()
-        p.refresh()
-        qtbot.wait(1)
-        where = f"{lang} {w}x{h}"
-        assert p.width() <= w and p.height() <= h, where        # it never asked for more
+        p, where = _tiles_at(qtbot, SensorTiles(sc.situation, lang), w, h, lang)
         rects = []
         for kind, tile in p.tiles.items():
             assert tile.value.isVisibleTo(tile), (where, kind)
@@ -228,14 +235,7 @@ def test_a_short_wide_cell_gets_one_line_tiles_none_cut(qtbot, themed, lang):
     sc = Scenario(NOW)
     _all_kinds(sc)
     for w, h in SHORT_WIDE:
-        p = SensorTiles(sc.situation, lang)
-        qtbot.addWidget(p)
-        p.resize(w, h)
-        p.show()
-        p.refresh()
-        qtbot.wait(1)
-        where = f"{lang} {w}x{h}"
-        assert p.width() <= w and p.height() <= h, where
+        p, where = _tiles_at(qtbot, SensorTiles(sc.situation, lang), w, h, lang)
         assert p.arrangement[0] == "compact", (where, p.arrangement)
         box = QRect(QPoint(0, 0), p.tile_box.size())
         rects = []

@@ -447,3 +447,35 @@ def test_the_picker_the_question_and_the_toasts_read_from_four_metres(qtbot, dem
     w.close()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_one_outlier_value_never_pushes_the_key_columns_off(qtbot):
+    """A publisher's unknown 128-character category and a callsign of 64 wide characters (both
+    valid by the protocol's bounds) in a queue and a roster as wide as the one-screen wall gives
+    them: every key column stays; the long value is cut in its cell and whole in its tooltip."""
+    from PySide6.QtCore import Qt as _Qt
+    from tests.scenario import standard
+    from widgets.case_queue import CaseQueue
+    from widgets.unit_roster import UnitRoster
+    sc = standard()
+    long_category = "event." + "x" * 122
+    long_callsign = "城" * 64
+    sc.case("C-LONG", 30, category=long_category, status="registered")
+    sc.unit("U-LONG", callsign=long_callsign, status="available", district="110101")
+    for panel, size, key, text in ((CaseQueue(sc.situation, "en"), (727, 600), "C-LONG",
+                                    long_category),
+                                   (UnitRoster(sc.situation, "zh"), (572, 400), "U-LONG",
+                                    long_callsign)):
+        qtbot.addWidget(panel)
+        panel.resize(*size)
+        panel.show()
+        panel.refresh()
+        panel.fit_columns()
+        kept = [k for k in KEY_COLUMNS[panel.name]
+                if not panel.table.isColumnHidden(panel.columns.index(k))]
+        assert kept == list(KEY_COLUMNS[panel.name]), (panel.name, panel.hidden_columns)
+        row = panel.model.keys.index(key)
+        cells = [panel.model.index(row, c) for c in range(panel.model.columnCount())]
+        shown = [i for i in cells if text in (panel.model.data(i) or "")]
+        assert shown, (panel.name, [panel.model.data(i) for i in cells])
+        assert text in panel.model.data(shown[0], _Qt.ToolTipRole)

@@ -10,7 +10,6 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QPainter
 
 import main
-from feeds.demo_day import write_demo_day
 from feeds.recording import read_recording
 from situation.catalog import stage_name
 from situation.replay import Replay, ReplayClock
@@ -25,16 +24,8 @@ from widgets.training_log import reason_words
 
 pytestmark = pytest.mark.timeout(120)
 
-START = 1_795_474_800_000            # 2026-11-24 07:00 Beijing time
-MIN = 60_000
-
-
-@pytest.fixture(scope="module")
-def day(tmp_path_factory) -> str:
-    """A quarter of an hour of the demo city, 07:00:01 to 07:15:00."""
-    path = tmp_path_factory.mktemp("rec") / "day.mcap"
-    write_demo_day(path, hours=0.25, start_ms=START)
-    return str(path)
+# The quarter of an hour of the demo city the transport's tests replay (07:00:01–07:15:00).
+from tests.test_transport import MIN, START, day  # noqa: E402,F401  (a fixture, shared)
 
 
 class WallClock:

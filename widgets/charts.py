@@ -12,7 +12,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFontMetrics
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
 from situation import palette
 from widgets import theme
@@ -71,6 +71,22 @@ def combo(items: list[tuple[str, object]], current: int = 0, px: int = COMBO_PX)
         box.addItem(text, data)
     box.setCurrentIndex(current)
     return box
+
+
+def controls(named: list[tuple[str, QComboBox]]) -> QHBoxLayout:
+    """A chart's line of choices: each (name, combo box) as its name in muted 20 px type
+    beside the box, left to right."""
+    row = QHBoxLayout()
+    row.setSpacing(10)
+    for name, box in named:
+        label = QLabel(name)
+        label.setFont(theme.font(20))
+        label.setStyleSheet(f"color: {theme.MUTED};")
+        row.addWidget(label)
+        row.addWidget(box)
+        row.addSpacing(8)
+    row.addStretch(1)
+    return row
 
 
 def plot(background: str | None = None, **kwargs) -> pg.PlotWidget:

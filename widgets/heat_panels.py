@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QHBoxLayout, QLabel
 
 from feeds.districts import city_bbox, load_districts
 from situation.catalog import METRIC_UNITS, district_name
@@ -48,8 +47,6 @@ class SpatialHeatPanel(Panel):
 
     def __init__(self, situation, lang: str = "zh", parent=None):
         super().__init__(situation, lang, parent)
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
         self.window_box = charts.combo([(tr(f"heat.win.{w // HOUR_MS}", lang), w)
                                         for w in WINDOWS_MS], 1)
         self.layer_box = charts.combo([(tr("heat.layer.cases", lang), None)]
@@ -58,16 +55,9 @@ class SpatialHeatPanel(Panel):
         self.area_box = charts.combo([(tr("heat.city", lang), None)]
                                      + [(district_name(d.adcode, lang), d.adcode)
                                         for d in load_districts()])
-        for key, box in (("heat.window", self.window_box), ("heat.layer", self.layer_box),
-                         ("heat.area", self.area_box)):
-            label = QLabel(tr(key, lang))
-            label.setFont(theme.font(20))
-            label.setStyleSheet(f"color: {theme.MUTED};")
-            controls.addWidget(label)
-            controls.addWidget(box)
-            controls.addSpacing(8)
-        controls.addStretch(1)
-        self.body.addLayout(controls)
+        self.body.addLayout(charts.controls(
+            [(tr("heat.window", lang), self.window_box), (tr("heat.layer", lang), self.layer_box),
+             (tr("heat.area", lang), self.area_box)]))
 
         self.plot = charts.plot(theme.PANEL)
         pi = self.plot.getPlotItem()

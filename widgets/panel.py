@@ -209,18 +209,21 @@ class RowsModel(QAbstractTableModel):
             return self._brush(cell.bg)
         if role == Qt.FontRole and cell.bold:
             return self._bold
-        if role == Qt.ToolTipRole and not cell.tip and len(cell.text) > LONG_CELL_CHARS:
-            return "<qt>" + html.escape(cell.text) + "</qt>"      # a value a column may cut
-        if role == Qt.ToolTipRole and cell.tip:
+        if role == Qt.ToolTipRole:
+            # A long value a capped column may cut reads whole here, above any tip of its own.
             # Feed text is untrusted: forced rich text with everything escaped shows "<b>" as
             # the characters it is, never as markup.
-            return "<qt>" + html.escape(cell.tip).replace("\n", "<br>") + "</qt>"
+            parts = [cell.text] if len(cell.text) > LONG_CELL_CHARS else []
+            if cell.tip and cell.tip not in parts:
+                parts.append(cell.tip)
+            return ("<qt>" + html.escape("\n".join(parts)).replace("\n", "<br>") + "</qt>"
+                    if parts else None)
         if role == Qt.UserRole:
             return self.keys[index.row()]
         return None
 
 
-COLUMN_CAP_EM = 14          # no column wider than this many of its type's px (an outlier)
+COLUMN_CAP_EM = 11          # no column wider than this many of its type's px (an outlier)
 LONG_CELL_CHARS = 12        # a longer value without a tooltip of its own gets itself as one
 CELL_SLACK_PX = 4           # beyond the delegate's own margins: a kept value never touches the edge
 HEADER_PAD_PX = 2 * 8 + 4   # QHeaderView::section padding (theme.style: 4px 8px) and its border

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel
+from PySide6.QtWidgets import QGridLayout
 
 from feeds.districts import by_adcode, city_bbox, load_districts
 from situation import palette
@@ -58,21 +58,12 @@ class PatrolCoverage(Panel):
         super().__init__(situation, lang, parent)
         self.title.setText(tr(f"panel.{self.name}", lang))
         self.codes = [d.adcode for d in load_districts()]
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
         self.hours_box = charts.combo([(tr("cov.win", lang, h=h), h) for h in COVERAGE_HOURS],
                                       COVERAGE_HOURS.index(hours))
         self.area_box = charts.combo([(tr("cov.city", lang), None)]
                                      + [(district_name(c, lang), c) for c in self.codes])
-        for key, box in (("cov.hours", self.hours_box), ("cov.area", self.area_box)):
-            label = QLabel(tr(key, lang))
-            label.setFont(theme.font(20))
-            label.setStyleSheet(f"color: {theme.MUTED};")
-            controls.addWidget(label)
-            controls.addWidget(box)
-            controls.addSpacing(8)
-        controls.addStretch(1)
-        self.body.addLayout(controls)
+        self.body.addLayout(charts.controls([(tr("cov.hours", lang), self.hours_box),
+                                             (tr("cov.area", lang), self.area_box)]))
 
         grid = QGridLayout()
         grid.setHorizontalSpacing(10)
