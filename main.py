@@ -15,7 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
-from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int, time_ms
+from feeds.args import (EXIT_USAGE, OneLineParser, district_list, endpoint, port_number,
+                        positive_float, positive_int, time_ms)
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.endpoints import check_endpoint
 from feeds.key_args import Ordered
@@ -95,6 +96,13 @@ def build_parser() -> OneLineParser:
     src.add_argument("--feed", action=Ordered, type=endpoint, metavar="ENDPOINT",
                      help="subscribe to a protocol feed (repeatable; a --server-key right "
                           "after it is its own); default tcp://127.0.0.1:5556")
+    src.add_argument("--state", action=Ordered, type=endpoint, metavar="ENDPOINT",
+                     help="right after a --feed that is a broker's --out: the broker's --state "
+                          "endpoint; the console asks it once for the whole picture and then "
+                          "follows the feed from there (python -m feeds.broker)")
+    src.add_argument("--districts", type=district_list, default=None, metavar="ADCODE,…",
+                     help="a district wall: show only cases, units and sensors of these "
+                          "districts (adcodes, e.g. 110101,110105)")
     src.add_argument("--demo", action="store_true", help="run the built-in demo city in-process")
     src.add_argument("--demo-feed", type=endpoint, metavar="ENDPOINT",
                      help="also let other consoles see the demo city: bind it here (beyond "
@@ -166,6 +174,11 @@ def build_parser() -> OneLineParser:
     out.add_argument("--screenshot-dir", metavar="DIR",
                      help="save one PNG per screen window at exit")
     out.add_argument("--lang", choices=("zh", "en"), default="zh")
+    out.add_argument("--metrics-port", type=port_number, default=None, metavar="N",
+                     help="serve Prometheus metrics on this port (http://HOST:N/metrics)")
+    out.add_argument("--metrics-bind", default="127.0.0.1", metavar="ADDR",
+                     help="the address the metrics are served on (default 127.0.0.1; 0.0.0.0 "
+                          "for a Prometheus server on another machine)")
     out.add_argument("--layout", metavar="NAME|PATH",
                      help="a layout file (TOML) or a preset in layouts/: commander, wall-2, "
                           "wall-3, night, training; default: built in for the screens found")

@@ -57,3 +57,28 @@ def time_ms(text: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=CITY_TZ)
     return int(dt.timestamp() * 1000)
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: 1–65535."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535: {text}")
+    return value
+
+
+def district_list(text: str) -> tuple[str, ...]:
+    """``110101,110105``: adcodes of the city's districts, each known (feeds.districts)."""
+    from feeds.districts import by_adcode
+    known = by_adcode()
+    codes = tuple(dict.fromkeys(c.strip() for c in str(text).split(",") if c.strip()))
+    if not codes:
+        raise argparse.ArgumentTypeError("no district given (adcodes like 110101,110105)")
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown district {', '.join(unknown)[:200]} (known: {', '.join(sorted(known))})")
+    return codes
