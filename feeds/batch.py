@@ -21,6 +21,11 @@ class Batch:
     last_seq: dict[str, int] = field(default_factory=dict)
     messages: int = 0
     auth_failed: Counter = field(default_factory=Counter)     # endpoint → handshakes refused
+    # Two paths to the same records (two brokers; a broker's state and its feed):
+    filled: Counter = field(default_factory=Counter)  # src → records a gap missed, come late
+    duplicates: int = 0                               # records already applied, dropped
+    loaded: list[Record] = field(default_factory=list)   # a broker's state (not "heard")
+    joins: list[dict] = field(default_factory=list)   # state joins that ended (feeds.state_join)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -34,6 +39,10 @@ class Batch:
         self.last_seq.update(other.last_seq)
         self.messages += other.messages
         self.auth_failed.update(other.auth_failed)
+        self.filled.update(other.filled)
+        self.duplicates += other.duplicates
+        self.loaded.extend(other.loaded)
+        self.joins.extend(other.joins)
 
 
 class SeqTracker:
@@ -59,3 +68,79 @@ class SeqTracker:
                 return                      # a repeat of the same record; nothing moves
         self.last[src] = seq
         batch.last_seq[src] = seq
+
+
+HOLES_MAX = 10_000          # missing seqs remembered per source (a late copy fills them)
+
+
+class SeqDedup:
+    """Per-``src`` sequence check for a wall that gets the same records by more than one path
+    — two brokers for redundancy, or a broker's state and then its feed: a record is applied
+    once, whichever path brings it first.
+
+    A ``seq`` past the last is new (a jump is a gap, its missing seqs remembered); one at or
+    below the last is a late copy filling a gap when that seq is missing, a publisher restart
+    when its ``ts`` is newer than anything heard from the source (a copy of a record already
+    applied can never be newer than it), and otherwise a duplicate, dropped and counted.
+    Follows at most ``max_sources`` sources; at most ``HOLES_MAX`` missing seqs each."""
+
+    def __init__(self, max_sources: int = 1_000):
+        self.last: dict[str, int] = {}
+        self.last_ts: dict[str, int] = {}
+        self.holes: dict[str, set[int]] = {}
+        self.max_sources = max_sources
+
+    def floor(self, seqs: dict[str, int], newest_ts: dict[str, int]) -> None:
+        """A state was applied that holds every record up to ``seqs``: nothing at or below
+        them is new."""
+        for src, seq in seqs.items():
+            if src not in self.last and len(self.last) >= self.max_sources:
+                continue
+            if seq >= self.last.get(src, -1):
+                self.last[src] = seq
+                holes = self.holes.get(src)
+                if holes:
+                    self.holes[src] = {h for h in holes if h > seq}
+            self.last_ts[src] = max(self.last_ts.get(src, -1), newest_ts.get(src, -1))
+
+    def judge(self, src: str, seq: int, ts: int | None, batch: Batch) -> bool:
+        """Whether the record (``ts`` None: one the decoder refused) is to be taken."""
+        last = self.last.get(src)
+        if last is None:
+            if len(self.last) >= self.max_sources:
+                return True
+            self._move(src, seq, ts, batch)
+            return True
+        if seq > last:
+            if seq > last + 1:
+                batch.gaps.append((src, last + 1, seq))
+                self._remember(src, last + 1, seq)
+            self._move(src, seq, ts, batch)
+            return True
+        holes = self.holes.get(src)
+        if holes and seq in holes:
+            holes.discard(seq)
+            batch.filled[src] += 1
+            if ts is not None and ts > self.last_ts.get(src, -1):
+                self.last_ts[src] = ts
+            return True
+        if ts is not None and ts > self.last_ts.get(src, -1) and seq < last:
+            batch.restarts.append((src, last, seq))
+            self.holes.pop(src, None)
+            self._move(src, seq, ts, batch)
+            return True
+        batch.duplicates += 1
+        return False
+
+    def _move(self, src: str, seq: int, ts: int | None, batch: Batch) -> None:
+        self.last[src] = seq
+        batch.last_seq[src] = seq
+        if ts is not None and ts > self.last_ts.get(src, -1):
+            self.last_ts[src] = ts
+
+    def _remember(self, src: str, first: int, end: int) -> None:
+        holes = self.holes.setdefault(src, set())
+        holes.update(range(max(first, end - HOLES_MAX), end))
+        if len(holes) > HOLES_MAX:
+            cut = end - HOLES_MAX
+            self.holes[src] = {h for h in holes if h >= cut}

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 
 import zmq
 
-from feeds.batch import Batch, SeqTracker
+from feeds.batch import Batch, SeqDedup, SeqTracker
+from feeds.broker_state import WELCOME
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.decode import UNKNOWN_SRC, MessageDecoder, Reject
 from feeds.endpoints import check_endpoint
@@ -53,8 +54,11 @@ class Receiver:
                  max_sources: int = DEFAULT_MAX_SOURCES, faults: Faults | None = None,
                  keys: ClientKeys | None = None,
                  allowed_src: dict[str, frozenset[str]] | None = None,
-                 tap: Callable[[str, list[bytes], int | None], None] | None = None):
+                 tap: Callable[[str, list[bytes], int | None], None] | None = None,
+                 state: dict[str, str] | None = None, dedupe: bool | None = None):
         self.endpoints = [check_endpoint(e) for e in endpoints]
+        # feed endpoint → its broker's state endpoint: asked once at start (feeds.state_join)
+        self.state = {ep: check_endpoint(st) for ep, st in (state or {}).items()}
         self.keys = keys                 # CURVE: our key pair and each endpoint's server key
         # endpoint → the src ids its publisher may use (feeds.publishers); None: any
         self.allowed_src = allowed_src
@@ -63,6 +67,14 @@ class Receiver:
                                        now_ms=now_ms, future_ms=future_ms)
         self.max_message_bytes = self._decoder.max_message_bytes
         self._seq = SeqTracker(max_sources)
+        # Records that may come by two paths (two brokers, a state and its feed) are applied
+        # once: the seq check drops the copies instead of calling them restarts.
+        if dedupe is None:
+            dedupe = bool(self.state) or len(self.endpoints) > 1
+        self._dedup = SeqDedup(max_sources) if dedupe else None
+        self._joins: dict[zmq.Socket, object] = {}       # DEALER → StateJoin, while joining
+        self._joined_once: set[str] = set()
+        self.join_outcomes: list[dict] = []
         self.faults = faults if faults is not None else Faults()
         self._restarts: list[float] = []
         self._beat = time.monotonic()
@@ -191,10 +203,15 @@ class Receiver:
                 poller.register(watch.monitor, zmq.POLLIN)
                 sockets[sock] = ep
                 monitors[watch.monitor] = watch
+                if ep in self.state and ep not in self._joined_once:
+                    join = self._start_join(ep, server)
+                    self._joins[join.sock] = join
+                    poller.register(join.sock, zmq.POLLIN)
         except BaseException as exc:            # report a bad endpoint to start()
             self._error = exc
             self._ready.set()
-            self._close(sockets, monitors)
+            self._close(sockets, monitors, self._joins.values())
+            self._joins.clear()
             return
         self._ready.set()
         local = Batch()
@@ -216,6 +233,8 @@ class Receiver:
                             local.auth_failed[watch.endpoint] += failed
                     if watch.reconnect_if_deaf():
                         self.dropped_connections += 1
+                if self._joins:
+                    self._step_joins(events, poller, local)
                 pass_started = time.monotonic()
                 all_dry = True                    # every socket read until it had no more
                 for sock, ep in sockets.items():
@@ -229,13 +248,16 @@ class Receiver:
                             dry = True
                             break
                         heard.add(ep)             # only a message counts as hearing it
+                        if self._joins and self._keep_for_join(ep, frames):
+                            continue
                         self._take(frames, local, ep)
                         if (len(local.records) >= HANDOVER_RECORDS
                                 or time.monotonic() - pass_started >= PASS_S):
                             break                 # hand over what we have: refusals too
                     all_dry &= dry
                 self._behind(not all_dry)
-                if not (local.messages or local.rejects or heard or local.auth_failed):
+                if not (local.messages or local.rejects or heard or local.auth_failed
+                        or local.joins):
                     continue
                 now = time.monotonic()
                 if not waiting:
@@ -249,7 +271,8 @@ class Receiver:
                     local = Batch()
                     heard = set()
         finally:
-            self._close(sockets, monitors)
+            self._close(sockets, monitors, self._joins.values())
+            self._joins.clear()
 
     def _behind(self, behind: bool) -> None:
         """Whether the socket queues outran us this pass: ``check()`` says so when it lasts."""
@@ -259,7 +282,9 @@ class Receiver:
             self._behind_since = time.monotonic()
 
     @staticmethod
-    def _close(sockets, monitors) -> None:
+    def _close(sockets, monitors, joins=()) -> None:
+        for join in joins:
+            join.close()
         for watch in monitors.values():
             watch.close()
         for sock in sockets:
@@ -286,7 +311,54 @@ class Receiver:
             raise SecurityError(f"no server key for {endpoint}: give --server-key")
         return server
 
+    # ---- joining from a broker's state (feeds.state_join) ------------------------------------
+    def _start_join(self, ep: str, server):
+        from feeds.state_join import StateJoin
+        keys = (self.keys.key, server) if server is not None else None
+        return StateJoin(self._ctx, ep, self.state[ep], keys=keys,
+                         max_message_bytes=self.max_message_bytes)
+
+    def _keep_for_join(self, ep: str, frames: list[bytes]) -> bool:
+        for join in self._joins.values():
+            if join.feed == ep:
+                return join.take_feed(frames)
+        return False
+
+    def _step_joins(self, events: dict, poller, local: Batch) -> None:
+        for sock, join in list(self._joins.items()):
+            reply = join.take_reply(self._decoder) if sock in events else None
+            join.tick()
+            if not join.done:
+                continue
+            if reply is not None and reply.problem is None:
+                self._apply_state(reply, local)
+            for frames in join.take_kept():      # what came while waiting, as the feed
+                self._take(frames, local, join.feed)
+            outcome = dict(join.outcome or {})
+            self.join_outcomes.append(outcome)
+            del self.join_outcomes[:-20]
+            local.joins.append(outcome)
+            self._joined_once.add(join.feed)
+            poller.unregister(sock)
+            join.close()
+            del self._joins[sock]
+
+    def _apply_state(self, reply, local: Batch) -> None:
+        newest: dict[str, int] = {}
+        for rec in reply.records:
+            if rec.ts > newest.get(rec.src, -1):
+                newest[rec.src] = rec.ts
+        local.loaded.extend(reply.records)
+        for (src, reason), n in reply.rejects.items():
+            local.rejects[(src, reason)] += n
+        if self._dedup is not None:
+            self._dedup.floor(reply.seqs, newest)
+        else:                                       # cannot happen: a state turns dedupe on
+            self._seq.last.update(reply.seqs)
+
     def _take(self, frames: list[bytes], batch: Batch, endpoint: str) -> None:
+        if len(frames) == 1 and frames[0] == WELCOME:
+            return              # a broker's welcome (ours, or one passed along a chain)
         self.messages += 1
         batch.messages += 1
         try:
@@ -306,10 +378,31 @@ class Receiver:
                 self.faults.record("feed decoder", rej.detail or "a message it could not judge")
             batch.rejects[(rej.src, rej.reason)] += rej.count
             batch.heard.add(rej.src)
+        if self._dedup is not None:
+            batch.records.extend(self._deduped(decoded, batch))
+            return
         observe = self._seq.observe
         for src, seq in decoded.seqs:
             observe(src, seq, batch)
         batch.records.extend(decoded.records)
+
+    def _deduped(self, decoded, batch: Batch) -> list:
+        """The message's records not already applied. ``decoded.seqs`` lists every record
+        (refused ones too) in order; the records kept are among them in the same order."""
+        judge = self._dedup.judge
+        records = decoded.records
+        kept = []
+        i = 0
+        for src, seq in decoded.seqs:
+            rec = records[i] if i < len(records) else None
+            if rec is not None and rec.src == src and rec.seq == seq:
+                i += 1
+                if judge(src, seq, rec.ts, batch):
+                    kept.append(rec)
+            else:
+                judge(src, seq, None, batch)
+        kept.extend(records[i:])            # (none: every record has its seq listed)
+        return kept
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.01) -> bool:

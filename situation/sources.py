@@ -23,6 +23,7 @@ class SourceHealth:
     records: int = 0
     gaps: int = 0
     missed: int = 0            # records lost in the gaps
+    filled: int = 0            # of those, come late by another path (a second broker)
     restarts: int = 0
     rejected: Counter = field(default_factory=Counter)
     announced_rate: float | None = None
@@ -80,6 +81,11 @@ class Sources(dict):
             if health is not None:
                 health.gaps += 1
                 health.missed += got - expected
+        for src, n in batch.filled.items():       # a gap's records come by another path
+            health = self.get(src)
+            if health is not None:
+                health.missed = max(0, health.missed - n)
+                health.filled += n
         for src, _last, _got in batch.restarts:
             health = self.follow(src, now)
             if health is not None:

@@ -1,0 +1,438 @@
+"""The broker: one place publishers send to, every wall subscribes to, and late joiners ask.
+
+    python -m feeds.broker --in tcp://*:5559 --out tcp://*:5560 --state tcp://*:5561 \\
+        --key keys/broker.key_secret --trust keys/walls --in-trust keys/publishers
+
+- **Fan-out in C.** Publishers connect to ``--in`` (an XSUB; ``--upstream EP`` connects it to a
+  publisher that binds, or to another broker's ``--out``: brokers chain); walls subscribe to
+  ``--out`` (an XPUB). ``zmq.proxy_steerable`` moves the bytes between them in libzmq's own
+  thread, never decoded or re-encoded in Python. A subscriber that does not keep up loses
+  messages at its own high-water mark (``--sndhwm``) and nobody else does; libzmq does not say
+  how many, so each wall counts what it missed by ``seq`` (its feed health and metrics).
+- **State for late joiners** (the ZeroMQ guide's Clone pattern). The proxy copies every
+  message to a capture socket; ``feeds.broker_state`` keeps every open case, every unit, each
+  sensor's latest reading and each source's last ``seq``, and serves them on ``--state`` (a
+  ROUTER): a wall asks once, is whole at once, and follows the feed past those ``seq`` values
+  with no gap and no double. Before answering, the state takes in every message already
+  captured, so it is never behind what the wall's subscription has seen. A chained broker
+  with ``--upstream-state`` rebuilds its state from the upstream broker at start; until then
+  it answers "not ready, ask again" and walls wait or carry on with the live feed.
+- **CURVE.** ``--key`` with ``--trust DIR`` (the walls that may subscribe and ask) and
+  ``--in-trust DIR`` (the publishers that may send): two lists, so a wall's key cannot
+  publish. Every TCP bind beyond loopback needs them (or ``--insecure``).
+- **Its own health** — publishers and walls connected, messages and records forwarded, rates,
+  losses on its input (by ``seq``), publisher restarts, state requests — in ``--status-out``
+  JSON and on ``--metrics-port``.
+
+No Qt. ``python -m feeds.broker --config centre.toml`` reads the ``[broker]`` section.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from feeds.broker_state import (STATE_TAG, WELCOME, BrokerState, parse_request, request)
+from feeds.decode import MessageDecoder
+from feeds.dispatch_snapshots import RateLimit
+from feeds.faults import Faults
+from feeds.keys import Key
+from feeds.security import TrustStore, connect_as, serve
+from feeds.state_join import judge_state_reply
+
+LOG = logging.getLogger("feeds.broker")
+PROG = "python -m feeds.broker"
+IN_DOMAIN = "broker-in"
+OUT_DOMAIN = "broker-out"
+DEFAULT_SNDHWM = 20_000         # messages queued for one wall before it loses them
+RCVHWM = 100_000
+CAPTURE_HWM = 200_000           # messages waiting for the state (the proxy waits past this)
+STATE_PER_MINUTE = 30.0         # state requests a wall may make: sustained …
+STATE_BURST = 5                 # … and at once
+UPSTREAM_STATE_TIMEOUT_S = 3.0  # a chained broker waits this long for its upstream's state
+# Connections by their file descriptor (a handshake's event carries none): a key the broker
+# does not trust is accepted, then dropped at once.
+PEER_EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+
+
+class Broker:
+    def __init__(self, ins: list[str], out: str, state: str | None = None, *,
+                 upstreams: list[tuple[str, Key | None, str | None]] = (),
+                 key: Key | None = None, trust: TrustStore | None = None,
+                 in_trust: TrustStore | None = None, context: zmq.Context | None = None,
+                 sndhwm: int = DEFAULT_SNDHWM, faults: Faults | None = None):
+        self.ins, self.out, self.state_endpoint = list(ins), out, state
+        self.upstreams = list(upstreams)
+        self.key, self.trust, self.in_trust = key, trust, in_trust
+        self.ctx = context or zmq.Context.instance()
+        self.sndhwm = sndhwm
+        self.faults = faults if faults is not None else Faults()
+        self.state = BrokerState()
+        self._lock = threading.Lock()          # the state thread's figures, read by status()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+        self._control_ep = f"inproc://citywall-broker-control-{id(self)}"
+        self._capture_ep = f"inproc://citywall-broker-capture-{id(self)}"
+        self._monitors: dict[str, zmq.Socket] = {}
+        self.peers = {"publishers": set(), "subscribers": set()}
+        self.state_requests = 0
+        self.state_not_ready = 0
+        self.state_refused: Counter = Counter()     # reason → requests refused
+        self.rebuilt: bool | None = None if any(u[2] for u in self.upstreams) else True
+        self.started_at = time.monotonic()
+        self._rate = (0.0, 0, 0.0)                  # (monotonic, records, records/s)
+        self._proxy_stats: list[int] = [0] * 8
+
+    # ---- running --------------------------------------------------------------------------
+    def start(self) -> "Broker":
+        t = threading.Thread(target=self._proxy, name="broker-proxy", daemon=True)
+        t.start()
+        self._threads.append(t)
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        s = threading.Thread(target=self._state_loop, name="broker-state", daemon=True)
+        s.start()
+        self._threads.append(s)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in reversed(self._threads):
+            t.join(5)
+
+    def join(self, run_for: float | None = None) -> None:
+        deadline = None if run_for is None else time.monotonic() + run_for
+        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            self._stop.wait(0.2)
+
+    def _proxy(self) -> None:
+        socks: list[zmq.Socket] = []
+        try:
+            xsub = self._socket(zmq.XSUB, socks)
+            xsub.setsockopt(zmq.RCVHWM, RCVHWM)
+            xpub = self._socket(zmq.XPUB, socks)
+            xpub.setsockopt(zmq.SNDHWM, self.sndhwm)
+            xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
+            capture = self._socket(zmq.PUSH, socks)
+            capture.setsockopt(zmq.SNDHWM, CAPTURE_HWM)
+            capture.bind(self._capture_ep)
+            control = self._socket(zmq.REP, socks)
+            control.bind(self._control_ep)
+            self._monitors["publishers"] = xsub.get_monitor_socket(PEER_EVENTS)
+            self._monitors["subscribers"] = xpub.get_monitor_socket(PEER_EVENTS)
+            if self.key is not None:
+                serve(xpub, self.key, self.trust, OUT_DOMAIN)
+            for ep in self.ins:
+                if self.key is not None and not ep.startswith("inproc://"):
+                    serve(xsub, self.key, self.in_trust, IN_DOMAIN)
+                xsub.bind(ep)
+            for ep, server, _ in self.upstreams:
+                # Options are taken at each bind and connect: the same XSUB serves --in as a
+                # CURVE server and connects upstream as a client.
+                if server is not None:
+                    xsub.setsockopt(zmq.CURVE_SERVER, 0)
+                    connect_as(xsub, self.key, server)
+                xsub.connect(ep)
+            xpub.bind(self.out)
+            # Everything, whoever subscribes downstream: the state needs every message, and a
+            # chained broker's upstream sends only what is subscribed.
+            xsub.send(b"\x01")
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            for s in socks:
+                s.close(0)
+            return
+        self._ready.set()
+        try:
+            zmq.proxy_steerable(xsub, xpub, capture, control)
+        except zmq.ZMQError as exc:
+            if not self._stop.is_set():
+                self.faults.record("broker proxy", exc, recovered=False)
+        finally:
+            for s in socks:
+                s.close(0)
+
+    def _socket(self, kind: int, socks: list) -> zmq.Socket:
+        s = self.ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        socks.append(s)
+        return s
+
+    # ---- the state thread -------------------------------------------------------------------
+    def _state_loop(self) -> None:
+        socks: list[zmq.Socket] = []
+        try:
+            capture = self._socket(zmq.PULL, socks)
+            capture.setsockopt(zmq.RCVHWM, CAPTURE_HWM)
+            capture.connect(self._capture_ep)
+            control = self._socket(zmq.REQ, socks)
+            control.setsockopt(zmq.RCVTIMEO, 2000)
+            control.connect(self._control_ep)
+            router = None
+            if self.state_endpoint:
+                router = self._socket(zmq.ROUTER, socks)
+                router.setsockopt(zmq.MAXMSGSIZE, 4096)
+                router.setsockopt(zmq.SNDHWM, 100)
+                router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+                if self.key is not None and not self.state_endpoint.startswith("inproc://"):
+                    serve(router, self.key, self.trust, OUT_DOMAIN)
+                router.bind(self.state_endpoint)
+            upstream = _Upstreams(self, socks) if self.rebuilt is None else None
+        except BaseException as exc:
+            self.faults.record("broker state", exc, recovered=False)
+            for s in socks:
+                s.close(0)
+            self._terminate_proxy()
+            return
+        limit = RateLimit(STATE_PER_MINUTE, STATE_BURST)
+        poller = zmq.Poller()
+        poller.register(capture, zmq.POLLIN)
+        if router is not None:
+            poller.register(router, zmq.POLLIN)
+        for mon in self._monitors.values():
+            poller.register(mon, zmq.POLLIN)
+        if upstream is not None:
+            for s in upstream.sockets():
+                poller.register(s, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(100))
+                if capture in events:
+                    self._absorb(capture, upstream, 5_000)
+                for what, mon in self._monitors.items():
+                    if mon in events:
+                        self._peer_events(what, mon)
+                if upstream is not None:
+                    upstream.step(events)
+                    if upstream.done:
+                        for s in upstream.sockets():
+                            poller.unregister(s)
+                        upstream = None
+                if router is not None and router in events:
+                    self._answer(router, capture, limit, upstream)
+                self._tick(control)
+        except BaseException as exc:       # said in the status; the proxy goes on forwarding
+            self.faults.record("broker state", exc, recovered=False)
+            LOG.exception("broker state thread stopped")
+        finally:
+            self._terminate_proxy(control)
+            for mon in self._monitors.values():
+                mon.close(0)
+            for s in socks:
+                s.close(0)
+
+    def _absorb(self, capture: zmq.Socket, upstream, most: int) -> None:
+        for _ in range(most):
+            try:
+                frames = capture.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) == 1:
+                if frames[0] == WELCOME and upstream is not None:
+                    upstream.live()           # our subscription upstream is in place
+                continue
+            try:
+                with self._lock:
+                    self.state.absorb(frames)
+            except Exception as exc:          # a bug costs this message's state only
+                self.faults.record("broker state message", exc)
+
+    def _answer(self, router: zmq.Socket, capture: zmq.Socket, limit: RateLimit,
+                upstream) -> None:
+        for _ in range(100):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            ident = frames[0].bytes
+            who = ident
+            try:
+                who = frames[-1].get("User-Id") or ident
+            except zmq.ZMQError:
+                pass
+            req = parse_request(frames[1].bytes) if len(frames) == 2 else None
+            if req is None:
+                self.state_refused["bad_request"] += 1
+                router.send_multipart([ident, STATE_TAG, json.dumps(
+                    {"v": 1, "type": "error", "reason": "bad_request"}).encode()])
+                continue
+            if limit.take([who]) > 0:
+                self.state_refused["rate_limited"] += 1
+                router.send_multipart([ident, *BrokerState.not_ready(req.req, 2_000)])
+                continue
+            self.state_requests += 1
+            if upstream is not None:
+                self.state_not_ready += 1
+                router.send_multipart([ident, *BrokerState.not_ready(req.req)])
+                continue
+            # Everything already forwarded before this request is in the state first: a wall
+            # that is subscribed never sees a record that is neither in its state nor after it.
+            self._absorb(capture, None, 1_000_000)
+            with self._lock:
+                reply = self.state.reply(req.req)
+            router.send_multipart([ident, *reply], copy=False)
+
+    def _peer_events(self, what: str, mon: zmq.Socket) -> None:
+        peers = self.peers[what]
+        while True:
+            try:
+                ev = recv_monitor_message(mon, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if ev["event"] in (zmq.EVENT_ACCEPTED, zmq.EVENT_CONNECTED):
+                peers.add(ev["value"])
+            elif ev["event"] == zmq.EVENT_DISCONNECTED:
+                peers.discard(ev["value"])
+
+    def _tick(self, control: zmq.Socket) -> None:
+        now = time.monotonic()
+        at, records, rate = self._rate
+        if now - at < 1.0:
+            return
+        with self._lock:
+            done = self.state.records
+        self._rate = (now, done, (done - records) / (now - at) if at else 0.0)
+        try:
+            control.send(b"STATISTICS")
+            self._proxy_stats = [int.from_bytes(f, sys.byteorder)
+                                 for f in control.recv_multipart()]
+        except zmq.ZMQError as exc:
+            self.faults.record("broker statistics", exc)
+
+    def _terminate_proxy(self, control: zmq.Socket | None = None) -> None:
+        own = control is None
+        try:
+            if own:
+                control = self.ctx.socket(zmq.REQ)
+                control.setsockopt(zmq.LINGER, 0)
+                control.connect(self._control_ep)
+            control.setsockopt(zmq.RCVTIMEO, 1000)
+            control.send(b"TERMINATE")
+            control.recv()
+        except zmq.ZMQError:
+            pass
+        finally:
+            if own and control is not None:
+                control.close(0)
+
+    # ---- what it says -------------------------------------------------------------------------
+    def status(self) -> dict:
+        with self._lock:
+            st = self.state.status()
+            restarts = st.pop("restarts_by_src")
+        stats = self._proxy_stats
+        doc = {
+            "in": self.ins, "upstreams": [u[0] for u in self.upstreams], "out": self.out,
+            "state_endpoint": self.state_endpoint,
+            "secured": self.key is not None,
+            "publishers": len(self.peers["publishers"]),
+            "subscribers": len(self.peers["subscribers"]),
+            "forwarded_messages": st["messages"], "forwarded_records": st["records"],
+            "forwarded_bytes": stats[1],
+            "rate": round(self._rate[2], 1),
+            "input_gaps": st["input_gaps"], "input_missed": st["input_missed"],
+            "input_restarts": st["input_restarts"], "restarts_by_src": restarts,
+            "state_requests": self.state_requests, "state_not_ready": self.state_not_ready,
+            "state_refused": dict(self.state_refused),
+            "state_ready": self.rebuilt is not False and self._ready_state(),
+            "state": {k: st[k] for k in ("cases", "units", "sensors", "sources")},
+            "rejected": st["rejected"], "refused_ids": st["refused_ids"],
+            "proxy": dict(zip(("in_msgs", "in_bytes", "in_sent_msgs", "in_sent_bytes",
+                               "out_recv_msgs", "out_recv_bytes", "out_msgs", "out_bytes"),
+                              stats)),
+            "faults": self.faults.snapshot(),
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+        }
+        if self.key is not None:
+            from feeds.security import Gate
+            doc["auth_refused"] = {"in": Gate.of(self.ctx).status(IN_DOMAIN),
+                                   "out": Gate.of(self.ctx).status(OUT_DOMAIN)}
+        return doc
+
+    def _ready_state(self) -> bool:
+        return self.rebuilt is True
+
+
+class _Upstreams:
+    """A chained broker's state, fetched once at start from the upstream brokers that have a
+    ``--upstream-state``: asked when our subscription upstream is live (its welcome came
+    through the proxy), taken in as it arrives; after ``UPSTREAM_STATE_TIMEOUT_S`` without it
+    the broker serves what it has gathered live, and says so."""
+
+    def __init__(self, broker: Broker, socks: list):
+        self.broker = broker
+        self.decoder = MessageDecoder()
+        self.pending: dict[zmq.Socket, str] = {}
+        for ep, server, state_ep in broker.upstreams:
+            if not state_ep:
+                continue
+            s = broker._socket(zmq.DEALER, socks)
+            s.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
+            if server is not None:
+                connect_as(s, broker.key, server)
+            s.connect(state_ep)
+            self.pending[s] = state_ep
+        self.asked = False
+        self.retry_at: dict[zmq.Socket, float] = {}
+        self.deadline = time.monotonic() + UPSTREAM_STATE_TIMEOUT_S
+        self.done = not self.pending
+
+    def sockets(self) -> list[zmq.Socket]:
+        return list(self.pending)
+
+    def live(self) -> None:
+        if not self.asked:
+            self.asked = True
+            for s in self.pending:
+                s.send(request("upstream"))
+
+    def step(self, events: dict) -> None:
+        now = time.monotonic()
+        for s, at in list(self.retry_at.items()):
+            if now >= at and s in self.pending:
+                del self.retry_at[s]
+                s.send(request("upstream"))
+        for s in list(self.pending):
+            if s not in events:
+                continue
+            try:
+                frames = s.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            reply = judge_state_reply(frames, self.decoder)
+            if reply.retry_ms is not None:
+                self.retry_at[s] = now + reply.retry_ms / 1000
+                continue
+            if reply.problem is None:
+                with self.broker._lock:
+                    self.broker.state.load(reply.records, reply.seqs)
+            else:
+                self.broker.faults.record("broker upstream state",
+                                          f"{self.pending[s]}: {reply.problem}")
+            del self.pending[s]
+        if self.pending and time.monotonic() > self.deadline:
+            for s, ep in self.pending.items():
+                self.broker.faults.record("broker upstream state",
+                                          f"{ep}: no answer in {UPSTREAM_STATE_TIMEOUT_S:.0f} s; "
+                                          "serving the state gathered live")
+            self.pending.clear()
+        if not self.pending:
+            self.done = True
+            self.broker.rebuilt = True
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    from feeds.broker_cli import main
+    _sys.exit(main())
