@@ -24,6 +24,11 @@ from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 from ui.security_args import add_console_security_args
 
 EXIT_FAILURE = 1
+# --config: an option on the command line also drops these of the site config's (a replay or
+# the demo on a wall whose config names live feeds)
+_NETWORK = {"feed", "server_key", "state", "dispatch", "dispatch_server_key", "record_dir",
+            "key", "publishers", "trust", "demo"}
+CONFIG_DROPS = {"replay": _NETWORK, "demo": {"feed", "server_key", "state"}}
 
 
 def export_file(text: str) -> str:
@@ -92,6 +97,13 @@ def write_debrief(session, path: str, lang: str) -> int:
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="citywall", description="City-management command-center wall.")
+    site = p.add_argument_group("site config (see docs/centre.toml)")
+    site.add_argument("--config", metavar="FILE.toml",
+                      help="read the wall's settings from a site config: [wall], with "
+                           "[walls.NAME] over it; flags given here override the file's")
+    site.add_argument("--wall", metavar="NAME",
+                      help="with --config: which [walls.NAME] this machine is (needed when "
+                           "the file has several)")
     src = p.add_argument_group("sources")
     src.add_argument("--feed", action=Ordered, type=endpoint, metavar="ENDPOINT",
                      help="subscribe to a protocol feed (repeatable; a --server-key right "
@@ -257,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["duty-plan"]:
         return duty_plan_main(argv[1:])
+    from feeds.site_config import apply_config
+    argv = apply_config(build_parser(), argv, "wall", prog="citywall", also_drops=CONFIG_DROPS)
     args = build_parser().parse_args(argv)
     check_replay_options(args)
     if not args.demo and not args.feed and not args.replay:
@@ -285,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from feeds.metrics import start_console_metrics
+    try:                            # --metrics-port: the loops publish their status to it
+        metrics = start_console_metrics(args, session)
+    except OSError as exc:          # the port in use: one line, exit 2
+        session.stop()
+        print(f"citywall: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     export_code = 0
 
     def at_exit() -> None:          # after the last drain, so the exports match the status
@@ -307,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_windows(session, args, at_exit) or export_code
     finally:
         session.stop()
+        if metrics is not None:
+            metrics.close()
 
 
 if __name__ == "__main__":

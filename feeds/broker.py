@@ -38,6 +38,7 @@ from collections import Counter
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
 from feeds.broker_state import (STATE_TAG, WELCOME, BrokerState, parse_request, request)
 from feeds.decode import MessageDecoder
 from feeds.dispatch_snapshots import RateLimit
@@ -66,14 +67,27 @@ class Broker:
                  upstreams: list[tuple[str, Key | None, str | None]] = (),
                  key: Key | None = None, trust: TrustStore | None = None,
                  in_trust: TrustStore | None = None, context: zmq.Context | None = None,
-                 sndhwm: int = DEFAULT_SNDHWM, faults: Faults | None = None):
+                 sndhwm: int = DEFAULT_SNDHWM, faults: Faults | None = None,
+                 publishers: dict[str, frozenset[str]] | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.ins, self.out, self.state_endpoint = list(ins), out, state
         self.upstreams = list(upstreams)
         self.key, self.trust, self.in_trust = key, trust, in_trust
         self.ctx = context or zmq.Context.instance()
         self.sndhwm = sndhwm
         self.faults = faults if faults is not None else Faults()
-        self.state = BrokerState()
+        self.state = BrokerState(max_message_bytes=max_message_bytes)
+        # --publishers: the publishers' messages pass a gate that checks each src against
+        # the key that sent it (feeds.broker_gate) before they reach the proxy.
+        self.gate = None
+        if publishers is not None and self.ins:
+            from feeds.broker_gate import PublisherGate
+            serve_keys = None
+            if key is not None:
+                serve_keys = lambda sock: serve(sock, key, in_trust, IN_DOMAIN)  # noqa: E731
+            self.gate = PublisherGate(self.ctx, self.ins, f"inproc://citywall-broker-gate-"
+                                      f"{id(self)}", publishers, serve_keys=serve_keys,
+                                      max_message_bytes=max_message_bytes, rcvhwm=RCVHWM)
         self._lock = threading.Lock()          # the state thread's figures, read by status()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -93,6 +107,14 @@ class Broker:
 
     # ---- running --------------------------------------------------------------------------
     def start(self) -> "Broker":
+        if self.gate is not None:
+            g = threading.Thread(target=self._gate, name="broker-gate", daemon=True)
+            g.start()
+            self._threads.append(g)
+            self._ready.wait(10)
+            if self._error is not None:
+                raise self._error
+            self._ready.clear()
         t = threading.Thread(target=self._proxy, name="broker-proxy", daemon=True)
         t.start()
         self._threads.append(t)
@@ -127,11 +149,15 @@ class Broker:
             capture.bind(self._capture_ep)
             control = self._socket(zmq.REP, socks)
             control.bind(self._control_ep)
-            self._monitors["publishers"] = xsub.get_monitor_socket(PEER_EVENTS)
+            if self.gate is None:
+                self._monitors["publishers"] = xsub.get_monitor_socket(PEER_EVENTS)
+            else:                       # the publishers reach the gate; the gate reaches us
+                self._monitors["publishers"] = self.gate.monitor
+                xsub.connect(self.gate.inner)
             self._monitors["subscribers"] = xpub.get_monitor_socket(PEER_EVENTS)
             if self.key is not None:
                 serve(xpub, self.key, self.trust, OUT_DOMAIN)
-            for ep in self.ins:
+            for ep in self.ins if self.gate is None else ():
                 if self.key is not None and not ep.startswith("inproc://"):
                     serve(xsub, self.key, self.in_trust, IN_DOMAIN)
                 xsub.bind(ep)
@@ -161,6 +187,23 @@ class Broker:
         finally:
             for s in socks:
                 s.close(0)
+
+    def _gate(self) -> None:
+        try:
+            sub, pub = self.gate.open()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self.gate.pump(sub, pub, self._stop)
+        except BaseException as exc:        # no publisher is heard: said, and fatal
+            self.faults.record("broker publishers' gate", exc, recovered=False)
+            LOG.exception("broker publishers' gate stopped")
+        finally:
+            sub.close(0)
+            pub.close(0)
 
     def _socket(self, kind: int, socks: list) -> zmq.Socket:
         s = self.ctx.socket(kind)
@@ -350,6 +393,7 @@ class Broker:
             "proxy": dict(zip(("in_msgs", "in_bytes", "in_sent_msgs", "in_sent_bytes",
                                "out_recv_msgs", "out_recv_bytes", "out_msgs", "out_bytes"),
                               stats)),
+            "gate": self.gate.status() if self.gate is not None else None,
             "faults": self.faults.snapshot(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }

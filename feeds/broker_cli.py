@@ -17,7 +17,9 @@ from feeds.args import EXIT_USAGE, OneLineParser, endpoint, port_number, positiv
 from feeds.broker import DEFAULT_SNDHWM, PROG, Broker
 from feeds.key_args import KeyFiles, Ordered, add_insecure_arg, check_connect, own_key
 from feeds.keys import Key
+from feeds.publishers import PublishersError
 from feeds.security import SecurityError, TrustStore, check_bind
+from feeds.site_config import apply_config
 
 def parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="Fan feeds out to every wall, and serve the "
@@ -43,6 +45,11 @@ def parser() -> OneLineParser:
                      help="the walls that may subscribe (--out) and ask (--state)")
     sec.add_argument("--in-trust", default=None, metavar="DIR",
                      help="the publishers that may send (--in)")
+    sec.add_argument("--publishers", default=None, metavar="FILE.toml",
+                     help="who may publish which src ([publisher.NAME] src = [...], NAME the "
+                          "stem of the publisher's key in --in-trust): a message from --in "
+                          "with a src its key may not use is refused here (walls behind a "
+                          "broker see only the broker's key)")
     add_insecure_arg(sec)
     p.add_argument("--sndhwm", type=positive_int, default=DEFAULT_SNDHWM, metavar="N",
                    help=f"messages queued for one wall before it loses them (default "
@@ -54,6 +61,9 @@ def parser() -> OneLineParser:
                    help="serve Prometheus metrics on this port")
     p.add_argument("--metrics-bind", default="127.0.0.1", metavar="ADDR")
     p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="read the options from the site config's [broker] section (options "
+                        "given here override it)")
     return p
 
 
@@ -106,24 +116,30 @@ def broker_from_args(args, context: zmq.Context | None = None) -> Broker:
                 raise SecurityError("--server-key needs --key SECRET")
             check_connect(ep, False, args.insecure)
         out_up.append((ep, files.server(key_path) if key_path else None, state_ep))
+    publishers = None
+    if args.publishers:
+        if own is None or in_trust is None:
+            raise SecurityError("--publishers needs --key and --in-trust: a publisher is known "
+                                "by its key")
+        if not ins:
+            raise SecurityError("--publishers checks what arrives on --in: give --in ENDPOINT")
+        from feeds.publishers import load_publishers
+        publishers = load_publishers(args.publishers)
     return Broker(ins, args.out, args.state, upstreams=out_up, key=own, trust=trust,
-                  in_trust=in_trust, context=context, sndhwm=args.sndhwm)
+                  in_trust=in_trust, context=context, sndhwm=args.sndhwm,
+                  publishers=publishers)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
-    try:
-        from feeds.site_config import apply_config
-        argv = apply_config(p, argv, "broker", prog=PROG)
-    except ImportError:
-        pass
+    argv = apply_config(p, argv, "broker", prog=PROG)      # [broker] of --config FILE
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         broker = broker_from_args(args)
         broker.start()
-    except SecurityError as exc:
+    except (SecurityError, PublishersError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except zmq.ZMQError as exc:

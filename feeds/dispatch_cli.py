@@ -5,6 +5,7 @@
         [--source-server-key FILE [--source-server-key FILE …]] [--insecure]
         [--future-tolerance-s S] [--max-cases N] [--max-units N] [--open-case-max-days D] …
     python -m feeds.dispatch_service audit --db FILE [--since TIME] [--console KEY]
+    python -m feeds.dispatch_service --config centre.toml   the site config's [dispatch_service]
 
 Secure unless told otherwise. ``--key`` (the service's own key pair: the ``.key_secret``
 file, mode 600) and ``--trust`` (a directory of the client keys it accepts, for orders and feed
@@ -29,7 +30,8 @@ import stat
 import sys
 from pathlib import Path
 
-from feeds.args import EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int
+from feeds.args import (EXIT_USAGE, OneLineParser, endpoint, port_number, positive_float,
+                        positive_int)
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.dispatch_learning import DEFAULT_MAX_CASES, DEFAULT_MAX_UNITS, OPEN_CASE_MAX_AGE_MS
 from feeds.dispatch_service import (DAY_MS, DEFAULT_FEED, DEFAULT_SRC, BindError,
@@ -52,6 +54,10 @@ def parser() -> OneLineParser:
                                   "assignments.",
                       epilog=f"python -m {PROG} audit --help: the order log as CSV (who "
                              "ordered what).")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="read the settings from a site config's [dispatch_service] section "
+                        "(key = value for each --flag: source = [\"tcp://…\"], db = \"…\"); "
+                        "flags given here override the file's")
     p.add_argument("--source", type=endpoint, action="append", required=True,
                    metavar="ENDPOINT", help="a protocol feed to learn cases and units from "
                                             "(repeat for more)")
@@ -116,6 +122,10 @@ def parser() -> OneLineParser:
                      help="an open case not updated for this long is forgotten (default "
                           f"{OPEN_CASE_MAX_AGE_MS // DAY_MS})")
     p.add_argument("--run-for", type=positive_float, default=None, metavar="SECONDS")
+    p.add_argument("--metrics-port", type=port_number, default=None, metavar="N",
+                   help="serve Prometheus metrics on this port (http://HOST:N/metrics)")
+    p.add_argument("--metrics-bind", default="127.0.0.1", metavar="ADDR",
+                   help="the address the metrics are served on (default 127.0.0.1)")
     return p
 
 
@@ -165,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["audit"]:
         from feeds.dispatch_audit import main as audit_main
         return audit_main(argv[1:])
+    from feeds.site_config import apply_config
+    argv = apply_config(parser(), argv, "dispatch_service", prog=PROG)
     args = parser().parse_args(argv)
     try:
         keys, source_keys, roles, notes = load_security(args)
@@ -172,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    metrics = None
+    if args.metrics_port is not None:       # before any socket: a port in use is exit 2
+        from feeds.metrics import MetricsServer, dispatch_families
+        try:
+            metrics = MetricsServer(args.metrics_port, args.metrics_bind,
+                                    dispatch_families).start()
+        except OSError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.db is None:
         db = default_db_path()
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         service.open()
     except (BindError, SecurityError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if metrics is not None:
+            metrics.close()
         return EXIT_USAGE
     _warn(service)
     signal.signal(signal.SIGTERM, lambda *_: service.stop_soon())
@@ -205,10 +228,14 @@ def main(argv: list[str] | None = None) -> int:
           + (f" INSECURE: {'; '.join(st['insecure_why'])}" if st["insecure"] else ""),
           flush=True)
     service.start()
+    if metrics is not None:                 # its status() is thread-safe: each second
+        metrics.publish_every(service.status, 1.0)
     try:
         service.join(args.run_for)
     except KeyboardInterrupt:
         pass
+    if metrics is not None:
+        metrics.close()
     service.stop()
     return 0
 

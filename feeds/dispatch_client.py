@@ -98,6 +98,7 @@ class _Pending:
     sent_at: int
     attempts: int
     on_wire: bool
+    first_at: int = 0           # when it was first sent (``now_ms``): an ack's latency
 
 
 class FollowFrom:
@@ -129,6 +130,41 @@ class FollowFrom:
             self.gap = (self.last + 1, rec.seq)
         self.last = rec.seq
         return True
+
+
+# Ack latency buckets (seconds): an ack normally takes a few ms; the client gives up after 3 s
+# and retries once, so the tail runs to ~6 s.
+ACK_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class AckFigures:
+    """Acks of orders (not snapshots) by result, and a histogram of their latency: from the
+    order's first send to its ack, in seconds (a late ack, after ``unconfirmed``, counts)."""
+
+    def __init__(self, buckets=ACK_BUCKETS_S):
+        self.buckets = tuple(buckets)
+        self.counts = [0] * (len(self.buckets) + 1)     # per bucket, the last one +Inf
+        self.accepted = self.rejected = 0
+        self.sum_s = 0.0
+
+    def add(self, accepted: bool, latency_s: float) -> None:
+        latency_s = max(0.0, latency_s)
+        if accepted:
+            self.accepted += 1
+        else:
+            self.rejected += 1
+        self.sum_s += latency_s
+        i = next((i for i, le in enumerate(self.buckets) if latency_s <= le), len(self.buckets))
+        self.counts[i] += 1
+
+    def status(self, timeouts: int = 0) -> dict:
+        """Cumulative buckets as Prometheus has them: [[le, count], …, ["+Inf", count]]."""
+        out, n = [], 0
+        for le, c in zip((*self.buckets, "+Inf"), self.counts):
+            n += c
+            out.append([le, n])
+        return {"accepted": self.accepted, "rejected": self.rejected, "timeouts": timeouts,
+                "latency_buckets": out, "latency_count": n, "latency_sum_s": round(self.sum_s, 6)}
 
 
 class DispatchClient:
@@ -164,6 +200,7 @@ class DispatchClient:
         self._queued: list[tuple] = []       # events taken by ``snapshot()`` for ``poll()``
         self.dropped: Counter = Counter()
         self.counts: Counter = Counter()
+        self.acks = AckFigures()                 # acks by result and their latency (metrics)
         self.role: str | None = None             # what the service says our key may do
         self.districts: list[str] | None = None
         server = None
@@ -216,7 +253,8 @@ class DispatchClient:
             raise ValueError(f"not a valid {type} order: {checked.reason}")
         payload = encode(checked)
         oid = checked.order_id
-        self._pending[oid] = _Pending(order, payload, self.now_ms(), 1, self._put(payload))
+        now = self.now_ms()
+        self._pending[oid] = _Pending(order, payload, now, 1, self._put(payload), now)
         self.counts["sent"] += 1
         return oid
 
@@ -285,8 +323,10 @@ class DispatchClient:
         if isinstance(reply, Problem):
             return self._drop(reply.code)
         oid = reply.order_id
-        if self._pending.pop(oid, None) is None:
-            if self._given_up.pop(oid, None) is not None:
+        p = self._pending.pop(oid, None)
+        if p is None:
+            p = self._given_up.pop(oid, None)
+            if p is not None:
                 self.counts["late"] += 1             # after "unconfirmed": still the truth
             elif oid in self._done:
                 return self._drop("duplicate_reply")  # the answer to a resend
@@ -298,6 +338,8 @@ class DispatchClient:
         self.counts["answered"] += 1
         if isinstance(reply, SnapshotReply):
             self.role, self.districts = reply.role, reply.districts
+        elif isinstance(reply, Ack) and p is not None and p.order.get("type") != "snapshot":
+            self.acks.add(reply.accepted, (self.now_ms() - p.first_at) / 1000)
         return ("snapshot" if isinstance(reply, SnapshotReply) else "ack", oid, reply)
 
     def _drop(self, why: str) -> tuple:
@@ -342,7 +384,8 @@ class DispatchClient:
                                                "late")},
                 "dropped": dict(self.dropped), "secured": self.secured, "role": self.role,
                 "districts": self.districts,
-                "auth_failed": self._watch.auth_failed if self._watch is not None else 0}
+                "auth_failed": self._watch.auth_failed if self._watch is not None else 0,
+                "acks": self.acks.status(self.counts["unconfirmed"])}
 
     def close(self) -> None:
         if self._watch is not None:

@@ -152,7 +152,10 @@ class Replay:
         if self._indexer is None:
             clock = ReplayClock(rec.start_ms)
             clock.pause(True)
-            self._indexer = Replay(rec, Situation(clock, self.situation.locator),
+            # A picture like this one: the same districts (a district wall's replay).
+            ix_situation = Situation(clock, self.situation.locator,
+                                     scope=getattr(self.situation, "scope", None))
+            self._indexer = Replay(rec, ix_situation,
                                    max_record_bytes=self._max_record_bytes,
                                    keyframes=self._keyframes)
         ix = self._indexer

@@ -50,6 +50,17 @@ class ReportLog:
             self._ids.popitem(last=False)
         return True
 
+    def discard(self, case_id: str) -> None:
+        """Forget one case's report (a district wall's case that left its scope). Rare: a
+        scan of the log (``_entries`` and ``_ids`` are in the same order)."""
+        if case_id not in self._ids:
+            return
+        for i, key in enumerate(self._ids):
+            if key == case_id:
+                break
+        del self._ids[case_id]
+        del self._entries[i]
+
     def prune(self, now: int) -> None:
         entries, ids = self._entries, self._ids
         while entries and now - entries[0][0] > self.keep_ms:

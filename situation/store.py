@@ -2,6 +2,11 @@
 
 Widgets read it; nothing else keeps a copy. Records are upserts of whole state keyed by id:
 the newer ``ts`` wins and an older record arriving late changes nothing.
+
+A district wall (``scope``, see ``situation.scope``) holds only its districts' records: the
+others are counted in ``out_of_scope`` by kind (not rejects: they were received fine, and
+count for their source like any other), and a held record that a newer one puts outside the
+scope leaves.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, U
 from situation.clock import Clock
 from situation.limits import Limits
 from situation.reports import REPORT_LOG_MS, Report, ReportLog  # noqa: F401 (re-exported)
+from situation.scope import Scope
 from situation.sources import RATE_WINDOW_MS, SourceHealth, Sources
 
 UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record for 60 s is stale
@@ -81,8 +87,11 @@ def _copy_state(value):
 class Situation:
     def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
                  sensor_history: int = SENSOR_HISTORY, limits: Limits | None = None,
-                 faults: Faults | None = None):
+                 faults: Faults | None = None, scope: Scope | None = None):
         self.clock = clock
+        # A district wall's districts (None: the whole city). Configuration, not state: a
+        # keyframe neither holds nor restores it.
+        self.scope = scope
         self.limits = limits or Limits()
         # What stopped inside the console (not the city's state: never in a keyframe); the
         # header shows it in red on every screen.
@@ -117,6 +126,12 @@ class Situation:
         self.case_late: dict[str, int] = {}
         # unit id → (ts, lon, lat) of its reported positions, oldest first (see TRACK_*)
         self.tracks: dict[str, deque[tuple[int, float, float]]] = {}
+        # Records outside the scope, by kind ("case", "unit", "sensor"): received fine, not held.
+        self.out_of_scope: Counter = Counter()
+        # Copies of records already applied (two brokers; a state and its feed), dropped.
+        self.duplicates = 0
+        # How this wall joined its brokers' feeds (feeds.state_join): the last few.
+        self.state_joins: list[dict] = []
 
     def expect_endpoint(self, endpoint: str) -> None:
         self.endpoints.setdefault(endpoint, None)
@@ -132,13 +147,21 @@ class Situation:
         for ep, n in batch.auth_failed.items():     # handshakes refused: keys do not match
             if ep in self.endpoints:
                 self.auth_failed[ep] += n
+        if batch.loaded:                # a broker's state, before what followed it
+            loaded = self.load(batch.loaded)
+            change.cases |= loaded.cases
+            change.units |= loaded.units
+            change.sensors |= loaded.sensors
+        self.duplicates += batch.duplicates
+        for join in batch.joins:
+            self.state_joins.append(join)
+            del self.state_joins[:-10]
         for rec in batch.records:
             if isinstance(rec, Case):
                 if self._upsert_case(rec):
                     change.cases.add(rec.case_id)
             elif isinstance(rec, Unit):
-                if self._upsert(self.units, rec.unit_id, rec, self.limits.max_units):
-                    self._track(rec, now)
+                if self._upsert_unit(rec, now):
                     change.units.add(rec.unit_id)
             elif isinstance(rec, SensorReading):
                 if self._upsert_sensor(rec):
@@ -170,9 +193,10 @@ class Situation:
                 continue
             if isinstance(rec, Case) and self._upsert_case(rec):
                 change.cases.add(rec.case_id)
-            elif isinstance(rec, Unit) and self._upsert(self.units, rec.unit_id, rec,
-                                                        self.limits.max_units):
+            elif isinstance(rec, Unit) and self._upsert_unit(rec, now, track=False):
                 change.units.add(rec.unit_id)
+            elif isinstance(rec, SensorReading) and self._upsert_sensor(rec):
+                change.sensors.add(rec.id)
         self.version += 1
         return change
 
@@ -198,11 +222,47 @@ class Situation:
             self._prune(self.clock.now_ms())
         return len(table) < cap
 
+    # ---- the scope (a district wall) ----------------------------------------------------------
+    def _outside(self, kind: str, table: dict, key: str, rec) -> bool:
+        """A record outside the scope: counted, not held. A held record of the same id that it
+        is newer than leaves (True: something changed); an older one changes nothing, like
+        any late record."""
+        held = table.get(key)
+        if held is not None and rec.ts < held.ts:
+            self.superseded += 1
+            return False
+        self.out_of_scope[kind] += 1
+        if held is None:
+            return False
+        if kind == "case":
+            self.cases.pop(key)
+            self.case_stages.pop(key, None)
+            self.case_flags.pop(key, None)
+            self.case_late.pop(key, None)
+            self.reports.discard(key)       # its demand was not this wall's after all
+        elif kind == "sensor":
+            del self.sensors[key]
+            self.sensor_history.pop(key, None)
+        else:               # the unit's track while inside stays for patrol coverage
+            del self.units[key]
+        return True
+
+    def _upsert_unit(self, rec: Unit, now: int, track: bool = True) -> bool:
+        if self.scope is not None and self.locator.locate(rec.lon, rec.lat) not in self.scope:
+            return self._outside("unit", self.units, rec.unit_id, rec)
+        if not self._upsert(self.units, rec.unit_id, rec, self.limits.max_units):
+            return False
+        if track:
+            self._track(rec, now)
+        return True
+
     def _upsert_case(self, rec: Case) -> bool:
         if rec.district is None:
             found = self.locator.locate(rec.lon, rec.lat)
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
+        if self.scope is not None and rec.district not in self.scope:
+            return self._outside("case", self.cases, rec.case_id, rec)
         held = self.cases.get(rec.case_id)
         if not self._upsert(self.cases, rec.case_id, rec, self.limits.max_cases):
             return False
@@ -248,6 +308,8 @@ class Situation:
             found = self.locator.locate(rec.lon, rec.lat)
             if found is not None:
                 rec = msgspec.structs.replace(rec, district=found)
+        if self.scope is not None and rec.district not in self.scope:
+            return self._outside("sensor", self.sensors, rec.id, rec)
         if not self._upsert(self.sensors, rec.id, rec, self.limits.max_sensors):
             return False
         hist = self.sensor_history.get(rec.id)
@@ -323,7 +385,7 @@ class Situation:
                 del self.tracks[uid]
 
     # ---- keyframes: a replay's seek puts back the picture as it stood ---------------------
-    _NOT_STATE = frozenset({"clock", "locator", "limits", "faults"})
+    _NOT_STATE = frozenset({"clock", "locator", "limits", "faults", "scope"})
 
     def snapshot(self) -> dict:
         """A copy of everything held (not the clock): records are shared, the containers
@@ -398,6 +460,10 @@ class Situation:
             "too_many_sources": dict(self.sources.overflow),
             "refused_ids": self.refused_ids,
             "aged_out": self.aged_out,
+            "duplicates": self.duplicates,
+            "state_joins": list(self.state_joins),
+            # A district wall: its districts and the records outside them (not rejects).
+            "scope": self.scope.doc(self.out_of_scope) if self.scope is not None else None,
             "endpoints": {ep: {"up": self.endpoint_up(ep, link),
                                "auth_failed": self.auth_failed[ep]} for ep in self.endpoints},
             "sources": {
@@ -407,6 +473,7 @@ class Situation:
                     "records": h.records,
                     "gaps": h.gaps,
                     "missed": h.missed,
+                    "filled": h.filled,
                     "restarts": h.restarts,
                     "rejected": h.rejected_total,
                     "rejected_by_reason": dict(h.rejected),

@@ -155,16 +155,16 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
         attach_transport([console], session.replay, bridge, args.lang)
     console.show()
     bridge.start()
+    from ui.status_loop import WallStatus         # --status-out and --metrics-port alike
+    status = WallStatus(session, args, bridge, lambda: [console], window_status, console)
+    status.start()
 
     def finish():
         bridge.drain()
         console.refresh_now()
         if args.screenshot_dir:
             save_screenshots([console], args.screenshot_dir)
-        if args.status_out:
-            doc = session.status()
-            doc["windows"] = window_status([console])
-            write_json_atomic(args.status_out, doc)
+        status.final()
         app.quit()
 
     if args.run_for:
@@ -298,15 +298,9 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     follow_screens(app, wall)
     bridge.start()
 
-    def status_doc() -> dict:
-        doc = session.status()
-        doc["windows"] = window_status(wall.windows)
-        return doc
-
-    if args.status_out:
-        status_timer = QTimer()
-        status_timer.timeout.connect(lambda: write_json_atomic(args.status_out, status_doc()))
-        status_timer.start(int(args.status_every * 1000))
+    from ui.status_loop import WallStatus         # --status-out and --metrics-port alike
+    status = WallStatus(session, args, bridge, lambda: wall.windows, window_status, wall)
+    status.start()
 
     def finish():
         bridge.drain()
@@ -314,8 +308,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
             w.refresh_now()
         if args.screenshot_dir:
             save_screenshots(wall.windows, args.screenshot_dir)
-        if args.status_out:
-            write_json_atomic(args.status_out, status_doc())
+        status.final()
         app.quit()
 
     if args.run_for:

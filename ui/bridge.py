@@ -12,6 +12,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from feeds.batch import Batch
+from feeds.metrics import DrainFigures
 from situation.store import Change, Situation
 
 
@@ -27,6 +28,7 @@ class SituationBridge(QObject):
         self.replay = replay            # situation.replay.Replay: the recording, not a feed
         self.busy_s = 0.0                # GUI-thread time spent applying batches (benchmarks)
         self.batches = 0
+        self.drains = DrainFigures()     # applying alone (the status' ingest; metrics)
         self._drain_timer = QTimer(self)
         self._drain_timer.setInterval(interval_ms)
         self._drain_timer.timeout.connect(self.drain)
@@ -55,6 +57,7 @@ class SituationBridge(QObject):
                     merged.merge(batch)
                     heard |= eps
                 change = self.situation.apply(merged, heard)
+            self.drains.add(time.perf_counter() - started)
         except Exception as exc:        # one bad drain is a fault on the wall, not the end
             self.situation.faults.record("replay" if self.replay is not None else "situation",
                                          exc)

@@ -9,17 +9,20 @@ import json
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
 
 from feeds.faults import Faults
+from feeds.metrics import drain_figures
 from feeds.receiver import Receiver
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
 from situation.limits import DAY_MS, Limits
+from situation.scope import Scope
 from situation.store import Situation
 from ui.security_args import ConsoleSecurity
 
@@ -63,11 +66,13 @@ class Session:
 
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
+        started = time.perf_counter()
         if self.replay is not None:
             guarded(self.faults, "replay", self.replay.advance)
         for r in self.receivers:
             batch, heard = r.drain()
             guarded(self.faults, "situation", self.situation.apply, batch, heard)
+        drain_figures(self).add(time.perf_counter() - started)     # status' ingest
 
     def fatal(self) -> list[str]:
         """What stopped for good (the headless console exits non-zero)."""
@@ -84,6 +89,15 @@ class Session:
             doc["recording"] = self.recorder.status()
         if self.exercise is not None:
             doc["training"] = self.exercise.status()
+        # For the metrics endpoint (feeds.metrics): what is received and not yet applied, and
+        # how long applying takes (the bridge's figures in the windowed wall: app.py shares them).
+        doc["ingest"] = {"backlog": sum(guarded(self.faults, "receiver", r.backlog) or 0
+                                        for r in self.receivers if hasattr(r, "backlog")),
+                         **drain_figures(self).status()}
+        if callable(getattr(self.client, "status", None)):
+            dispatch = guarded(self.faults, "dispatch client", self.client.status)
+            if dispatch is not None:
+                doc["dispatch"] = dispatch
         return doc
 
     def all_faults(self) -> dict[str, dict]:
@@ -174,7 +188,8 @@ def build_session(args) -> Session:
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
                                 mode="LIVE", **keyed)
     faults = Faults()
-    situation = Situation(clock, limits=situation_limits(args), faults=faults)
+    situation = Situation(clock, limits=situation_limits(args), faults=faults,
+                          scope=Scope.of(getattr(args, "districts", None)))
     if client is not None and not args.demo:
         join_mid_shift(client, situation)
     recorder = None
@@ -183,8 +198,9 @@ def build_session(args) -> Session:
         # Receive time on the console's one clock: a replay runs on the time the console saw.
         recorder = RollingRecorder(args.record_dir, int(args.record_max_mb * 1024 * 1024),
                                    now_ms=clock.now_ms)
+    state = feed_states(args)
     options = dict(context=ctx, keys=security.feeds, **receiver_options(args, clock, faults),
-                   tap=recorder.tap if recorder is not None else None)
+                   tap=recorder.tap if recorder is not None else None, state=state)
     receivers: list[Receiver] = []
     try:
         for group, allowed in receiver_groups(feeds, security.allowed_src):
@@ -199,6 +215,24 @@ def build_session(args) -> Session:
         situation.expect_endpoint(ep)
     return Session(clock, situation, receivers, mode, stops, threads, client, services,
                    recorder=recorder, faults=faults, security=security, context=ctx)
+
+
+def feed_states(args) -> dict[str, str]:
+    """``--feed OUT --state STATE``: each broker feed's state endpoint (a --state belongs to
+    the --feed right before it)."""
+    out: dict[str, str] = {}
+    previous = None
+    for dest, value in list(getattr(args, "_key_order", None) or []):
+        if dest == "feed":
+            previous = value
+        elif dest == "state":
+            if previous is None:
+                raise ReplayOptionError(f"--state {value}: put it right after its --feed "
+                                        "(the broker's --out)")
+            if previous in out:
+                raise ReplayOptionError(f"--state: {previous} is given two state endpoints")
+            out[previous] = value
+    return out
 
 
 def receiver_groups(feeds: list[str], allowed_src: dict | None):
@@ -234,7 +268,8 @@ def build_replay_session(args) -> Session:
             f"--start {_iso(start)} is outside the recording ({_iso(recording.start_ms)} to "
             f"{_iso(recording.end_ms)})")
     clock = ReplayClock(recording.start_ms, args.speed)
-    situation = Situation(clock, limits=situation_limits(args))
+    situation = Situation(clock, limits=situation_limits(args),
+                          scope=Scope.of(getattr(args, "districts", None)))
     client = exercise = None
     if args.training:
         from feeds.dispatch_client import DispatchClient

@@ -539,6 +539,21 @@
       if (auto && ticks % 30 === 0) ensureView(false);   // the work moved: follow it, calmly
       return performance.now() - t0;
     },
+    // A district wall (--districts): its districts' outlines drawn strong in the accent, the
+    // other districts' faint. An empty list: every district alike. Returns how many are ours.
+    setScope: function (codes) {
+      var ours = {}, n = 0;
+      (codes || []).forEach(function (c) { ours[c] = true; n += 1; });
+      var d = layers.districts || window.__CW_DISTRICTS__;
+      if (!d) return 0;
+      d.setStyle(function (f) {
+        var code = f && f.properties ? f.properties.adcode : null;
+        if (!n) return { color: C.map_edge, weight: 2, opacity: 1 };
+        return ours[code] ? { color: C.accent, weight: 3, opacity: 1 }
+                          : { color: C.map_edge, weight: 1, opacity: 0.35 };
+      });
+      return n;
+    },
     setScale: function (k) {
       scale = (k > 0 && isFinite(k)) ? k : 1;
       document.documentElement.style.setProperty("--cw-k", String(scale));   // the words too

@@ -97,6 +97,8 @@ class CityMap(Panel):
         self._pending = {k: set() for k in KINDS}
         self._sent_now = 0
         self.page_ms: list[float] = []     # time the page spent per update (benchmarks)
+        self.page_updates = 0              # updates the page reported, and their time (metrics)
+        self.page_ms_total = 0.0
         self.heat_on = False
         self._heat_countdown = 0
         self._heat_text = ""
@@ -218,6 +220,9 @@ class CityMap(Panel):
         self.loaded = ok
         if ok:
             self.js(f"cw.setScale({self.marker_scale()})")
+            scope = getattr(self.situation, "scope", None)     # a district wall: its outlines
+            if scope is not None:
+                self.js(f"cw.setScope({json.dumps(list(scope.adcodes))})")
             self.full_sync()
 
     def marker_scale(self) -> float:
@@ -249,6 +254,8 @@ class CityMap(Panel):
     def _page_took(self, ms) -> None:
         if isinstance(ms, (int, float)):
             self.page_ms.append(float(ms))
+            self.page_updates += 1
+            self.page_ms_total += float(ms)
             del self.page_ms[:-1000]
 
     # ---- the panel contract ---------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from feeds.districts import load_districts
 from situation.catalog import district_name
+from situation.scope import district_codes
 from situation.store import Change
 from situation.thresholds import ALARM, reading_level
 from widgets import theme
@@ -34,7 +34,7 @@ class DistrictBoard(TablePanel):
         for r in s.sensors.values():
             if reading_level(r.kind, r.metrics) == ALARM:
                 alarm_n[r.district] += 1
-        codes = [d.adcode for d in load_districts()]
+        codes = district_codes(s)          # a district wall: its districts only
         codes.sort(key=lambda a: (-late_n[a], -open_n[a], a))
         keys, rows = [], []
         for code in codes:

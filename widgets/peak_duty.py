@@ -21,7 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
-from feeds.districts import load_districts
+from situation.scope import district_codes
 from situation.catalog import district_name
 from situation.store import Change
 from situation import palette
@@ -42,12 +42,16 @@ def today_plan(situation, cfg, now_ms: int):
 
     from situation.history import events_from_situation
     from situation.peakduty import duty_plan
-    seen = events_from_situation(situation)
-    events = seen if PeakDuty.history is None else pd.concat([PeakDuty.history, seen],
-                                                             ignore_index=True)
+    history, roster = PeakDuty.history, PeakDuty.roster
+    scope = getattr(situation, "scope", None)
+    if scope is not None:       # a district wall: its districts' demand and staff, nobody else's
+        history, roster = scope.events(history), scope.roster(roster)
+    seen = events_from_situation(situation)      # the situation holds its scope only
+    events = seen if history is None else pd.concat([history, seen], ignore_index=True)
     day = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(cfg.tz)).date().isoformat()
-    return duty_plan(events, day, cfg, roster=PeakDuty.roster, situation=situation,
+    plan = duty_plan(events, day, cfg, roster=roster, situation=situation,
                      now_ms=now_ms, handling_min=cfg.handling_min)
+    return plan if scope is None else scope.events(plan)
 
 
 class PeakDuty(Panel):
@@ -67,9 +71,11 @@ class PeakDuty(Panel):
         self._computed_units = 0
         self._ticks = 0
         row = QHBoxLayout()
-        self.district_box = charts.combo([(tr("peak.city", lang), None)]
-                                         + [(district_name(d.adcode, lang), d.adcode)
-                                            for d in load_districts()])
+        scope = getattr(situation, "scope", None)     # a district wall: its districts only
+        codes = district_codes(situation)
+        total = tr("peak.city", lang) if scope is None else tr("scope.total", lang)
+        self.district_box = charts.combo([(total, None)]
+                                         + [(district_name(c, lang), c) for c in codes])
         self.district_box.currentIndexChanged.connect(lambda _i: self.refresh())
         self.cycle = QCheckBox(tr("peak.cycle", lang))
         self.cycle.setFont(theme.font(20))

@@ -13,9 +13,9 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from feeds.districts import load_districts
 from situation.catalog import district_name
 from situation.heat import HOUR_MS
+from situation.scope import district_codes
 from situation.store import Change
 from situation.supervision import (CITY, WINDOW_MS, Kpis, Rate, district_kpis, figure_text,
                                    kpis, min_cases_or_default, minutes_text, share_text,
@@ -375,7 +375,7 @@ class DistrictSupervision(TablePanel):
             self.dirty = True
 
     def order(self, frame) -> list[str]:
-        codes = [d.adcode for d in load_districts()]
+        codes = district_codes(self.situation)     # a district wall: its districts only
         if self.sort_column is None:
             return codes
         col, high = self.SORTS[self.sort_column]
@@ -402,6 +402,9 @@ class DistrictSupervision(TablePanel):
     def derive(self, now: int):
         frame = self.frame = district_kpis(self.situation, self.window_ms, self.min_cases)
         lang = self.lang
+        # the total row: the whole city's, or a district wall's districts' (its scope)
+        total = (tr("sup.city", lang) if getattr(self.situation, "scope", None) is None
+                 else tr("scope.total", lang))
         keys, rows = [], []
         for code in [CITY] + self.order(frame):
             r = frame.loc[code]
@@ -419,8 +422,7 @@ class DistrictSupervision(TablePanel):
             scene = float(r["dispatch_to_scene_min"])
             scene_figure = Rate(float(r["scene_min_sum"]), int(r["on_scene"]), self.min_cases)
             rows.append([
-                Cell(tr("sup.city", lang) if city else district_name(code, lang), None, bg,
-                     bold=True),
+                Cell(total if city else district_name(code, lang), None, bg, bold=True),
                 Cell(str(int(r["open"])), None, bg, bold=city),
                 Cell(str(late), theme.ALARM if late else theme.DIM, bg, bold=bool(late)),
                 Cell(str(due), None if due else theme.DIM, bg),
