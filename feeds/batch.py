@@ -70,7 +70,8 @@ class SeqTracker:
         batch.last_seq[src] = seq
 
 
-HOLES_MAX = 10_000          # missing seqs remembered per source (a late copy fills them)
+HOLES_MAX = 10_000          # a jump at most this long is remembered (a late copy fills it) …
+HOLE_RANGES_MAX = 64        # … in at most this many runs of missing seqs per source
 
 
 class SeqDedup:
@@ -78,29 +79,33 @@ class SeqDedup:
     — two brokers for redundancy, or a broker's state and then its feed: a record is applied
     once, whichever path brings it first.
 
-    A ``seq`` past the last is new (a jump is a gap, its missing seqs remembered); one at or
-    below the last is a late copy filling a gap when that seq is missing, a publisher restart
-    when its ``ts`` is newer than anything heard from the source (a copy of a record already
-    applied can never be newer than it), and otherwise a duplicate, dropped and counted.
-    Follows at most ``max_sources`` sources; at most ``HOLES_MAX`` missing seqs each."""
+    A ``seq`` past the last is new (a jump is a gap; a jump of at most ``HOLES_MAX`` is
+    remembered as a run of missing seqs, at most ``HOLE_RANGES_MAX`` runs a source, the
+    oldest forgotten first). One at or below the last is a late copy filling a gap when that
+    seq is missing; a publisher restart when its ``ts`` is newer than anything heard from the
+    source (a copy of a record already applied is never newer than it); otherwise a copy,
+    dropped and counted. After a restart, a record older than the restart (a lagging path's
+    copy from before it) is a copy too, whatever its seq. Follows at most ``max_sources``
+    sources: its memory is bounded by sources × runs, whatever the seqs do."""
 
     def __init__(self, max_sources: int = 1_000):
         self.last: dict[str, int] = {}
         self.last_ts: dict[str, int] = {}
-        self.holes: dict[str, set[int]] = {}
+        self.holes: dict[str, list[list[int]]] = {}     # src → runs [first, end) of missing
+        self.epoch: dict[str, int] = {}                 # src → ts of its last restart
         self.max_sources = max_sources
 
     def floor(self, seqs: dict[str, int], newest_ts: dict[str, int]) -> None:
-        """A state was applied that holds every record up to ``seqs``: nothing at or below
-        them is new."""
+        """A state was applied that holds every record up to ``seqs`` (and nothing from a
+        source newer than ``newest_ts``): nothing at or below them is new."""
         for src, seq in seqs.items():
             if src not in self.last and len(self.last) >= self.max_sources:
                 continue
             if seq >= self.last.get(src, -1):
                 self.last[src] = seq
-                holes = self.holes.get(src)
-                if holes:
-                    self.holes[src] = {h for h in holes if h > seq}
+                runs = self.holes.get(src)
+                if runs:
+                    self.holes[src] = [[max(a, seq + 1), b] for a, b in runs if b > seq + 1]
             self.last_ts[src] = max(self.last_ts.get(src, -1), newest_ts.get(src, -1))
 
     def judge(self, src: str, seq: int, ts: int | None, batch: Batch) -> bool:
@@ -111,15 +116,17 @@ class SeqDedup:
                 return True
             self._move(src, seq, ts, batch)
             return True
+        epoch = self.epoch.get(src)
+        if epoch is not None and ts is not None and ts < epoch:
+            batch.duplicates += 1           # from before the source restarted: a late copy
+            return False
         if seq > last:
             if seq > last + 1:
                 batch.gaps.append((src, last + 1, seq))
                 self._remember(src, last + 1, seq)
             self._move(src, seq, ts, batch)
             return True
-        holes = self.holes.get(src)
-        if holes and seq in holes:
-            holes.discard(seq)
+        if self._fill(src, seq):
             batch.filled[src] += 1
             if ts is not None and ts > self.last_ts.get(src, -1):
                 self.last_ts[src] = ts
@@ -127,6 +134,7 @@ class SeqDedup:
         if ts is not None and ts > self.last_ts.get(src, -1) and seq < last:
             batch.restarts.append((src, last, seq))
             self.holes.pop(src, None)
+            self.epoch[src] = ts
             self._move(src, seq, ts, batch)
             return True
         batch.duplicates += 1
@@ -139,8 +147,28 @@ class SeqDedup:
             self.last_ts[src] = ts
 
     def _remember(self, src: str, first: int, end: int) -> None:
-        holes = self.holes.setdefault(src, set())
-        holes.update(range(max(first, end - HOLES_MAX), end))
-        if len(holes) > HOLES_MAX:
-            cut = end - HOLES_MAX
-            self.holes[src] = {h for h in holes if h >= cut}
+        if end - first > HOLES_MAX:
+            return                          # a jump that long is a loss, not a lag
+        runs = self.holes.setdefault(src, [])
+        runs.append([first, end])
+        if len(runs) > HOLE_RANGES_MAX:
+            del runs[0]
+
+    def _fill(self, src: str, seq: int) -> bool:
+        runs = self.holes.get(src)
+        if not runs:
+            return False
+        for i, (a, b) in enumerate(runs):
+            if a <= seq < b:
+                if b - a == 1:
+                    del runs[i]
+                elif seq == a:
+                    runs[i][0] = a + 1
+                elif seq == b - 1:
+                    runs[i][1] = b - 1
+                else:
+                    runs[i:i + 1] = [[a, seq], [seq + 1, b]]
+                    if len(runs) > HOLE_RANGES_MAX:
+                        del runs[0]
+                return True
+        return False

@@ -53,9 +53,12 @@ IN_DOMAIN = "broker-in"
 OUT_DOMAIN = "broker-out"
 DEFAULT_SNDHWM = 20_000         # messages queued for one wall before it loses them
 RCVHWM = 100_000
-CAPTURE_HWM = 200_000           # messages waiting for the state (the proxy waits past this)
+CAPTURE_HWM = 200_000           # messages waiting for the state (past it the state loses them:
+                                # seen as gaps on its input)
 STATE_PER_MINUTE = 30.0         # state requests a wall may make: sustained …
 STATE_BURST = 5                 # … and at once
+STATE_ALL_PER_MINUTE = 240.0    # all walls together: sustained …
+STATE_ALL_BURST = 20            # … and at once
 UPSTREAM_STATE_TIMEOUT_S = 3.0  # a chained broker waits this long for its upstream's state
 # Connections by their file descriptor (a handshake's event carries none): a key the broker
 # does not trust is accepted, then dropped at once.
@@ -76,6 +79,7 @@ class Broker:
         self.ctx = context or zmq.Context.instance()
         self.sndhwm = sndhwm
         self.faults = faults if faults is not None else Faults()
+        self.max_message_bytes = max_message_bytes
         self.state = BrokerState(max_message_bytes=max_message_bytes)
         # --publishers: the publishers' messages pass a gate that checks each src against
         # the key that sent it (feeds.broker_gate) before they reach the proxy.
@@ -93,6 +97,8 @@ class Broker:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
+        self._capture_ready = threading.Event()     # the state's SUB is in place
+        self._running = threading.Event()           # the proxy runs
         self._control_ep = f"inproc://citywall-broker-control-{id(self)}"
         self._capture_ep = f"inproc://citywall-broker-capture-{id(self)}"
         self._monitors: dict[str, zmq.Socket] = {}
@@ -124,6 +130,10 @@ class Broker:
         s = threading.Thread(target=self._state_loop, name="broker-state", daemon=True)
         s.start()
         self._threads.append(s)
+        self._running.wait(10)
+        if self._error is not None:
+            self.stop()
+            raise self._error
         return self
 
     def stop(self) -> None:
@@ -144,9 +154,11 @@ class Broker:
             xpub = self._socket(zmq.XPUB, socks)
             xpub.setsockopt(zmq.SNDHWM, self.sndhwm)
             xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
-            capture = self._socket(zmq.PUSH, socks)
-            capture.setsockopt(zmq.SNDHWM, CAPTURE_HWM)
-            capture.bind(self._capture_ep)
+            # The state hears the stream as a subscriber of its own (an in-process SUB on the
+            # XPUB), never through the proxy's capture: the capture would also carry what a
+            # peer sends *up* the XPUB (an XSUB holding a wall's key can), and the state must
+            # hold only what publishers sent down.
+            xpub.bind(self._capture_ep)
             control = self._socket(zmq.REP, socks)
             control.bind(self._control_ep)
             if self.gate is None:
@@ -157,21 +169,12 @@ class Broker:
             self._monitors["subscribers"] = xpub.get_monitor_socket(PEER_EVENTS)
             if self.key is not None:
                 serve(xpub, self.key, self.trust, OUT_DOMAIN)
+            xsub.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + 1024)
             for ep in self.ins if self.gate is None else ():
                 if self.key is not None and not ep.startswith("inproc://"):
                     serve(xsub, self.key, self.in_trust, IN_DOMAIN)
                 xsub.bind(ep)
-            for ep, server, _ in self.upstreams:
-                # Options are taken at each bind and connect: the same XSUB serves --in as a
-                # CURVE server and connects upstream as a client.
-                if server is not None:
-                    xsub.setsockopt(zmq.CURVE_SERVER, 0)
-                    connect_as(xsub, self.key, server)
-                xsub.connect(ep)
             xpub.bind(self.out)
-            # Everything, whoever subscribes downstream: the state needs every message, and a
-            # chained broker's upstream sends only what is subscribed.
-            xsub.send(b"\x01")
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -179,8 +182,36 @@ class Broker:
                 s.close(0)
             return
         self._ready.set()
+        # Nothing flows until the state's SUB is attached (polling the XPUB lets it take the
+        # attachment): the state sees every message from the first.
+        while not self._capture_ready.is_set() and self._error is None \
+                and not self._stop.is_set():
+            xpub.poll(10)
         try:
-            zmq.proxy_steerable(xsub, xpub, capture, control)
+            if self._error is not None or self._stop.is_set():
+                raise RuntimeError("the broker's state did not start")
+            for ep, server, _ in self.upstreams:
+                # Options are taken at each bind and connect: the same XSUB serves --in as a
+                # CURVE server and connects upstream as a client. An upstream (a broker or a
+                # publisher known by its key) is not size-limited here: libzmq would drop the
+                # link for good on one oversized message; each wall limits what it reads.
+                xsub.setsockopt(zmq.MAXMSGSIZE, -1)
+                if server is not None:
+                    xsub.setsockopt(zmq.CURVE_SERVER, 0)
+                    connect_as(xsub, self.key, server)
+                xsub.connect(ep)
+            # Everything, whoever subscribes downstream: the state needs every message, and a
+            # chained broker's upstream sends only what is subscribed.
+            xsub.send(b"\x01")
+        except BaseException as exc:
+            self._error = self._error or exc
+            self._running.set()
+            for s in socks:
+                s.close(0)
+            return
+        self._running.set()
+        try:
+            zmq.proxy_steerable(xsub, xpub, None, control)
         except zmq.ZMQError as exc:
             if not self._stop.is_set():
                 self.faults.record("broker proxy", exc, recovered=False)
@@ -215,9 +246,16 @@ class Broker:
     def _state_loop(self) -> None:
         socks: list[zmq.Socket] = []
         try:
-            capture = self._socket(zmq.PULL, socks)
+            capture = self._socket(zmq.SUB, socks)
             capture.setsockopt(zmq.RCVHWM, CAPTURE_HWM)
+            capture.setsockopt(zmq.SUBSCRIBE, b"")
             capture.connect(self._capture_ep)
+            # Our own welcome first: the subscription is in place (the proxy thread holds the
+            # stream back until then).
+            if not capture.poll(5000) or capture.recv_multipart() != [WELCOME]:
+                raise RuntimeError("the state's subscription to the broker's own XPUB "
+                                   "was not welcomed")
+            self._capture_ready.set()
             control = self._socket(zmq.REQ, socks)
             control.setsockopt(zmq.RCVTIMEO, 2000)
             control.connect(self._control_ep)
@@ -225,19 +263,27 @@ class Broker:
             if self.state_endpoint:
                 router = self._socket(zmq.ROUTER, socks)
                 router.setsockopt(zmq.MAXMSGSIZE, 4096)
-                router.setsockopt(zmq.SNDHWM, 100)
-                router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+                # Two replies queued for a wall at most (a reply can be the whole city); past
+                # that the answer is dropped and counted, never piled up in memory.
+                router.setsockopt(zmq.SNDHWM, 2)
+                router.setsockopt(zmq.ROUTER_MANDATORY, 1)
                 if self.key is not None and not self.state_endpoint.startswith("inproc://"):
                     serve(router, self.key, self.trust, OUT_DOMAIN)
                 router.bind(self.state_endpoint)
             upstream = _Upstreams(self, socks) if self.rebuilt is None else None
         except BaseException as exc:
             self.faults.record("broker state", exc, recovered=False)
+            self._error = self._error or exc
+            self._capture_ready.set()
             for s in socks:
                 s.close(0)
-            self._terminate_proxy()
+            if self._running.wait(5):
+                self._terminate_proxy()
             return
+        # Per wall (its key; without keys, its address: a new connection is not a new wall)
+        # and for everyone together.
         limit = RateLimit(STATE_PER_MINUTE, STATE_BURST)
+        self._all = RateLimit(STATE_ALL_PER_MINUTE, STATE_ALL_BURST)
         poller = zmq.Poller()
         poller.register(capture, zmq.POLLIN)
         if router is not None:
@@ -298,32 +344,40 @@ class Broker:
             except zmq.Again:
                 return
             ident = frames[0].bytes
-            who = ident
-            try:
-                who = frames[-1].get("User-Id") or ident
-            except zmq.ZMQError:
-                pass
+            who = _caller(frames[-1], ident)
             req = parse_request(frames[1].bytes) if len(frames) == 2 else None
             if req is None:
                 self.state_refused["bad_request"] += 1
-                router.send_multipart([ident, STATE_TAG, json.dumps(
+                self._send(router, [ident, STATE_TAG, json.dumps(
                     {"v": 1, "type": "error", "reason": "bad_request"}).encode()])
                 continue
-            if limit.take([who]) > 0:
+            wait = limit.take([who]) or self._all.take(["all"])
+            if wait > 0:
                 self.state_refused["rate_limited"] += 1
-                router.send_multipart([ident, *BrokerState.not_ready(req.req, 2_000)])
+                self._send(router, [ident, *BrokerState.not_ready(
+                    req.req, int(min(wait, 60) * 1000) + 100)])
                 continue
             self.state_requests += 1
             if upstream is not None:
                 self.state_not_ready += 1
-                router.send_multipart([ident, *BrokerState.not_ready(req.req)])
+                self._send(router, [ident, *BrokerState.not_ready(req.req)])
                 continue
             # Everything already forwarded before this request is in the state first: a wall
             # that is subscribed never sees a record that is neither in its state nor after it.
             self._absorb(capture, None, 1_000_000)
             with self._lock:
                 reply = self.state.reply(req.req)
-            router.send_multipart([ident, *reply], copy=False)
+            self._send(router, [ident, *reply])
+
+    def _send(self, router: zmq.Socket, frames: list) -> None:
+        """An answer, unless the wall already has two waiting unread, or is gone: then it is
+        dropped and counted (the wall asks again, or falls back to the feed)."""
+        try:
+            router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.state_refused["reply_dropped_unread"] += 1
+        except zmq.ZMQError:                    # EHOSTUNREACH: disconnected meanwhile
+            self.state_refused["reply_dropped_gone"] += 1
 
     def _peer_events(self, what: str, mon: zmq.Socket) -> None:
         peers = self.peers[what]
@@ -407,6 +461,19 @@ class Broker:
         return self.rebuilt is True
 
 
+def _caller(frame, ident: bytes):
+    """Who asks: the key's name when the broker is secured (ZAP's User-Id); without keys the
+    peer's address, so a wall cannot make itself new by connecting again."""
+    for prop in ("User-Id", "Peer-Address"):
+        try:
+            value = frame.get(prop)
+        except zmq.ZMQError:
+            continue
+        if value:
+            return (prop, value)
+    return ("identity", ident)
+
+
 class _Upstreams:
     """A chained broker's state, fetched once at start from the upstream brokers that have a
     ``--upstream-state``: asked when our subscription upstream is live (its welcome came
@@ -459,7 +526,7 @@ class _Upstreams:
                 continue
             if reply.problem is None:
                 with self.broker._lock:
-                    self.broker.state.load(reply.records, reply.seqs)
+                    self.broker.state.load(reply.records, reply.seqs, reply.newest_ts)
             else:
                 self.broker.faults.record("broker upstream state",
                                           f"{self.pending[s]}: {reply.problem}")

@@ -79,6 +79,7 @@ class BrokerState:
         self.units: dict[str, Unit] = {}
         self.sensors: dict[str, SensorReading] = {}
         self.seqs: dict[str, int] = {}
+        self.last_ts: dict[str, int] = {}        # src → the newest ts heard (heartbeats too)
         self._closed: OrderedDict[str, int] = OrderedDict()     # case_id → ts it closed
         self.caps = {"cases": max_cases, "units": max_units, "sensors": max_sensors}
         self.max_sources = max_sources
@@ -104,10 +105,15 @@ class BrokerState:
             self.rejected[rej.reason] += rej.count
         for src, seq in decoded.seqs:
             self._follow(src, seq)
+        changed = False
+        last_ts = self.last_ts
         for rec in decoded.records:
-            self._keep(rec)
+            changed |= self._keep(rec)
+            if rec.src in self.seqs and rec.ts > last_ts.get(rec.src, -1):
+                last_ts[rec.src] = rec.ts
         self.records += len(decoded.records)
-        self.version += 1
+        if changed:            # the tables (not only seqs) moved: the reply is encoded again
+            self.version += 1
 
     def _follow(self, src: str, seq: int) -> None:
         last = self.seqs.get(src)
@@ -121,37 +127,39 @@ class BrokerState:
             self.restarts[src] += 1
         self.seqs[src] = seq
 
-    def _keep(self, rec: Record) -> None:
+    def _keep(self, rec: Record) -> bool:
+        """Keep one record; whether a table changed."""
         if isinstance(rec, Case):
             closed_at = self._closed.get(rec.case_id)
             if closed_at is not None and rec.ts <= closed_at:
-                return                              # a late copy of a case already closed
+                return False                        # a late copy of a case already closed
             held = self.cases.get(rec.case_id)
             if held is not None and rec.ts < held.ts:
-                return
+                return False
             if rec.status in CLOSED_CASE_STATUSES:
                 self.cases.pop(rec.case_id, None)
                 self._closed[rec.case_id] = rec.ts
                 self._closed.move_to_end(rec.case_id)
                 while len(self._closed) > MAX_CLOSED_KEPT:
                     self._closed.popitem(last=False)
-                return
-            self._put("cases", self.cases, rec.case_id, rec, held)
-        elif isinstance(rec, Unit):
+                return held is not None
+            return self._put("cases", self.cases, rec.case_id, rec, held)
+        if isinstance(rec, Unit):
             held = self.units.get(rec.unit_id)
             if held is None or rec.ts >= held.ts:
-                self._put("units", self.units, rec.unit_id, rec, held)
+                return self._put("units", self.units, rec.unit_id, rec, held)
         elif isinstance(rec, SensorReading):
             held = self.sensors.get(rec.id)
             if held is None or rec.ts >= held.ts:
-                self._put("sensors", self.sensors, rec.id, rec, held)
-        # Heartbeats: only their seq (above) is state.
+                return self._put("sensors", self.sensors, rec.id, rec, held)
+        return False            # heartbeats: only their seq and ts are state
 
-    def _put(self, name: str, table: dict, key: str, rec: Record, held) -> None:
+    def _put(self, name: str, table: dict, key: str, rec: Record, held) -> bool:
         if held is None and len(table) >= self.caps[name]:
             self.refused_ids[name] += 1
-            return
+            return False
         table[key] = rec
+        return True
 
     # ---- serving it --------------------------------------------------------------------
     def reply(self, req: str | int | None) -> list[bytes]:
@@ -169,6 +177,7 @@ class BrokerState:
             cache = self._reply_cache = (self.version, body)
         header = _header.encode({
             "v": 1, "type": "state", "req": req, "ready": True, "seqs": self.seqs,
+            "ts": self.last_ts,
             "counts": {"cases": len(self.cases), "units": len(self.units),
                        "sensors": len(self.sensors)}})
         return [STATE_TAG, header, *cache[1]]
@@ -179,13 +188,17 @@ class BrokerState:
         return [STATE_TAG, _header.encode({"v": 1, "type": "state", "req": req,
                                            "ready": False, "retry_ms": retry_ms})]
 
-    def load(self, records: Iterable[Record], seqs: dict[str, int]) -> None:
+    def load(self, records: Iterable[Record], seqs: dict[str, int],
+             newest_ts: dict[str, int] | None = None) -> None:
         """A state fetched from an upstream broker (a chained broker rebuilding itself)."""
         for rec in records:
             self._keep(rec)
         for src, seq in seqs.items():
             if src in self.seqs or len(self.seqs) < self.max_sources:
                 self.seqs[src] = max(seq, self.seqs.get(src, -1))
+        for src, ts in (newest_ts or {}).items():
+            if src in self.seqs:
+                self.last_ts[src] = max(ts, self.last_ts.get(src, -1))
         self.version += 1
 
     def status(self) -> dict:

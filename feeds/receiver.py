@@ -271,6 +271,11 @@ class Receiver:
                     local = Batch()
                     heard = set()
         finally:
+            for join in self._joins.values():
+                if join.kept and not self._stop.is_set():
+                    self.faults.record("state join", f"{join.feed}: the receiver stopped while "
+                                       f"joining; {len(join.kept)} messages kept meanwhile were "
+                                       "lost (the join starts again and asks for the state)")
             self._close(sockets, monitors, self._joins.values())
             self._joins.clear()
 
@@ -344,7 +349,7 @@ class Receiver:
             del self._joins[sock]
 
     def _apply_state(self, reply, local: Batch) -> None:
-        newest: dict[str, int] = {}
+        newest: dict[str, int] = dict(reply.newest_ts)
         for rec in reply.records:
             if rec.ts > newest.get(rec.src, -1):
                 newest[rec.src] = rec.ts

@@ -26,14 +26,17 @@ import msgspec
 import zmq
 
 from feeds.bounds import valid_id
-from feeds.broker_state import STATE_TAG, WELCOME, request
+from feeds.broker_state import BATCH_RECORDS, STATE_TAG, WELCOME, request
 from feeds.decode import MessageDecoder
 from feeds.schema import Record
 
 JOIN_TIMEOUT_S = 5.0            # from connecting to having the state: past it, live feed only
-MAX_KEPT_MESSAGES = 200_000     # messages kept while waiting; past it, live feed only
+MAX_KEPT_MESSAGES = 200_000     # messages kept while waiting …
+MAX_KEPT_BYTES = 256 << 20      # … and their bytes; past either, live feed only
 MAX_HEADER_BYTES = 1 << 20
-MAX_REPLY_FRAMES = 20_001       # 10,000 batches of 1,000 records: far past any real city
+MAX_STATE_RECORDS = 600_000     # a state larger than a wall may hold (cases, units, sensors)
+MAX_REPLY_FRAMES = 2 + 2 * (MAX_STATE_RECORDS // BATCH_RECORDS)
+MAX_REPLY_BYTES = 1 << 30       # read no further than this (the frames past it are dropped)
 MAX_SOURCES = 100_000
 _ids = itertools.count(1)
 
@@ -46,6 +49,7 @@ class _Header(msgspec.Struct, kw_only=True):
     retry_ms: int | None = None
     reason: str | None = None
     seqs: dict[str, int] = {}
+    ts: dict[str, int] = {}             # src → the newest ts the state has heard
 
 
 _header = msgspec.json.Decoder(_Header)
@@ -57,6 +61,7 @@ class StateReply:
     retry_ms: int | None = None         # not ready: ask again this much later
     records: list[Record] = field(default_factory=list)
     seqs: dict[str, int] = field(default_factory=dict)
+    newest_ts: dict[str, int] = field(default_factory=dict)
     rejects: Counter = field(default_factory=Counter)    # (src, reason) of records refused
 
 
@@ -85,12 +90,21 @@ def judge_state_reply(frames: list[bytes], decoder: MessageDecoder) -> StateRepl
     for src, seq in head.seqs.items():
         if not valid_id(src) or not 0 <= seq < 2**63:
             return StateReply(problem="a source's seq that cannot be")
-    out = StateReply(seqs=dict(head.seqs))
+    if len(head.ts) > MAX_SOURCES or any(not valid_id(k) for k in head.ts):
+        return StateReply(problem="a source's ts that cannot be")
+    out = StateReply(seqs=dict(head.seqs), newest_ts=dict(head.ts))
     for i in range(2, len(frames), 2):
         decoded = decoder.decode([frames[i], frames[i + 1]])
+        if len(decoded.records) + sum(r.count for r in decoded.rejects) > BATCH_RECORDS:
+            return StateReply(problem=f"a batch of more than {BATCH_RECORDS} records")
         out.records.extend(decoded.records)
+        if len(out.records) > MAX_STATE_RECORDS:
+            return StateReply(problem=f"more than {MAX_STATE_RECORDS} records")
         for rej in decoded.rejects:
             out.rejects[(rej.src, rej.reason)] += rej.count
+    if out.rejects and not out.records:
+        return StateReply(problem=f"every record refused ({sum(out.rejects.values())}: "
+                                  f"{', '.join(sorted({r for _, r in out.rejects}))[:80]})")
     return out
 
 
@@ -109,6 +123,7 @@ class StateJoin:
             connect_as(self.sock, keys[0], keys[1])
         self.sock.connect(state)
         self.kept: list[list[bytes]] = []
+        self.kept_bytes = 0
         self.started = time.monotonic()
         self.deadline = self.started + timeout_s
         self.asked_at: float | None = None
@@ -127,19 +142,22 @@ class StateJoin:
                 self._ask()
             return True
         self.kept.append(frames)
-        if len(self.kept) > MAX_KEPT_MESSAGES:
-            self._end("fell_back", f"over {MAX_KEPT_MESSAGES} messages arrived while waiting")
+        self.kept_bytes += sum(len(f) for f in frames)
+        if len(self.kept) > MAX_KEPT_MESSAGES or self.kept_bytes > MAX_KEPT_BYTES:
+            self._end("fell_back", f"{len(self.kept)} messages ({self.kept_bytes >> 20} MiB) "
+                                   "arrived while waiting")
         return True
 
     def take_reply(self, decoder: MessageDecoder) -> StateReply | None:
         """The broker's answer, when it came: a reply to use (or refused), or None."""
-        try:
-            frames = self.sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
+        got = self._receive()
+        if got is None:
             return None
+        frames, whole = got
         if self.done:
             return None                         # a late answer after we gave up
-        reply = judge_state_reply(frames, decoder)
+        reply = (judge_state_reply(frames, decoder) if whole else StateReply(
+            problem=f"a reply over {MAX_REPLY_FRAMES} frames or {MAX_REPLY_BYTES >> 20} MiB"))
         if reply.retry_ms is not None:
             self.retry_at = time.monotonic() + reply.retry_ms / 1000
             return None
@@ -159,6 +177,24 @@ class StateJoin:
             self._ask()
         if now > self.deadline:
             self._end("fell_back", f"no state within {self.deadline - self.started:.0f} s")
+
+    def _receive(self) -> tuple[list[bytes], bool] | None:
+        """One reply, read frame by frame, and whether it was within ``MAX_REPLY_FRAMES`` and
+        ``MAX_REPLY_BYTES`` (past them the rest is read and dropped, never kept)."""
+        try:
+            first = self.sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        frames, size, whole = [first], len(first), True
+        while self.sock.getsockopt(zmq.RCVMORE):
+            frame = self.sock.recv()
+            if whole and len(frames) < MAX_REPLY_FRAMES and size + len(frame) <= MAX_REPLY_BYTES:
+                frames.append(frame)
+                size += len(frame)
+            else:
+                whole = False
+                frames = []
+        return frames, whole
 
     def take_kept(self) -> list[list[bytes]]:
         kept, self.kept = self.kept, []

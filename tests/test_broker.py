@@ -425,3 +425,140 @@ def test_a_state_request_that_is_not_one_gets_an_error_and_the_broker_goes_on(ce
     reply = ask(b'{"v":1,"type":"state","req":1}')
     assert reply[0] == STATE_TAG and b'"ready":true' in reply[1]
     assert centre.b.status()["state_refused"]["bad_request"] == 4
+
+
+# ---- what a hostile review found (each held before the fix) ----------------------------------
+def test_a_peer_of_the_out_side_cannot_write_into_the_state(centre):
+    """An XSUB on --out (a wall's key can do this) sends records *up*: the proxy passes them
+    upstream, but the state keeps only what publishers sent down."""
+    city = centre.city
+    city.batch("case", [dict(case_id="REAL-1"), dict(case_id="REAL-2")])
+    assert wait_for(lambda: centre.b.status()["state"]["cases"] == 2, 5)
+    ctx = zmq.Context.instance()
+    evil = ctx.socket(zmq.XSUB)
+    evil.setsockopt(zmq.LINGER, 0)
+    evil.connect(centre.broker_out)
+    try:
+        time.sleep(0.3)
+        for rec in (record("case", src="city", seq=10**15, ts=NOW() + 1, case_id="REAL-1",
+                           status="closed"),
+                    record("case", src="city", seq=10**15 + 1, ts=NOW(), case_id="FAKE")):
+            evil.send_multipart([b"case", msgspec.json.encode(rec)])
+        time.sleep(0.5)
+        city.send("case", case_id="REAL-3")
+        assert wait_for(lambda: centre.b.status()["state"]["cases"] == 3, 5)
+        assert set(centre.b.state.cases) == {"REAL-1", "REAL-2", "REAL-3"}
+        assert centre.b.state.seqs["city"] == city.seq - 1
+    finally:
+        evil.close(0)
+
+
+def test_the_seq_check_stays_small_whatever_the_seqs_do():
+    from feeds.batch import HOLE_RANGES_MAX
+    dedup, batch = SeqDedup(max_sources=1000), Batch()
+    for i in range(1000):                               # every source leaps to 2**62
+        dedup.judge(f"s{i}", 0, 1, batch)
+        dedup.judge(f"s{i}", 2**62, 2, batch)
+    assert sum(len(r) for r in dedup.holes.values()) == 0     # a leap is a loss, not a lag
+    seq = 0
+    for _ in range(1000):                               # one source skipping 5,000 each time
+        seq += 5001
+        dedup.judge("s0", seq, 3, batch)
+    assert len(dedup.holes["s0"]) == HOLE_RANGES_MAX
+    for i in range(2000):                               # a flood of new sources: not followed
+        dedup.judge(f"new{i}", 5, 1, batch)
+    assert len(dedup.last) == 1000
+
+
+def test_a_restart_seen_on_one_path_is_not_undone_by_the_other_paths_late_copies():
+    dedup, batch = SeqDedup(), Batch()
+    for seq in range(5005):                              # broker A, all before the restart
+        dedup.judge("p", seq, 1000 + seq, batch)
+    assert dedup.judge("p", 0, 100_000, batch)           # A: the publisher restarted
+    assert not dedup.judge("p", 5003, 6003, batch)       # B, lagging: copies from before it
+    assert not dedup.judge("p", 5004, 6004, batch)
+    for seq in range(1, 50):                             # A goes on
+        assert dedup.judge("p", seq, 100_000 + seq, batch)
+    assert batch.restarts == [("p", 5004, 0)] and batch.gaps == []
+
+
+def test_a_heartbeat_kept_during_the_join_is_not_taken_for_a_restart():
+    """The state's newest ts per source counts heartbeats, which the state's records do not
+    carry: a kept heartbeat at or below the floor is a copy."""
+    state, t0 = BrokerState(), NOW() - 60_000
+    state.absorb([b"case", msgspec.json.encode(
+        [record("case", src="p", seq=i, ts=t0, case_id=f"C{i}") for i in range(5)])])
+    state.absorb([b"hb", msgspec.json.encode(record("hb", src="p", seq=5, ts=t0 + 9_000))])
+    from feeds.decode import MessageDecoder
+    from feeds.state_join import judge_state_reply
+    reply = judge_state_reply(state.reply(1), MessageDecoder())
+    assert reply.problem is None and reply.newest_ts == {"p": t0 + 9_000}
+    newest = dict(reply.newest_ts)
+    dedup, batch = SeqDedup(), Batch()
+    dedup.floor(reply.seqs, newest)
+    assert not dedup.judge("p", 5, t0 + 9_000, batch)        # the heartbeat, kept meanwhile
+    assert dedup.judge("p", 6, t0 + 9_500, batch)
+    assert batch.restarts == [] and batch.duplicates == 1
+
+
+@pytest.mark.parametrize("batch_of, problem", [(1001, "more than 1000"), (0, "every record")])
+def test_a_state_reply_out_of_bounds_is_refused(batch_of, problem):
+    from feeds.decode import MessageDecoder
+    from feeds.state_join import judge_state_reply
+    if batch_of:
+        body = msgspec.json.encode([record("sensor.air", src="p", seq=i, ts=NOW(), id=f"S{i}")
+                                    for i in range(batch_of)])
+    else:
+        body = msgspec.json.encode([dict(record("case", src="p", seq=1, ts=NOW()), lat=95.0)])
+    reply = judge_state_reply([STATE_TAG, b'{"v":1,"type":"state","seqs":{"p":1}}',
+                               b"sensor.air" if batch_of else b"case", body],
+                              MessageDecoder())
+    assert problem in reply.problem
+
+
+def test_asking_again_on_a_new_connection_does_not_dodge_the_limit(centre):
+    from feeds.broker import STATE_BURST
+    ctx = zmq.Context.instance()
+    answers = []
+    for _ in range(STATE_BURST + 3):
+        d = ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.connect(centre.broker_state)
+        d.send(b'{"v":1,"type":"state","req":1}')
+        assert d.poll(3000)
+        answers.append(b'"ready":true' in d.recv_multipart()[1])
+        d.close(0)
+    assert answers.count(True) == STATE_BURST
+    assert centre.b.status()["state_refused"]["rate_limited"] == 3
+
+
+def test_a_message_larger_than_the_limit_never_reaches_the_state_or_the_walls():
+    """A publisher on --in sends 9 MB: the broker never reads it (libzmq drops that
+    connection; the publisher connects again), and the walls go on."""
+    ins, out, state = free_endpoint(), free_endpoint(), free_endpoint()
+    broker = Broker([ins], out, state).start()
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)          # see the subscription of each connection
+    pub.connect(ins)
+    receiver = Receiver([out], state={out: state}, now_ms=NOW).start()
+    sit = Situation(WallClock())
+    try:
+        assert pub.poll(5000)
+        pub.recv()
+        assert follow(receiver, sit, lambda: bool(sit.state_joins), 5)
+        big = msgspec.json.encode([record("case", src="city", seq=0, ts=NOW(), case_id="BIG",
+                                          description="x" * 7_000)] * 1300)    # ~9 MB
+        assert len(big) > 8 * 1024 * 1024
+        pub.send_multipart([b"case", big])
+        assert pub.poll(10_000)              # connected again: the broker subscribes anew
+        pub.recv()
+        pub.send_multipart([b"case", msgspec.json.encode(
+            record("case", src="city", seq=1, ts=NOW(), case_id="after"))])
+        assert follow(receiver, sit, lambda: "after" in sit.cases, 10)
+        assert "BIG" not in sit.cases and "BIG" not in broker.state.cases
+    finally:
+        receiver.stop()
+        pub.close(0)
+        broker.stop()
