@@ -28,20 +28,18 @@ No Qt. ``python -m feeds.broker --config centre.toml`` reads the ``[broker]`` se
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 import time
-from collections import Counter
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
-from feeds.broker_state import (STATE_TAG, WELCOME, BrokerState, parse_request, request)
+from feeds.broker_answers import StateAnswers
+from feeds.broker_state import WELCOME, BrokerState, request
 from feeds.decode import MessageDecoder
-from feeds.dispatch_snapshots import RateLimit
 from feeds.faults import Faults
 from feeds.keys import Key
 from feeds.security import TrustStore, connect_as, serve
@@ -55,10 +53,6 @@ DEFAULT_SNDHWM = 20_000         # messages queued for one wall before it loses t
 RCVHWM = 100_000
 CAPTURE_HWM = 200_000           # messages waiting for the state (past it the state loses them:
                                 # seen as gaps on its input)
-STATE_PER_MINUTE = 30.0         # state requests a wall may make: sustained …
-STATE_BURST = 5                 # … and at once
-STATE_ALL_PER_MINUTE = 240.0    # all walls together: sustained …
-STATE_ALL_BURST = 20            # … and at once
 UPSTREAM_STATE_TIMEOUT_S = 3.0  # a chained broker waits this long for its upstream's state
 # Connections by their file descriptor (a handshake's event carries none): a key the broker
 # does not trust is accepted, then dropped at once.
@@ -103,12 +97,11 @@ class Broker:
         self._capture_ep = f"inproc://citywall-broker-capture-{id(self)}"
         self._monitors: dict[str, zmq.Socket] = {}
         self.peers = {"publishers": set(), "subscribers": set()}
-        self.state_requests = 0
-        self.state_not_ready = 0
-        self.state_refused: Counter = Counter()     # reason → requests refused
+        self.answers = StateAnswers()
+        self.frames_seen = 0                        # frames the state took in (its own SUB)
         self.rebuilt: bool | None = None if any(u[2] for u in self.upstreams) else True
         self.started_at = time.monotonic()
-        self._rate = (0.0, 0, 0.0)                  # (monotonic, records, records/s)
+        self._rate = (0.0, 0, 0, 0.0, 0.0)   # (monotonic, records, frames, records/s, frames/s)
         self._proxy_stats: list[int] = [0] * 8
 
     # ---- running --------------------------------------------------------------------------
@@ -280,10 +273,6 @@ class Broker:
             if self._running.wait(5):
                 self._terminate_proxy()
             return
-        # Per wall (its key; without keys, its address: a new connection is not a new wall)
-        # and for everyone together.
-        limit = RateLimit(STATE_PER_MINUTE, STATE_BURST)
-        self._all = RateLimit(STATE_ALL_PER_MINUTE, STATE_ALL_BURST)
         poller = zmq.Poller()
         poller.register(capture, zmq.POLLIN)
         if router is not None:
@@ -295,7 +284,7 @@ class Broker:
                 poller.register(s, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(100))
+                events = dict(poller.poll(1 if self.answers.waiting else 100))
                 if capture in events:
                     self._absorb(capture, upstream, 5_000)
                 for what, mon in self._monitors.items():
@@ -307,8 +296,11 @@ class Broker:
                         for s in upstream.sockets():
                             poller.unregister(s)
                         upstream = None
-                if router is not None and router in events:
-                    self._answer(router, capture, limit, upstream)
+                if router is not None:
+                    if router in events:
+                        self.answers.take(router, upstream is not None,
+                                          lambda: self._proxy_frames(control))
+                    self.answers.answer_due(router, self.frames_seen, self._reply)
                 self._tick(control)
         except BaseException as exc:       # said in the status; the proxy goes on forwarding
             self.faults.record("broker state", exc, recovered=False)
@@ -326,6 +318,7 @@ class Broker:
                 frames = capture.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.frames_seen += len(frames)
             if len(frames) == 1:
                 if frames[0] == WELCOME and upstream is not None:
                     upstream.live()           # our subscription upstream is in place
@@ -336,48 +329,9 @@ class Broker:
             except Exception as exc:          # a bug costs this message's state only
                 self.faults.record("broker state message", exc)
 
-    def _answer(self, router: zmq.Socket, capture: zmq.Socket, limit: RateLimit,
-                upstream) -> None:
-        for _ in range(100):
-            try:
-                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            ident = frames[0].bytes
-            who = _caller(frames[-1], ident)
-            req = parse_request(frames[1].bytes) if len(frames) == 2 else None
-            if req is None:
-                self.state_refused["bad_request"] += 1
-                self._send(router, [ident, STATE_TAG, json.dumps(
-                    {"v": 1, "type": "error", "reason": "bad_request"}).encode()])
-                continue
-            wait = limit.take([who]) or self._all.take(["all"])
-            if wait > 0:
-                self.state_refused["rate_limited"] += 1
-                self._send(router, [ident, *BrokerState.not_ready(
-                    req.req, int(min(wait, 60) * 1000) + 100)])
-                continue
-            self.state_requests += 1
-            if upstream is not None:
-                self.state_not_ready += 1
-                self._send(router, [ident, *BrokerState.not_ready(req.req)])
-                continue
-            # Everything already forwarded before this request is in the state first: a wall
-            # that is subscribed never sees a record that is neither in its state nor after it.
-            self._absorb(capture, None, 1_000_000)
-            with self._lock:
-                reply = self.state.reply(req.req)
-            self._send(router, [ident, *reply])
-
-    def _send(self, router: zmq.Socket, frames: list) -> None:
-        """An answer, unless the wall already has two waiting unread, or is gone: then it is
-        dropped and counted (the wall asks again, or falls back to the feed)."""
-        try:
-            router.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            self.state_refused["reply_dropped_unread"] += 1
-        except zmq.ZMQError:                    # EHOSTUNREACH: disconnected meanwhile
-            self.state_refused["reply_dropped_gone"] += 1
+    def _reply(self, req) -> list[bytes]:
+        with self._lock:
+            return self.state.reply(req)
 
     def _peer_events(self, what: str, mon: zmq.Socket) -> None:
         peers = self.peers[what]
@@ -392,19 +346,29 @@ class Broker:
                 peers.discard(ev["value"])
 
     def _tick(self, control: zmq.Socket) -> None:
+        """Once a second: the proxy's statistics and the rates."""
         now = time.monotonic()
-        at, records, rate = self._rate
+        at, records, frames, _, _ = self._rate
         if now - at < 1.0:
             return
+        self._proxy_frames(control)
         with self._lock:
             done = self.state.records
-        self._rate = (now, done, (done - records) / (now - at) if at else 0.0)
+        sent = self._proxy_stats[6]
+        span = now - at if at else 0.0
+        self._rate = (now, done, sent, (done - records) / span if span else 0.0,
+                      (sent - frames) / span if span else 0.0)
+
+    def _proxy_frames(self, control: zmq.Socket) -> int:
+        """The frames the proxy has taken in from the publishers' side, now (its
+        STATISTICS: libzmq counts each frame of a message)."""
         try:
             control.send(b"STATISTICS")
             self._proxy_stats = [int.from_bytes(f, sys.byteorder)
                                  for f in control.recv_multipart()]
         except zmq.ZMQError as exc:
             self.faults.record("broker statistics", exc)
+        return self._proxy_stats[0]
 
     def _terminate_proxy(self, control: zmq.Socket | None = None) -> None:
         own = control is None
@@ -434,13 +398,15 @@ class Broker:
             "secured": self.key is not None,
             "publishers": len(self.peers["publishers"]),
             "subscribers": len(self.peers["subscribers"]),
-            "forwarded_messages": st["messages"], "forwarded_records": st["records"],
-            "forwarded_bytes": stats[1],
-            "rate": round(self._rate[2], 1),
+            # The proxy's own counts (frames: a feed message is two), and the state's.
+            "forwarded_frames": stats[6], "forwarded_bytes": stats[7],
+            "rate_frames": round(self._rate[4], 1),
+            "state_messages": st["messages"], "state_records": st["records"],
+            "state_rate": round(self._rate[3], 1),
+            "state_behind_frames": max(0, stats[0] - self.frames_seen),
             "input_gaps": st["input_gaps"], "input_missed": st["input_missed"],
             "input_restarts": st["input_restarts"], "restarts_by_src": restarts,
-            "state_requests": self.state_requests, "state_not_ready": self.state_not_ready,
-            "state_refused": dict(self.state_refused),
+            **self.answers.status(),
             "state_ready": self.rebuilt is not False and self._ready_state(),
             "state": {k: st[k] for k in ("cases", "units", "sensors", "sources")},
             "rejected": st["rejected"], "refused_ids": st["refused_ids"],
@@ -459,19 +425,6 @@ class Broker:
 
     def _ready_state(self) -> bool:
         return self.rebuilt is True
-
-
-def _caller(frame, ident: bytes):
-    """Who asks: the key's name when the broker is secured (ZAP's User-Id); without keys the
-    peer's address, so a wall cannot make itself new by connecting again."""
-    for prop in ("User-Id", "Peer-Address"):
-        try:
-            value = frame.get(prop)
-        except zmq.ZMQError:
-            continue
-        if value:
-            return (prop, value)
-    return ("identity", ident)
 
 
 class _Upstreams:

@@ -301,19 +301,32 @@ def dispatch_families(doc: dict, prefix: str = PREFIX) -> list:
 
 # ---- the broker ----------------------------------------------------------------------------
 def broker_families(doc: dict, prefix: str = PREFIX) -> list:
-    """A broker's status: ``publishers``, ``subscribers``, ``forwarded_messages``,
-    ``forwarded_records``, ``rate`` (records/s), ``input_gaps``, ``input_restarts``,
-    ``state_requests``, ``state_refused`` (a number, or a dict by reason), ``state``
-    {cases, units, sensors, sources}, ``faults``. Any may be missing."""
+    """A broker's status (``feeds.broker``): ``publishers``, ``subscribers``, the proxy's
+    ``forwarded_frames``/``forwarded_bytes``/``rate_frames`` (libzmq counts frames: a feed
+    message is two), the state's ``state_messages``/``state_records``/``state_rate`` and
+    ``state_behind_frames``, ``input_*`` losses and restarts, the state service's figures,
+    ``state`` {cases, units, sensors, sources}, ``gate``, ``faults``. Any may be missing."""
     doc = _dict(doc)
     o = _Out(prefix)
     p = "broker_"
     o.gauge(p + "publishers", "publishers connected", doc.get("publishers"))
     o.gauge(p + "subscribers", "subscribers connected", doc.get("subscribers"))
-    o.counter(p + "forwarded_messages", "messages forwarded", doc.get("forwarded_messages"))
-    o.counter(p + "forwarded_records", "records forwarded", doc.get("forwarded_records"))
-    o.gauge(p + "rate_records_per_second", "records forwarded per second, recently",
-            doc.get("rate"))
+    o.counter(p + "forwarded_frames", "frames the proxy sent to the walls' side (a feed "
+              "message is two)", doc.get("forwarded_frames"))
+    o.counter(p + "forwarded_bytes", "bytes the proxy sent to the walls' side",
+              doc.get("forwarded_bytes"))
+    o.gauge(p + "rate_frames_per_second", "frames forwarded per second, recently",
+            doc.get("rate_frames"))
+    o.counter(p + "state_messages", "feed messages the state took in", doc.get("state_messages"))
+    o.counter(p + "state_records", "records the state took in", doc.get("state_records"))
+    o.gauge(p + "state_rate_records_per_second", "records the state took in per second, "
+            "recently", doc.get("state_rate"))
+    o.gauge(p + "state_behind_frames", "frames forwarded the state has not taken in yet",
+            doc.get("state_behind_frames"))
+    o.counter(p + "state_answered_behind", "state answers sent before the state caught up "
+              "(the wall sees the gap)", doc.get("state_answered_behind"))
+    o.gauge(p + "state_waiting", "state requests waiting for the state to catch up",
+            doc.get("state_waiting"))
     o.counter(p + "input_gaps", "sequence gaps on the input", doc.get("input_gaps"))
     o.counter(p + "input_restarts", "publisher restarts on the input", doc.get("input_restarts"))
     o.counter(p + "input_missed_records", "records lost before the broker (by seq)",

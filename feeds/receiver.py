@@ -41,6 +41,7 @@ DEFAULT_MAX_SOURCES = 1_000    # sources whose seq is followed; the rest are not
 MAX_RESTARTS = 5           # the thread died this often …
 RESTART_WINDOW_S = 60.0    # … within this long: give up (fatal) instead of restarting again
 STALL_S = 5.0              # the loop took no turn for this long: a fault
+CATCH_UP_AFTER_S = (5.0, 20.0, 60.0)   # a join that fell back asks again after these
 BEHIND_S = 5.0             # messages kept waiting (the queue never ran dry) this long: a fault
 PASS_S = 0.05              # a pass hands over what it has after this long, whatever is left
 THREAD_NAME = "feed-receiver"
@@ -74,6 +75,8 @@ class Receiver:
         self._dedup = SeqDedup(max_sources) if dedupe else None
         self._joins: dict[zmq.Socket, object] = {}       # DEALER → StateJoin, while joining
         self._joined_once: set[str] = set()
+        # feed → (when, attempt): a join that fell back asks again later, without keeping
+        self._catch_ups: dict[str, tuple[float, int]] = {}
         self.join_outcomes: list[dict] = []
         self.faults = faults if faults is not None else Faults()
         self._restarts: list[float] = []
@@ -233,6 +236,8 @@ class Receiver:
                             local.auth_failed[watch.endpoint] += failed
                     if watch.reconnect_if_deaf():
                         self.dropped_connections += 1
+                if self._catch_ups:
+                    self._start_catch_ups(poller, sockets)
                 if self._joins:
                     self._step_joins(events, poller, local)
                 pass_started = time.monotonic()
@@ -323,6 +328,23 @@ class Receiver:
         return StateJoin(self._ctx, ep, self.state[ep], keys=keys,
                          max_message_bytes=self.max_message_bytes)
 
+    def _start_catch_ups(self, poller, sockets: dict) -> None:
+        """A join that fell back (no state in time: a broker far behind a busy stream) asks
+        again after a while; the wall follows the feed meanwhile."""
+        from feeds.state_join import StateJoin
+        now = time.monotonic()
+        for feed, (when, attempt) in list(self._catch_ups.items()):
+            if now < when:
+                continue
+            del self._catch_ups[feed]
+            server = self._server_key(feed)
+            keys = (self.keys.key, server) if server is not None else None
+            join = StateJoin(self._ctx, feed, self.state[feed], keys=keys,
+                             max_message_bytes=self.max_message_bytes, catch_up=True)
+            join.attempt = attempt
+            self._joins[join.sock] = join
+            poller.register(join.sock, zmq.POLLIN)
+
     def _keep_for_join(self, ep: str, frames: list[bytes]) -> bool:
         for join in self._joins.values():
             if join.feed == ep:
@@ -340,6 +362,11 @@ class Receiver:
             for frames in join.take_kept():      # what came while waiting, as the feed
                 self._take(frames, local, join.feed)
             outcome = dict(join.outcome or {})
+            if outcome.get("outcome") == "fell_back":
+                attempt = outcome.get("attempt", 0) + 1
+                if attempt <= len(CATCH_UP_AFTER_S):
+                    self._catch_ups[join.feed] = (
+                        time.monotonic() + CATCH_UP_AFTER_S[attempt - 1], attempt)
             self.join_outcomes.append(outcome)
             del self.join_outcomes[:-20]
             local.joins.append(outcome)

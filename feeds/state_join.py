@@ -112,8 +112,12 @@ class StateJoin:
     """One feed endpoint's join: its DEALER to the broker's state, and what was kept."""
 
     def __init__(self, context: zmq.Context, feed: str, state: str, *, keys=None,
-                 max_message_bytes: int, timeout_s: float = JOIN_TIMEOUT_S):
+                 max_message_bytes: int, timeout_s: float | None = None,
+                 catch_up: bool = False):
         self.feed, self.state = feed, state
+        # A catch-up (after a join that fell back): the wall already follows the feed, so
+        # nothing is kept; the state only fills in what it lacks.
+        self.catch_up = catch_up
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         # Each frame of a reply is one feed message at most (the records' batches).
@@ -125,17 +129,20 @@ class StateJoin:
         self.kept: list[list[bytes]] = []
         self.kept_bytes = 0
         self.started = time.monotonic()
-        self.deadline = self.started + timeout_s
+        self.deadline = self.started + (JOIN_TIMEOUT_S if timeout_s is None else timeout_s)
         self.asked_at: float | None = None
         self.retry_at: float | None = None
         self.req = next(_ids)
         self.done = False
         self.outcome: dict | None = None
+        self.attempt = 0                # 0: the join; 1, 2, …: the catch-ups after it
+        if catch_up:
+            self._ask()
 
     # what the receiver calls
     def take_feed(self, frames: list[bytes]) -> bool:
         """A message from the feed while joining: kept (True), or not ours to keep (False)."""
-        if self.done:
+        if self.done or self.catch_up:
             return False
         if len(frames) == 1 and frames[0] == WELCOME:
             if self.asked_at is None:
@@ -164,8 +171,8 @@ class StateJoin:
         if reply.problem is not None:
             self._end("refused", reply.problem)
         else:
-            self._end("joined", None, records=len(reply.records),
-                      sources=len(reply.seqs))
+            self._end("caught_up" if self.catch_up else "joined", None,
+                      records=len(reply.records), sources=len(reply.seqs))
         return reply
 
     def tick(self) -> None:
@@ -213,5 +220,5 @@ class StateJoin:
     def _end(self, outcome: str, problem: str | None, **more) -> None:
         self.done = True
         self.outcome = {"endpoint": self.feed, "state": self.state, "outcome": outcome,
-                        "problem": problem, "kept": len(self.kept),
+                        "problem": problem, "kept": len(self.kept), "attempt": self.attempt,
                         "seconds": round(time.monotonic() - self.started, 3), **more}

@@ -28,6 +28,15 @@ from feeds.districts import by_adcode
 KINDS = ("case", "unit", "sensor")
 
 
+def whole_bbox(situation):
+    """Where a panel's whole view looks: the scope's districts, else the whole city."""
+    scope = getattr(situation, "scope", None)
+    if scope is not None:
+        return scope.bbox()
+    from feeds.districts import city_bbox
+    return city_bbox()
+
+
 def district_codes(situation) -> list[str]:
     """The districts a panel lists for this situation: its scope's, else all 16 (in the
     city's order)."""
@@ -82,6 +91,13 @@ class Scope:
         """The scope's adcodes in the city's order (``load_districts``): a panel's rows."""
         from feeds.districts import load_districts
         return [d.adcode for d in load_districts() if d.adcode in self._set]
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) around all the scope's districts: where a panel's
+        "all our districts" view looks."""
+        boxes = [by_adcode()[c].bbox for c in self.adcodes]
+        return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                max(b[2] for b in boxes), max(b[3] for b in boxes))
 
     def doc(self, out_of_scope) -> dict:
         """The status document's ``scope``."""

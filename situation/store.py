@@ -182,8 +182,8 @@ class Situation:
 
     def load(self, records) -> Change:
         """Records that did not come over a feed — a dispatch service's snapshot for a console
-        joining mid-shift — upserted like any other (newer ts wins), but not counted as heard
-        from their sources: a source is up only when its publisher is."""
+        joining mid-shift, a broker's state — upserted like any other (newer ts wins), but not
+        counted as heard from their sources: a source is up only when its publisher is."""
         change = Change()
         now = self.clock.now_ms()
         for rec in records:
@@ -195,8 +195,12 @@ class Situation:
                 change.cases.add(rec.case_id)
             elif isinstance(rec, Unit) and self._upsert_unit(rec, now, track=False):
                 change.units.add(rec.unit_id)
-            elif isinstance(rec, SensorReading) and self._upsert_sensor(rec):
-                change.sensors.add(rec.id)
+            elif isinstance(rec, SensorReading):
+                held = self.sensors.get(rec.id)
+                if held is not None and held.ts >= rec.ts:
+                    continue            # a reading held already: not a second history point
+                if self._upsert_sensor(rec):
+                    change.sensors.add(rec.id)
         self.version += 1
         return change
 

@@ -46,14 +46,17 @@ KEY_COLUMNS = {
 
 
 # ---- one demo city for every walk --------------------------------------------------------
-def demo_situation(hours: int = 3) -> Scenario:
+def demo_situation(hours: int = 3, districts=()) -> Scenario:
     """``hours`` of the demo city up to T0, applied every two minutes as the receiver would
-    hand it over (with the source heard and its seq), plus an endpoint nobody publishes on."""
+    hand it over (with the source heard and its seq), plus an endpoint nobody publishes on.
+    ``districts``: a district wall's (``--districts``), holding only those."""
     from feeds.batch import Batch
     from feeds.simulator import DemoCity
+    from situation.scope import Scope
     start = T0 - hours * 60 * MIN
     city = DemoCity(seed=1, start_ms=start)
     sc = Scenario(start)
+    sc.situation.scope = Scope.of(districts)
     sc.situation.expect_endpoint("tcp://10.0.0.5:5556")
     t, seq = start, 0
     while t < T0:
@@ -278,6 +281,102 @@ def test_nothing_is_elided_or_clipped(qtbot, demo, preset, lang, tmp_path):
             for w in windows:
                 w.close()
                 w.deleteLater()
+    finally:
+        theme.choose_palette(None)
+    if problems:
+        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+# ---- a district wall (--districts): its header carries the districts badge ---------------
+DISTRICT_WALL = ("110101", "110105")        # 东城 · 朝阳: the demo's "--districts 110101,110105"
+
+
+@pytest.fixture(scope="module")
+def district_demo(qapp):
+    from widgets.theme import apply_theme
+    apply_theme(qapp)
+    sc = demo_situation(districts=DISTRICT_WALL)
+    yield sc
+    apply_theme(qapp)
+
+
+def header_problems(window, where: str) -> list[str]:
+    """The walk's label check on the header, and its district badge there, whole."""
+    h = window.header
+    out = label_problems(h, where)
+    for lab in h.findChildren(QLabel):      # a framed badge indents its text: counted too
+        if not lab.isVisibleTo(h) or not lab.text().strip() or lab.indent() >= 0:
+            continue
+        if lab.frameWidth() > 0 or lab.styleSheet().count("border-left"):
+            indent = lab.fontMetrics().horizontalAdvance("x") // 2
+            need, _ = _text_width(lab)
+            if need + indent > lab.contentsRect().width() + 1:
+                out.append(f"{where} {lab.text()!r} needs {need} px and a {indent} px indent, "
+                           f"has {lab.contentsRect().width()} px")
+    if not h.scope_badge.isVisibleTo(h) or not h.scope_badge.text():
+        out.append(f"{where}: no districts badge on a district wall")
+    return out
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("preset", ["built-in-1", "built-in-2"])
+def test_a_district_wall_header_cuts_nothing(qtbot, district_demo, preset, lang):
+    """The districts badge, the subtitle and the figures share the header: on an English
+    1920×1080 wall the subtitle ("City operations") was cut mid-word behind the badge; now
+    it gives way whole (in its tooltip), and the badge itself shows its names or its count."""
+    from widgets import theme
+    layout = dict(presets())[preset]
+    problems = []
+    try:
+        for size in SIZES:
+            windows = build_windows(district_demo.situation, layout, lang, size)
+            for w in windows:
+                qtbot.addWidget(w)
+            for i, w in enumerate(windows):
+                settle(w, redraw=True)
+                problems += header_problems(w, f"district {preset}/{lang}/{size[0]}x{size[1]}/"
+                                               f"screen {i}:")
+                sub = w.header.subtitle
+                assert sub.toolTip() and sub.toolTip() == sub.forms[0]
+            for w in windows:
+                w.close()
+                w.deleteLater()
+    finally:
+        theme.choose_palette(None)
+    if problems:
+        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_district_wall_is_walked_whole(qtbot, district_demo, lang):
+    """The one-screen district wall at 1920×1080, walked as every preset is: nothing cut."""
+    from ui.wall import default_layout
+    from widgets import theme
+    try:
+        (w,) = build_windows(district_demo.situation, default_layout(1), lang, (1920, 1080))
+        qtbot.addWidget(w)
+        problems = walk(w, f"district built-in-1/{lang}/1920x1080:")
+        w.close()
+    finally:
+        theme.choose_palette(None)
+    if problems:
+        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_district_console_header_cuts_nothing(qtbot, tmp_path, district_demo, lang):
+    """The commander's console (1600×1000) of a district wall: the badge falls back to its
+    count ("Districts: 2") rather than be cut; nothing in the console is cut."""
+    from tests.test_console_size import console
+    from widgets import theme
+    try:
+        c = console(qtbot, tmp_path, district_demo.situation, lang)
+        settle(c, redraw=True)
+        problems = header_problems(c, f"district console/{lang}/1600x1000:")
+        problems += walk(c, f"district console/{lang}/1600x1000:")
     finally:
         theme.choose_palette(None)
     if problems:

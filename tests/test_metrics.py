@@ -292,8 +292,9 @@ FULL_CONSOLE = {
     **{k: 1 for k in ("cases", "open_cases", "overdue_cases", "units", "stale_units",
                       "sensors")},
 }
-FULL_BROKER = {"publishers": 1, "subscribers": 1, "forwarded_messages": 1,
-               "forwarded_records": 1, "rate": 1.0, "input_gaps": 0, "input_restarts": 0,
+FULL_BROKER = {"publishers": 1, "subscribers": 1, "forwarded_frames": 2,
+               "forwarded_bytes": 9, "rate_frames": 1.0, "state_messages": 1,
+               "state_records": 1, "state_rate": 1.0, "input_gaps": 0, "input_restarts": 0,
                "state_requests": 0, "state_refused": 0,
                "state": {"cases": 1, "units": 1, "sensors": 1, "sources": 1}}
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
@@ -329,6 +330,6 @@ def test_grafana_dashboard_asks_only_for_metrics_that_exist():
                    "citywall_source_up", "citywall_source_missed_records_total",
                    "citywall_receive_backlog_records", "citywall_gui_busy_ratio",
                    "citywall_dispatch_ack_latency_seconds_bucket",
-                   "citywall_broker_forwarded_records_total", "citywall_broker_subscribers"):
+                   "citywall_broker_state_records_total", "citywall_broker_subscribers"):
         assert needed in joined, needed
     assert "histogram_quantile(0.95" in joined

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from situation.catalog import district_name
@@ -17,6 +17,8 @@ from widgets.i18n import tr
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 REPLAY_MODES = ("REPLAY", "TRAINING")   # the badge is the replay banner: mode, speed, pause
 MAX_ROLE_DISTRICTS = 2                  # named on the role badge; the rest counted
+MAX_SCOPE_NAMED = 3                     # a district wall's districts named; more are counted
+SCOPE_PX = 28                           # the districts badge (1080p px): read from 4 m
 
 # Type sizes on a 1080p screen (logical px), scaled with the screen (``theme.screen_scale``):
 # the header's figures are read across the room, the overdue figure most of all.
@@ -67,6 +69,95 @@ class NameLabel(QLabel):
         text = next((n for n in self.names if fm.horizontalAdvance(n) <= room), "")
         if text != self.text():
             self.setText(text)
+
+
+class GiveWayLabel(QLabel):
+    """A line of the header that gives way to the badges, the figures and the clock, never
+    cut mid-word: the first of its ``forms`` (longest first) that fits; else, with ``elide``,
+    the first form cut at a word boundary with "…" (English: a whole word at least); else
+    nothing. Its whole text is always in the tooltip. It asks for the room of its first
+    form and takes as little as the layout leaves it (``fill``: asks for none, and takes
+    the room its line leaves)."""
+
+    def __init__(self, px: int, colour: str, bold: bool = False, *, elide: bool = False,
+                 fill: bool = False):
+        self.fill = fill            # asks for no room: takes what its line leaves (stretch)
+        self.elide = elide
+        self.keep_last = False      # never less than its last form (the districts badge)
+        self.forms: list[str] = []
+        self.tip = ""
+        super().__init__("")
+        self.setFont(theme.font(px, bold=bold))
+        self.setStyleSheet(f"color: {colour}; background: transparent;")
+        self.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        self.setIndent(0)           # a framed label (a badge) indents its text by default
+
+    def show_forms(self, forms, tip: str | None = None) -> None:
+        """Say ``forms`` (the longest first; an empty list: nothing)."""
+        self.forms = [f for f in forms if f]
+        self.tip = tip if tip is not None else (self.forms[0] if self.forms else "")
+        self.setToolTip(self.tip)
+        self.updateGeometry()
+        self._fit()
+
+    def need(self, text: str) -> int:
+        """The width this label needs to show ``text`` whole (its padding included)."""
+        self.ensurePolished()
+        pad = self.width() - self.contentsRect().width()
+        return self.fontMetrics().horizontalAdvance(text) + pad + 2
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        if self.fill:
+            hint.setWidth(1)
+        elif self.forms:
+            hint.setWidth(self.need(self.forms[0]))
+        return hint
+
+    def minimumSizeHint(self):
+        hint = super().minimumSizeHint()
+        hint.setWidth(self.need(self.forms[-1]) if self.keep_last and self.forms else 1)
+        return hint
+
+    def event(self, event) -> bool:
+        done = super().event(event)
+        if event.type() in (QEvent.StyleChange, QEvent.ContentsRectChange, QEvent.FontChange,
+                            QEvent.Polish):
+            self.updateGeometry()   # its padding came (a style sheet polished): hints anew
+            self._fit()
+        return done
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.isVisible():        # not laid out yet: whole, until it has its width
+            text = self.forms[0] if self.forms else ""
+        else:
+            text = fitting(self.forms, self.fontMetrics(), self.contentsRect().width(),
+                           self.elide)
+        if text != self.text():
+            self.setText(text)
+
+
+def fitting(forms: list[str], fm, room: int, elide: bool = False) -> str:
+    """The first of ``forms`` whose advance fits ``room``; else (``elide``) the first form cut
+    after its last whole word that fits with "…" (a form with no space: not cut); else ""."""
+    for form in forms:
+        if fm.horizontalAdvance(form) <= room:
+            return form
+    if elide and forms:
+        words = forms[0].split(" ")
+        for n in range(len(words) - 1, 0, -1):
+            cut = " ".join(words[:n]).rstrip(" ·:：,，") + "…"
+            if fm.horizontalAdvance(cut) <= room:
+                return cut
+    return ""
 
 
 class ClockPanel(QWidget):
@@ -215,9 +306,18 @@ class Header(QFrame):
         self.role.hide()
         self._role_of = None
         row.addWidget(self.role)
-        self.subtitle = _label(sub, px(24 if slim else 22), theme.ACCENT, slim)
-        self.subtitle.setMinimumWidth(1)    # gives way (clipped) to the badges on a narrow wall
-        row.addWidget(self.subtitle)
+        # A district wall (--districts): its districts, on every screen, so no one reads its
+        # figures as the whole city's. Read from the situation's scope (situation/scope.py).
+        # Never hidden and never cut: its names where they fit, else the count ("辖区：2 个区").
+        self.scope_badge = GiveWayLabel(px(SCOPE_PX), theme.TEXT, True)
+        self.scope_badge.keep_last = True
+        self.scope_badge.setStyleSheet(
+            f"color: {theme.TEXT}; background: {theme.PANEL_EDGE}; border: none;"
+            f" border-left: {px(6)}px solid {theme.ACCENT}; border-radius: 4px;"
+            f" padding: 0px {px(10)}px;")
+        self.scope_badge.hide()
+        self._scope_shown = None
+        row.addWidget(self.scope_badge)
         # Something inside stopped (feeds.faults): said in red, large, on every screen, in
         # place of the subtitle, until the console restarts. Never hidden by a flash.
         self.fault = _label("", px(26), theme.ON_ALARM, True)
@@ -232,7 +332,13 @@ class Header(QFrame):
         self.message.setMinimumWidth(1)     # a long flash is clipped (whole in its tooltip)
         self._message_until = 0
         row.addWidget(self.message)
-        row.addStretch(1)
+        # The subtitle (the screen's title) last in the line, in the room the badges and a flash
+        # leave (a district wall in English has little): whole or not at all, never cut
+        # mid-word; whole in its tooltip.
+        self.subtitle = GiveWayLabel(px(24 if slim else 22), theme.ACCENT, slim, fill=True)
+        self.subtitle.show_forms([sub, screen_title] if screen_title else [sub])
+        row.addWidget(self.subtitle, 1)
+        row.addStretch(0)               # the room when the subtitle is hidden (a fault)
         if slim:
             self.title.hide()
             titles.addLayout(row)
@@ -260,6 +366,7 @@ class Header(QFrame):
         self._beat = None                       # the second the flash last turned on
         self.clock = ClockPanel(situation, lang, mode, scale=scale, slim=slim)
         lay.addWidget(self.clock, 0, Qt.AlignVCenter)
+        self.show_scope()
 
     def _edge(self, fault: bool) -> None:
         edge = theme.ALARM if fault else theme.PANEL_EDGE
@@ -292,6 +399,17 @@ class Header(QFrame):
             self.role.setToolTip(tr("role.tip", self.lang) + (sep + every if every else ""))
         self.role.setVisible(bool(text))
 
+    def show_scope(self) -> None:
+        """The districts badge, from the situation's scope (none: the whole city, no badge)."""
+        scope = getattr(self.situation, "scope", None)
+        if scope is self._scope_shown:
+            return
+        self._scope_shown = scope
+        text, tip = scope_text(scope, self.lang)
+        forms = [text, tr("scope.count", self.lang, n=len(scope))] if text else []
+        self.scope_badge.show_forms(forms, tip)
+        self.scope_badge.setVisible(bool(text))
+
     def flash(self, text: str, error: bool = False) -> None:
         """A short message in the subtitle line (an export written) for a minute."""
         self.message.setText(text)
@@ -315,6 +433,7 @@ class Header(QFrame):
             self.show_faults(s.faults.snapshot())
         if self._role_of is not None:
             self.show_role()
+        self.show_scope()
         self.clock.refresh()
 
     def show_figures(self, now: int) -> None:
@@ -399,6 +518,21 @@ def role_text(role: str | None, districts, lang: str) -> str:
     if len(names) > MAX_ROLE_DISTRICTS:      # the badge stays short; the tooltip has them all
         names = names[:MAX_ROLE_DISTRICTS] + [f"+{len(names) - MAX_ROLE_DISTRICTS}"]
     return f"{name} · {' '.join(names) or tr('role.all', lang)}"
+
+
+def scope_text(scope, lang: str) -> tuple[str, str]:
+    """The districts badge of a district wall and its tooltip: "辖区：东城区 · 朝阳区" /
+    "Districts: Dongcheng · Chaoyang"; past ``MAX_SCOPE_NAMED`` districts a count ("辖区：5 个区")
+    with every name in the tooltip. ("", "") for the whole city."""
+    if scope is None:
+        return "", ""
+    names = scope.names(lang)
+    every = " · ".join(names)
+    if len(names) > MAX_SCOPE_NAMED:
+        text = tr("scope.count", lang, n=len(names))
+    else:
+        text = tr("scope.names", lang, names=every)
+    return text, tr("scope.tip", lang, names=every)
 
 
 def replay_badge(mode: str, clock, lang: str) -> str:

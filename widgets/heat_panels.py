@@ -13,6 +13,7 @@ from PySide6.QtCore import QRectF
 
 from feeds.districts import city_bbox, load_districts
 from situation.catalog import METRIC_UNITS, district_name
+from situation.scope import district_codes, whole_bbox
 from situation.heat import (CITY_CELL_M, COS_LAT, HEAT_STOPS, HOUR_MS, SENSOR_LAYERS,
                             UNIT_CELL_M, WINDOWS_MS, case_heat, district_bbox, district_hours,
                             grid_for_view, heat_levels, local_day_hour, sensor_heat)
@@ -52,9 +53,12 @@ class SpatialHeatPanel(Panel):
         self.layer_box = charts.combo([(tr("heat.layer.cases", lang), None)]
                                       + [(tr(f"heat.layer.{k}.{m}", lang), (k, m))
                                          for k, m in SENSOR_LAYERS])
-        self.area_box = charts.combo([(tr("heat.city", lang), None)]
-                                     + [(district_name(d.adcode, lang), d.adcode)
-                                        for d in load_districts()])
+        # A district wall offers its own districts, and their whole in place of the city's.
+        whole = tr("heat.city" if getattr(situation, "scope", None) is None else "scope.total",
+                   lang)
+        self.area_box = charts.combo([(whole, None)]
+                                     + [(district_name(c, lang), c)
+                                        for c in district_codes(situation)])
         self.body.addLayout(charts.controls(
             [(tr("heat.window", lang), self.window_box), (tr("heat.layer", lang), self.layer_box),
              (tr("heat.area", lang), self.area_box)]))
@@ -109,8 +113,10 @@ class SpatialHeatPanel(Panel):
 
     # ---- view settings ----------------------------------------------------------------
     def show_area(self, adcode: str | None) -> None:
-        """Zoom to a district (its 100 m unit grid) or the whole city (None)."""
-        west, south, east, north = district_bbox(adcode) if adcode else city_bbox()
+        """Zoom to a district (its 100 m unit grid) or the whole city (None; a district wall:
+        all its districts)."""
+        west, south, east, north = (district_bbox(adcode) if adcode
+                                    else whole_bbox(self.situation))
         vb = self.plot.getPlotItem().getViewBox()
         vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
         vb.disableAutoRange()
@@ -256,7 +262,7 @@ class TemporalHeatPanel(Panel):
 
     def __init__(self, situation, lang: str = "zh", parent=None):
         super().__init__(situation, lang, parent)
-        self.codes = [d.adcode for d in load_districts()]
+        self.codes = district_codes(situation)      # a district wall: its districts only
         n = len(self.codes)
         self.plot = charts.plot(theme.PANEL)
         pi = self.plot.getPlotItem()
@@ -327,6 +333,9 @@ class TemporalHeatPanel(Panel):
     def refresh(self) -> None:
         now = self.situation.now_ms()
         hours = self.hours = district_hours(self.situation)
+        if len(self.codes) != len(hours.today):          # a district wall: its rows only
+            hours = self.hours = hours._replace(today=hours.today.loc[self.codes],
+                                                average=hours.average.loc[self.codes])
         today = hours.today.to_numpy(dtype=float)
         avg = hours.average.to_numpy(dtype=float)
         _, hour_now = local_day_hour(np.array([now]))

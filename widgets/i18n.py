@@ -235,6 +235,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role.commander": ("指挥长", "commander"),
     "role.trainer": ("培训", "trainer"),
     "role.all": ("全市", "all districts"),
+    "scope.names": ("辖区：{names}", "Districts: {names}"),
+    "scope.count": ("辖区：{n} 个区", "Districts: {n}"),
+    "scope.tip": ("本墙只显示这些区的案件、单元和感知：{names}",
+                  "This wall shows only the cases, units and sensors of: {names}"),
+    "scope.total": ("辖区合计", "All our districts"),     # in place of 全市 on a district wall
     "role.tip": ("本席角色：调度服务按本机密钥给定", "This seat's role, given by the dispatch "
                  "service for this console's key"),
     "auth_failed": ("认证失败 {n}", "auth failed {n}"),
@@ -355,6 +360,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "cov.axis.pct": ("100 m 网格覆盖率（%）", "100 m cells covered (%)"),
     "cov.sum.cov": ("{win} · {units} 个单元 · 全市 {city} · {cells} 格",
                     "{win} · {units} units · city {city} · {cells} cells"),
+    "cov.sum.scope": ("{win} · {units} 个单元 · 辖区合计 {share} · {cells} 格",
+                      "{win} · {units} units · all our districts {share} · {cells} cells"),
     "cov.city": ("全市", "City"),
     "cov.axis.district": ("区", "district"),
     # peak duty (widgets/peak_duty.py)
@@ -436,8 +443,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "map.layer.heat": ("热力 · 近6小时案件", "Heat · cases, last 6 h"),
     "map.heat_on": ("热力：近6小时 {n} 起 · {cell} m 网格",
                     "heat: {n} cases in 6 h · {cell} m grid"),
-    "map.outside": ("位置异常 {n}", "{n} outside the city"),
-    "map.page.offview": ("视野外 {n} 件", "{n} cases outside view"),
+    "map.outside": ("位置异常 {n}", "Outside the city: {n}"),
+    "map.page.offview": ("视野外 {n} 件", "Outside view: {n}"),
     "map.page.offview_late": ("（超期 {n}）", " ({n} overdue)"),
     "map.page.overdue": ("超期", "overdue"),
     "map.page.escalated": ("督办", "escalated"),

@@ -12,9 +12,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QGridLayout
 
-from feeds.districts import by_adcode, city_bbox, load_districts
+from feeds.districts import by_adcode, load_districts
 from situation import palette
 from situation.catalog import district_name
+from situation.scope import district_codes, whole_bbox
 from situation.heat import COS_LAT
 from situation.store import Change
 from situation.supervision import (CITY, COVERAGE_HOURS, OUTSIDE, district_cells,
@@ -57,10 +58,12 @@ class PatrolCoverage(Panel):
     def __init__(self, situation, lang: str = "zh", parent=None, hours: int = 8):
         super().__init__(situation, lang, parent)
         self.title.setText(tr(f"panel.{self.name}", lang))
-        self.codes = [d.adcode for d in load_districts()]
+        self.codes = district_codes(situation)      # a district wall: its districts only
+        self.scoped = getattr(situation, "scope", None) is not None
         self.hours_box = charts.combo([(tr("cov.win", lang, h=h), h) for h in COVERAGE_HOURS],
                                       COVERAGE_HOURS.index(hours))
-        self.area_box = charts.combo([(tr("cov.city", lang), None)]
+        self.area_box = charts.combo([(tr("scope.total" if self.scoped else "cov.city", lang),
+                                       None)]
                                      + [(district_name(c, lang), c) for c in self.codes])
         self.body.addLayout(charts.controls([(tr("cov.hours", lang), self.hours_box),
                                              (tr("cov.area", lang), self.area_box)]))
@@ -164,7 +167,8 @@ class PatrolCoverage(Panel):
         self.refresh()
 
     def _zoom(self) -> None:
-        west, south, east, north = by_adcode()[self.area].bbox if self.area else city_bbox()
+        west, south, east, north = (by_adcode()[self.area].bbox if self.area
+                                    else whole_bbox(self.situation))
         vb = self.map.getPlotItem().getViewBox()
         vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
         vb.disableAutoRange()
@@ -205,7 +209,8 @@ class PatrolCoverage(Panel):
         c1 = min(g.nx, math.ceil((x1 - g.west) / g.dlon) + 2)
         r0 = max(0, math.floor((y0 - g.south) / g.dlat) - 2)
         r1 = min(g.ny, math.ceil((y1 - g.south) / g.dlat) + 2)
-        own = mask.labels[r0:r1, c0:c1] == self.codes.index(self.area)     # this district only
+        row = [d.adcode for d in load_districts()].index(self.area)      # its label in the mask
+        own = mask.labels[r0:r1, c0:c1] == row                           # this district only
         shown = np.where(own, visited[r0:r1, c0:c1].astype(float), np.nan)
         return shown, QRectF(g.west + c0 * g.dlon, g.south + r0 * g.dlat,
                              (c1 - c0) * g.dlon, (r1 - r0) * g.dlat)
@@ -230,9 +235,15 @@ class PatrolCoverage(Panel):
             item.setText(" " + pct(share[c]))
             item.setPos(pcts[i], i)
         self._place_labels(share)
-        self.summary.setText(tr("cov.sum.cov", self.lang, win=self.hours_box.currentText(),
-                                units=cov.units, city=pct(share[CITY]),
-                                cells=int(cov.visited[CITY])))
+        if self.scoped:         # a district wall: its districts' whole, not the city's
+            cells = int(cov.visited[self.codes].sum())
+            room = int(cov.cells[self.codes].sum())
+            text = tr("cov.sum.scope", self.lang, win=self.hours_box.currentText(),
+                      units=cov.units, share=pct(cells / room if room else None), cells=cells)
+        else:
+            text = tr("cov.sum.cov", self.lang, win=self.hours_box.currentText(),
+                      units=cov.units, city=pct(share[CITY]), cells=int(cov.visited[CITY]))
+        self.summary.setText(text)
         self.body.activate()
         self.dirty = False
 
@@ -248,6 +259,9 @@ class PatrolCoverage(Panel):
         for d, item in zip(load_districts(), self.labels):
             text = f"{district_name(d.adcode, self.lang)} {pct(share[d.adcode])}"
             item.setText(text)
+            if d.adcode not in self.codes:          # a district wall: its districts' figures only
+                item.setVisible(False)
+                continue
             if px is None:
                 item.setVisible(True)
                 continue
