@@ -73,6 +73,7 @@ def check_replay_options(args) -> None:
         if args.record_dir:
             p.error("--record-dir records live feeds, not a replay")
         for flag, given in (("--key", args.key), ("--server-key", args.server_key),
+                            ("--state", args.state),
                             ("--publishers", args.publishers), ("--trust", args.trust),
                             ("--dispatch-server-key", args.dispatch_server_key)):
             if given:

@@ -22,17 +22,11 @@ import time
 import msgspec
 import zmq
 
+from bench.mix import CATEGORIES, KINDS, TEXTS   # the same city mix as bench/curve.py
+
 SRC = "bench"
 RAW_SRC = "raw"
-KINDS = {"air": ("pm25", "pm10"), "noise": ("laeq",), "crowd": ("density",),
-         "parking": ("illegal",), "manhole": ("tilt_deg", "open"), "waste": ("fill_pct",)}
 SENSORS = 20_000
-TEXTS = ["市民反映：{}附近有占道经营，早晚高峰影响通行，希望尽快处理。",
-         "{}人行道上堆放建筑垃圾，已有两天无人清理，请安排清运。",
-         "Reported via hotline: illegal flyers on the bus shelter near {}, second time this week.",
-         "{}井盖松动，车辆经过有响声，存在安全隐患。"]
-CATEGORIES = ["event.street_order.vending", "event.city_appearance.exposed_garbage",
-              "event.advertising.illegal_flyers", "part.public_facility.manhole"]
 OPEN_STATUSES = ["reported", "registered", "dispatched", "on_scene", "resolved", "verified"]
 UNIT_STATUSES = ["available", "dispatched", "en_route", "on_scene", "returning"]
 UNIT_KINDS = ["foot_patrol", "vehicle", "enforcement", "sanitation"]

@@ -3,14 +3,10 @@ points inside Dongcheng, Chaoyang and Haidian, typed records, a batch with its s
 situation scoped to some districts, and a day of the city's work in two districts."""
 from __future__ import annotations
 
-import msgspec
-
-from feeds.batch import Batch, SeqTracker
-from feeds.schema import Case, Heartbeat, SensorReading, Unit
 from situation.clock import ManualClock
 from situation.scope import Scope
 from situation.store import Situation
-from tests.pubhelp import record
+from tests.pubhelp import batch_of, rec  # noqa: F401 (the district tests take them from here)
 
 T0 = 1_700_000_000_000
 DONGCHENG, CHAOYANG, HAIDIAN = "110101", "110105", "110108"
@@ -21,17 +17,6 @@ IN_HAIDIAN = dict(lat=39.96, lon=116.30)
 FAR_AWAY = dict(lat=10.0, lon=10.0)                 # in no district at all
 
 
-def rec(kind, **fields):
-    rtype = {"case": Case, "unit": Unit, "hb": Heartbeat}.get(kind, SensorReading)
-    return msgspec.convert(record(kind, **fields), rtype)
-
-
-def batch_of(*records):
-    b = Batch(records=list(records))
-    tracker = SeqTracker()
-    for r in records:
-        tracker.observe(r.src, r.seq, b)
-    return b
 
 
 def scoped(*adcodes, clock=None) -> Situation:

@@ -28,6 +28,24 @@ def record(topic: str, src: str = "t", seq: int = 0, ts: int = 1_700_000_000_000
     return base
 
 
+def rec(kind, **fields):
+    """A typed protocol record (``feeds.schema``) made like ``record``."""
+    import msgspec
+    from feeds.schema import Case, Heartbeat, SensorReading, Unit
+    rtype = {"case": Case, "unit": Unit, "hb": Heartbeat}.get(kind, SensorReading)
+    return msgspec.convert(record(kind, **fields), rtype)
+
+
+def batch_of(*records):
+    """A receiver's hand-over of these records, with their seq bookkeeping."""
+    from feeds.batch import Batch, SeqTracker
+    b = Batch(records=list(records))
+    tracker = SeqTracker()
+    for r in records:
+        tracker.observe(r.src, r.seq, b)
+    return b
+
+
 class TestPublisher:
     __test__ = False
 

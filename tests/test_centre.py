@@ -94,6 +94,11 @@ def site(tmp_path):
         def publisher() -> "Publisher":
             return Publisher(keys / "pub.key_secret", keys / "broker.key", ep["in"])
     yield Site
+    stop_all(procs)
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Ask each to stop (SIGINT: their final status is written), then make sure."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
@@ -331,11 +336,4 @@ def test_chained_and_redundant_brokers_over_curve_each_record_once_and_no_spoofe
         # the publisher's 1,000 and the spoofer's one under its own src (C5 closed, held)
         assert doc["cases"] == 1001
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)

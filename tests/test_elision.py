@@ -187,6 +187,12 @@ def table_problems(panel, where: str) -> list[str]:
     return out
 
 
+def none_cut(problems: list[str]) -> None:
+    if problems:
+        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
 def walk(window, where: str) -> list[str]:
     """Every problem in a window: its labels and every table, each rotation page in turn."""
     from widgets.panel import TablePanel
@@ -283,9 +289,7 @@ def test_nothing_is_elided_or_clipped(qtbot, demo, preset, lang, tmp_path):
                 w.deleteLater()
     finally:
         theme.choose_palette(None)
-    if problems:
-        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
-                    pytrace=False)
+    none_cut(problems)
 
 
 # ---- a district wall (--districts): its header carries the districts badge ---------------
@@ -344,9 +348,7 @@ def test_a_district_wall_header_cuts_nothing(qtbot, district_demo, preset, lang)
                 w.deleteLater()
     finally:
         theme.choose_palette(None)
-    if problems:
-        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
-                    pytrace=False)
+    none_cut(problems)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -361,9 +363,7 @@ def test_a_district_wall_is_walked_whole(qtbot, district_demo, lang):
         w.close()
     finally:
         theme.choose_palette(None)
-    if problems:
-        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
-                    pytrace=False)
+    none_cut(problems)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -379,9 +379,7 @@ def test_a_district_console_header_cuts_nothing(qtbot, tmp_path, district_demo, 
         problems += walk(c, f"district console/{lang}/1600x1000:")
     finally:
         theme.choose_palette(None)
-    if problems:
-        pytest.fail(f"{len(problems)} elided or clipped:\n" + "\n".join(problems),
-                    pytrace=False)
+    none_cut(problems)
 
 
 # ---- the mechanism itself ------------------------------------------------------------------

@@ -2,28 +2,14 @@
 district from the point, gaps and restarts per source."""
 from __future__ import annotations
 
-import msgspec
-
 from feeds.batch import Batch, SeqTracker
-from feeds.schema import Case, Heartbeat, SensorReading, Unit
 from situation.clock import ManualClock
 from situation.store import Situation
-from tests.pubhelp import record
+from tests.pubhelp import batch_of, rec
 
 T0 = 1_700_000_000_000
 
 
-def rec(kind, **fields):
-    rtype = {"case": Case, "unit": Unit, "hb": Heartbeat}.get(kind, SensorReading)
-    return msgspec.convert(record(kind, **fields), rtype)
-
-
-def batch_of(*records):
-    b = Batch(records=list(records))
-    tracker = SeqTracker()
-    for r in records:
-        tracker.observe(r.src, r.seq, b)
-    return b
 
 
 def test_newer_ts_wins_and_late_older_record_changes_nothing():
