@@ -28,7 +28,8 @@ EXIT_FAILURE = 1
 # the demo on a wall whose config names live feeds)
 _NETWORK = {"feed", "server_key", "state", "dispatch", "dispatch_server_key", "record_dir",
             "key", "publishers", "trust", "demo"}
-CONFIG_DROPS = {"replay": _NETWORK, "demo": {"feed", "server_key", "state"}}
+CONFIG_DROPS = {"replay": _NETWORK, "demo": {"feed", "server_key", "state"},
+                "feed": {"demo", "replay"}}
 
 
 def export_file(text: str) -> str:
@@ -273,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     from feeds.site_config import apply_config
     argv = apply_config(build_parser(), argv, "wall", prog="citywall", also_drops=CONFIG_DROPS)
     args = build_parser().parse_args(argv)
+    if args.config or args.wall:        # only an abbreviation (--conf) is left by apply_config
+        build_parser().error("write --config and --wall in full: an abbreviation of them is "
+                             "not read, and the wall would run without its config")
     check_replay_options(args)
     if not args.demo and not args.feed and not args.replay:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     argv = apply_config(p, argv, "broker", prog=PROG)      # [broker] of --config FILE
     args = p.parse_args(argv)
+    if args.config:                     # only an abbreviation (--conf) is left by apply_config
+        p.error("write --config in full: an abbreviation of it is not read")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         broker = broker_from_args(args)
@@ -179,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(broker: Broker, args, metrics) -> None:
-    doc = broker.status()
+    """The status to its file and the metrics, once a second: a status that cannot be made or
+    written is a fault (said in the next one), never the broker's end."""
+    try:
+        doc = broker.status()
+    except Exception as exc:
+        broker.faults.record("status", exc)
+        return
     if metrics is not None:
         metrics.publish(doc)
     if args.status_out:

@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     from feeds.site_config import apply_config
     argv = apply_config(parser(), argv, "dispatch_service", prog=PROG)
     args = parser().parse_args(argv)
+    if getattr(args, "config", None):   # only an abbreviation (--conf) is left by apply_config
+        parser().error("write --config in full: an abbreviation of it is not read")
     try:
         keys, source_keys, roles, notes = load_security(args)
     except (SecurityError, RolesError) as exc:

@@ -43,8 +43,8 @@ from pathlib import Path
 
 from feeds.site_config_sections import (ARRAYS_OF_TABLES, FREE_SECTIONS, SECTIONS, Item,
                                         TableArray, load_section)
-from feeds.site_config_text import (MAX_BYTES, MAX_DEPTH, ConfigError, one_line, read, show,
-                                    type_name)
+from feeds.site_config_text import (MAX_BYTES, MAX_DEPTH, ConfigError, is_what, one_line, read,
+                                    show, shown, type_name)
 
 __all__ = ["ConfigError", "load_section", "config_argv", "apply_config", "config_tokens",
            "given_dests", "read", "Item", "TableArray", "ARRAYS_OF_TABLES", "SECTIONS",
@@ -61,7 +61,9 @@ MAYBE_FILES = {"layout": lambda v: "/" in v or os.sep in v or v.endswith(".toml"
                "shifts": lambda v: "/" in v or os.sep in v or v.endswith(".toml"),
                "tiles": lambda v: v.endswith(".mbtiles") and "://" not in v}
 OUTPUT_PATHS = {"record_dir", "status_out", "db", "debrief_out", "screenshot_dir"}
+OUTPUT_DIRS = {"record_dir", "screenshot_dir"}      # the other outputs are files
 OUTPUT_PREFIXES = ("export_",)
+
 
 
 # ---- to argv ---------------------------------------------------------------------------------
@@ -106,7 +108,8 @@ def _flag(action: argparse.Action) -> str:
 
 def _resolve(path, key: str, dest: str, text: str, line: int) -> str:
     """A path relative to the config file's folder, made absolute; input files must exist,
-    an output's folder must."""
+    an output's folder must; a file is no directory and a directory no file. A ``…key``
+    option's value is never shown (it may be a secret pasted in)."""
     is_input = dest in INPUT_FILES or dest in INPUT_DIRS or (
         dest in MAYBE_FILES and MAYBE_FILES[dest](text))
     is_output = dest in OUTPUT_PATHS or dest.startswith(OUTPUT_PREFIXES)
@@ -114,24 +117,32 @@ def _resolve(path, key: str, dest: str, text: str, line: int) -> str:
         return text
     if not text:
         raise ConfigError(path, line, f"{key}: empty path")
+    value = shown(dest, text, line)
     if "\0" in text:
-        raise ConfigError(path, line, f"{key}: not a path: {show(text)}")
+        raise ConfigError(path, line, f"{key}: not a path: {value}")
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = Path(path).resolve().parent / p
     p = Path(os.path.normpath(p))
     try:
         if is_input:
-            if dest in INPUT_DIRS:
-                if not p.is_dir():
-                    raise ConfigError(path, line, f"{key}: no such directory {show(text)}")
-            elif not p.exists():
-                raise ConfigError(path, line, f"{key}: no such file {show(text)}")
+            if not p.exists():
+                what = "directory" if dest in INPUT_DIRS else "file"
+                raise ConfigError(path, line, f"{key}: no such {what} {value}")
+            if dest in INPUT_DIRS and not p.is_dir():
+                raise ConfigError(path, line, is_what(key, dest, text, line, "is not a directory"))
+            if dest not in INPUT_DIRS and p.is_dir():
+                raise ConfigError(path, line, is_what(key, dest, text, line,
+                                                      "is a directory, not a file"))
         elif not p.parent.is_dir():
             raise ConfigError(path, line, f"{key}: no such directory {show(str(p.parent))} "
-                                          f"(for {show(text)})")
+                                          f"(for {value})")
+        elif dest in OUTPUT_DIRS and p.exists() and not p.is_dir():
+            raise ConfigError(path, line, is_what(key, dest, text, line, "is not a directory"))
+        elif dest not in OUTPUT_DIRS and p.is_dir():
+            raise ConfigError(path, line, is_what(key, dest, text, line, "is a directory"))
     except OSError as exc:                      # a name too long, a loop of links…
-        raise ConfigError(path, line, f"{key}: {exc.strerror or exc}: {show(text)}") from None
+        raise ConfigError(path, line, f"{key}: {exc.strerror or exc}: {value}") from None
     return str(p)
 
 
@@ -196,7 +207,7 @@ def _text(path, key: str, action: argparse.Action, v, line: int) -> str:
     if not ok:
         many = " (or a list of them)" if _repeatable(action) else ""
         raise ConfigError(path, line, f"{key}: expected {_expected(action)}{many}, got "
-                                      f"{type_name(v)} ({show(v)})")
+                                      f"{type_name(v)} {shown(action.dest, v, line, True)}")
     if isinstance(v, datetime):
         text = v.isoformat()
     elif isinstance(v, (date, time)):
@@ -212,11 +223,13 @@ def _text(path, key: str, action: argparse.Action, v, line: int) -> str:
             converted = action.type(text)
         except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
             msg = str(exc) or f"invalid value {show(text)}"
+            if action.dest.endswith("key"):     # the message may quote the value
+                msg = f"invalid value {shown(action.dest, text, line)}"
             raise ConfigError(path, line, f"{key}: {msg}") from None
     else:
         converted = text
     if action.choices is not None and converted not in action.choices:
-        raise ConfigError(path, line, f"{key}: {show(v)} is not one of "
+        raise ConfigError(path, line, f"{key}: {shown(action.dest, v, line)} is not one of "
                                       f"{', '.join(map(str, action.choices))}")
     return text
 

@@ -136,6 +136,9 @@ def _items(path, table: dict, where: tuple, lines: Lines,
     for key, value in table.items():
         tables = isinstance(value, dict) or isinstance(value, list) and value and all(
             isinstance(v, dict) for v in value)
+        if value == [] and key in by_key:     # feed = []: not "no key, so the default"
+            raise ConfigError(path, lines.key(where, key), f"no {key}: give at least one "
+                              f"[[{_name(where + (key,))}]] table, or leave the key out")
         if tables and key in by_key:
             out += _table_items(path, by_key[key], value if isinstance(value, list) else [value],
                                 where, lines)

@@ -44,6 +44,20 @@ def show(value, most: int = 60) -> str:
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
+def shown(dest: str, value, line: int, paren: bool = False) -> str:
+    """A value as quoted in a problem; never a ``…key`` option's: it may be a pasted secret."""
+    if dest.endswith("key"):
+        return f"(the value given on line {line} is not shown: it may be a secret)"
+    return f"({show(value)})" if paren else show(value)
+
+
+def is_what(key: str, dest: str, text: str, line: int, what: str) -> str:
+    """``KEY: 'VALUE' WHAT``; for a ``…key`` option ``KEY: WHAT (the value … not shown…)``."""
+    if dest.endswith("key"):
+        return f"{key}: {what} {shown(dest, text, line)}"
+    return f"{key}: {show(text)} {what}"
+
+
 def type_name(value) -> str:
     """A TOML value's type in words: "a string", "a list" …"""
     if isinstance(value, bool):
@@ -81,6 +95,8 @@ def read(path) -> tuple[dict, "Lines"]:
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError(path, line, "not UTF-8 text") from None
+    if text.startswith("\ufeff"):     # a byte order mark (Windows Notepad): on line 1,
+        text = text[1:]                 # so every line keeps its number
     lines = Lines(text, path)          # first: it refuses a header nested too deeply,
     try:                                # which tomllib would take quadratic time over
         doc = tomllib.loads(text)
@@ -111,7 +127,12 @@ def _parts(dotted: str) -> tuple[str, ...]:
     out = []
     for m in _PART.finditer(dotted):
         part = m.group(1)
-        if part[:1] in "\"'":
+        if part[:1] == '"' and "\\" in part:      # escapes: "la\u006eg" is lang
+            try:
+                part = tomllib.loads(f"k = {part}")["k"]
+            except (tomllib.TOMLDecodeError, KeyError):
+                part = part[1:-1]
+        elif part[:1] in "\"'":
             part = part[1:-1]
         out.append(part)
     return tuple(out)
@@ -125,10 +146,12 @@ class Lines:
     def __init__(self, text: str, file="config"):
         self.keys: dict[tuple, int] = {}        # (table path, key) → line
         self.tables: dict[tuple, int] = {}      # table path → its header's line
+        self.entries: dict[tuple, list[int]] = {}   # (table, key) → its inline tables' lines
         counts: dict[tuple, int] = {}
         table: tuple = ()
         closing: str | None = None              # inside a multi-line string
         depth = 0                               # inside a multi-line array / inline table
+        entries: list[int] | None = None        # the open array's inline tables' lines
         for number, line in enumerate(text.split("\n"), 1):
             rest = line
             if closing is not None:
@@ -164,7 +187,12 @@ class Lines:
                         self.tables.setdefault(table + parts[:k], number)
                     self.keys.setdefault((table + parts[:-1], parts[-1]), number)
                     rest = rest[m.end():]
-            closing, depth = _scan(rest, depth)
+                    entries = None
+                    if rest.lstrip().startswith("["):
+                        entries = self.entries.setdefault((table + parts[:-1], parts[-1]), [])
+            closing, depth = _scan(rest, depth, entries, number)
+            if depth == 0:
+                entries = None
 
     def key(self, table: tuple, key: str) -> int:
         line = self.keys.get((tuple(table), key))
@@ -177,6 +205,9 @@ class Lines:
                 return self.tables[table]
             if len(table) >= 2 and isinstance(table[-1], int) \
                     and (table[:-2], table[-2]) in self.keys:    # an inline array of tables
+                entries = self.entries.get((table[:-2], table[-2]), [])
+                if table[-1] < len(entries):                     # the entry's own line
+                    return entries[table[-1]]
                 return self.keys[(table[:-2], table[-2])]
             if (table[:-1], table[-1]) in self.keys:
                 return self.keys[(table[:-1], table[-1])]
@@ -213,8 +244,10 @@ def _close(text: str, closing: str) -> int:
         return k
 
 
-def _scan(text: str, depth: int) -> tuple[str | None, int]:
-    """Follow strings, comments and brackets through the rest of a line."""
+def _scan(text: str, depth: int, entries: list[int] | None = None,
+          number: int = 0) -> tuple[str | None, int]:
+    """Follow strings, comments and brackets through the rest of a line; an inline table
+    opened directly in a key's array adds this line to ``entries``."""
     i = 0
     while True:
         m = _TOKEN.search(text, i)
@@ -230,6 +263,8 @@ def _scan(text: str, depth: int) -> tuple[str | None, int]:
         if tok == "#":
             return None, depth
         if tok in "[{":
+            if tok == "{" and depth == 1 and entries is not None:
+                entries.append(number)
             depth += 1
         elif tok in "]}":
             depth = max(0, depth - 1)

@@ -152,9 +152,11 @@ class Replay:
         if self._indexer is None:
             clock = ReplayClock(rec.start_ms)
             clock.pause(True)
-            # A picture like this one: the same districts (a district wall's replay).
+            # A picture like this one: the same districts (a district wall's replay), the same
+            # limits (--max-sources, --open-case-max-days), so a seek restores the same.
             ix_situation = Situation(clock, self.situation.locator,
-                                     scope=getattr(self.situation, "scope", None))
+                                     scope=getattr(self.situation, "scope", None),
+                                     limits=self.situation.limits)
             self._indexer = Replay(rec, ix_situation,
                                    max_record_bytes=self._max_record_bytes,
                                    keyframes=self._keyframes)

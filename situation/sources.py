@@ -22,8 +22,13 @@ class SourceHealth:
     last_seq: int | None = None
     records: int = 0
     gaps: int = 0
-    missed: int = 0            # records lost in the gaps
+    missed: int = 0            # records missing in the gaps (only ever grows: a counter)
     filled: int = 0            # of those, come late by another path (a second broker)
+
+    @property
+    def lost(self) -> int:
+        """Records missed and never come by any path."""
+        return max(0, self.missed - self.filled)
     restarts: int = 0
     rejected: Counter = field(default_factory=Counter)
     announced_rate: float | None = None
@@ -84,7 +89,6 @@ class Sources(dict):
         for src, n in batch.filled.items():       # a gap's records come by another path
             health = self.get(src)
             if health is not None:
-                health.missed = max(0, health.missed - n)
                 health.filled += n
         for src, _last, _got in batch.restarts:
             health = self.follow(src, now)

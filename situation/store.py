@@ -27,6 +27,7 @@ from situation.clock import Clock
 from situation.limits import Limits
 from situation.reports import REPORT_LOG_MS, Report, ReportLog  # noqa: F401 (re-exported)
 from situation.scope import Scope
+from situation.scope_tables import ScopedTables
 from situation.sources import RATE_WINDOW_MS, SourceHealth, Sources
 
 UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record for 60 s is stale
@@ -84,7 +85,7 @@ def _copy_state(value):
     return value
 
 
-class Situation:
+class Situation(ScopedTables):
     def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
                  sensor_history: int = SENSOR_HISTORY, limits: Limits | None = None,
                  faults: Faults | None = None, scope: Scope | None = None):
@@ -128,6 +129,8 @@ class Situation:
         self.tracks: dict[str, deque[tuple[int, float, float]]] = {}
         # Records outside the scope, by kind ("case", "unit", "sensor"): received fine, not held.
         self.out_of_scope: Counter = Counter()
+        # (kind, id) → the ts that last put it outside the scope (the newest MAX_LEFT_SCOPE)
+        self.left_scope: OrderedDict[tuple[str, str], int] = OrderedDict()
         # Copies of records already applied (two brokers; a state and its feed), dropped.
         self.duplicates = 0
         # How this wall joined its brokers' feeds (feeds.state_join): the last few.
@@ -226,34 +229,11 @@ class Situation:
             self._prune(self.clock.now_ms())
         return len(table) < cap
 
-    # ---- the scope (a district wall) ----------------------------------------------------------
-    def _outside(self, kind: str, table: dict, key: str, rec) -> bool:
-        """A record outside the scope: counted, not held. A held record of the same id that it
-        is newer than leaves (True: something changed); an older one changes nothing, like
-        any late record."""
-        held = table.get(key)
-        if held is not None and rec.ts < held.ts:
-            self.superseded += 1
-            return False
-        self.out_of_scope[kind] += 1
-        if held is None:
-            return False
-        if kind == "case":
-            self.cases.pop(key)
-            self.case_stages.pop(key, None)
-            self.case_flags.pop(key, None)
-            self.case_late.pop(key, None)
-            self.reports.discard(key)       # its demand was not this wall's after all
-        elif kind == "sensor":
-            del self.sensors[key]
-            self.sensor_history.pop(key, None)
-        else:               # the unit's track while inside stays for patrol coverage
-            del self.units[key]
-        return True
-
     def _upsert_unit(self, rec: Unit, now: int, track: bool = True) -> bool:
         if self.scope is not None and self.locator.locate(rec.lon, rec.lat) not in self.scope:
             return self._outside("unit", self.units, rec.unit_id, rec)
+        if self._inside_but_late("unit", self.units, rec.unit_id, rec):
+            return False
         if not self._upsert(self.units, rec.unit_id, rec, self.limits.max_units):
             return False
         if track:
@@ -267,6 +247,8 @@ class Situation:
                 rec = msgspec.structs.replace(rec, district=found)
         if self.scope is not None and rec.district not in self.scope:
             return self._outside("case", self.cases, rec.case_id, rec)
+        if self._inside_but_late("case", self.cases, rec.case_id, rec):
+            return False
         held = self.cases.get(rec.case_id)
         if not self._upsert(self.cases, rec.case_id, rec, self.limits.max_cases):
             return False
@@ -314,6 +296,8 @@ class Situation:
                 rec = msgspec.structs.replace(rec, district=found)
         if self.scope is not None and rec.district not in self.scope:
             return self._outside("sensor", self.sensors, rec.id, rec)
+        if self._inside_but_late("sensor", self.sensors, rec.id, rec):
+            return False
         if not self._upsert(self.sensors, rec.id, rec, self.limits.max_sensors):
             return False
         hist = self.sensor_history.get(rec.id)
@@ -478,6 +462,7 @@ class Situation:
                     "gaps": h.gaps,
                     "missed": h.missed,
                     "filled": h.filled,
+                    "lost": h.lost,
                     "restarts": h.restarts,
                     "rejected": h.rejected_total,
                     "rejected_by_reason": dict(h.rejected),

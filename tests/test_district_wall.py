@@ -103,8 +103,19 @@ def test_a_record_moving_out_removes_what_was_held_and_a_late_one_changes_nothin
     assert s.out_of_scope == {"case": 1, "unit": 1, "sensor": 1}
     assert s.aged_out == 0 and s.rejected == {}
     assert s.records_accepted == 8
+    # A late copy from before it left (a second broker's, say) does not bring it back …
+    change = s.apply(batch_of(
+        rec("case", seq=8, ts=T0 + 5, case_id="CM", **IN_DONGCHENG),
+        rec("unit", seq=9, ts=T0 + 5, unit_id="UM", **IN_DONGCHENG),
+        rec("sensor.air", seq=10, ts=T0 + 10, id="SM", **IN_DONGCHENG)))
+    assert not s.cases and not s.units and not s.sensors and not change.cases
+    assert s.superseded == 2 + 3
+    # … and nor does one for an id first seen outside.
+    s.apply(batch_of(rec("case", seq=11, ts=T0 + 30, case_id="NEW", **IN_CHAOYANG),
+                     rec("case", seq=12, ts=T0 + 25, case_id="NEW", **IN_DONGCHENG)))
+    assert "NEW" not in s.cases
     # Coming back in: held again.
-    s.apply(batch_of(rec("unit", seq=8, ts=T0 + 20, unit_id="UM", **IN_DONGCHENG)))
+    s.apply(batch_of(rec("unit", seq=13, ts=T0 + 20, unit_id="UM", **IN_DONGCHENG)))
     assert "UM" in s.units
 
 

@@ -332,7 +332,8 @@ key = "keys/nope.key_secret"
 """)
     r = run_broker("--config", str(f))
     assert (r.returncode, r.stderr) == (
-        2, f"python -m feeds.broker: error: {f}:4: key: no such file 'keys/nope.key_secret'\n")
+        2, f"python -m feeds.broker: error: {f}:4: key: no such file (the value given on "
+           "line 4 is not shown: it may be a secret)\n")
 
 
 def test_a_broker_runs_from_its_section(tmp_path):
@@ -447,7 +448,8 @@ key = "keys/wall.key_secret"
 endpoint = "tcp://10.0.0.1:5556"
 server_key = "keys/nope.key"
 """)
-    assert problem(f) == f"{f}:5: server_key: no such file 'keys/nope.key'"
+    assert problem(f) == (f"{f}:5: server_key: no such file (the value given on line 5 is "
+                          "not shown: it may be a secret)")
     g = write(keyed, '[wall]\ntrust = "nowhere"\n', "g.toml")
     assert problem(g) == f"{g}:2: trust: no such directory 'nowhere'"
     h = write(keyed, '[wall]\n\nstatus_out = "no/such/dir/status.json"\n', "h.toml")
@@ -524,3 +526,120 @@ def test_an_evil_config_through_main(tmp_path):
     r = run_main("--config", str(g), "--list-screens")
     assert r.returncode == 2 and r.stderr.startswith(f"citywall: error: {g}:3: ")
     assert r.stderr.count("\n") == 1
+
+
+# ---- review 2 ----------------------------------------------------------------------------
+GOOD = '[wall]\nlang = "en"\n[[wall.feed]]\nendpoint = "tcp://127.0.0.1:7001"\n'
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())             # Windows Notepad
+    assert wall_argv(f) == ["--lang=en", "--feed=tcp://127.0.0.1:7001"]
+    f.write_bytes(b"\xef\xbb\xbf" + GOOD.replace('"en"', '"fr"').encode())
+    assert problem(f) == f"{f}:2: lang: 'fr' is not one of zh, en"     # lines unchanged
+
+
+@pytest.mark.parametrize("setting, problem_text", [
+    ('status_out = "adir"', "status_out: 'adir' is a directory"),
+    ('export_open311 = "adir"', "export_open311: 'adir' is a directory"),
+    ('debrief_out = "adir"', "debrief_out: 'adir' is a directory"),
+    ('roster = "adir"', "roster: 'adir' is a directory, not a file"),
+    ('history = "adir"', "history: 'adir' is a directory, not a file"),
+    ('replay = "adir"', "replay: 'adir' is a directory, not a file"),
+    ('layout = "adir/"', "layout: 'adir/' is a directory, not a file"),
+    ('tiles = "adir.mbtiles"', "tiles: 'adir.mbtiles' is a directory, not a file"),
+    ('trust = "afile"', "trust: 'afile' is not a directory"),
+    ('record_dir = "afile"', "record_dir: 'afile' is not a directory"),
+    ('key = "adir"', "key: is a directory, not a file (the value given on line 3 is not "
+                     "shown: it may be a secret)"),
+])
+def test_a_directory_for_a_file_and_a_file_for_a_directory(tmp_path, setting, problem_text):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir.mbtiles").mkdir()
+    (tmp_path / "afile").write_text("x")
+    f = write(tmp_path, f'[wall]\nlang = "en"\n{setting}\n')
+    assert problem(f) == f"{f}:3: {problem_text}"
+    (tmp_path / "status.json").write_text("{}")         # an existing output file is fine
+    g = write(tmp_path, '[wall]\nstatus_out = "status.json"\nrecord_dir = "adir"\n', "g.toml")
+    assert wall_argv(g) == [f"--status-out={tmp_path / 'status.json'}",
+                            f"--record-dir={tmp_path / 'adir'}"]
+
+
+SECRET = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+
+@pytest.mark.parametrize("setting", [
+    f'key = "{SECRET}"',
+    f'server_key = "{SECRET}"',
+    f'key = ["{SECRET}"]',
+    f'key = {{ s = "{SECRET}" }}',
+    'key = "a\\u0000b"',
+    f'key = "{"x" * 5000}"',
+])
+def test_a_pasted_secret_is_never_echoed(tmp_path, capsys, setting):
+    f = write(tmp_path, f"[wall]\n\n{setting}\n")
+    with pytest.raises(SystemExit):
+        apply_config(main.build_parser(), ["--config", str(f)], "wall", prog="citywall")
+    err = capsys.readouterr().err
+    assert err.startswith(f"citywall: error: {f}:3: "), err
+    assert SECRET not in err and "rq:rM" not in err and "xxxx" not in err and "u0000" not in err
+    b = write(tmp_path, f"[broker]\nin = \"tcp://127.0.0.1:5555\"\n{setting}\n", "b.toml")
+    with pytest.raises(ConfigError) as exc:
+        config_argv(broker_cli.parser(), str(b), "broker", [])
+    assert SECRET not in str(exc.value) and "rq:rM" not in str(exc.value)
+
+
+def test_a_key_problem_says_the_value_is_not_shown(tmp_path):
+    f = write(tmp_path, f'[wall]\nlang = "en"\nkey = "{SECRET}"\n')
+    assert problem(f) == (f"{f}:3: key: no such file (the value given on line 3 is not "
+                          "shown: it may be a secret)")
+    g = write(tmp_path, "[wall]\nkey = 5\n", "g.toml")
+    assert problem(g) == (f"{g}:2: key: expected a string, got a number (the value given on "
+                          "line 2 is not shown: it may be a secret)")
+
+
+@pytest.mark.parametrize("text, line", [
+    (GOOD + '[walls.x]\nlang = "en"\nfeed = []\n', 7),
+    ('[wall]\nfeed = []\n[walls.x]\nlang = "en"\n', 2),
+    ('[walls.x]\nfeed = [\n]\n', 2),
+])
+def test_an_empty_feed_list_is_an_error(tmp_path, text, line):
+    f = write(tmp_path, text)
+    msg = problem(f, wall="x")
+    assert msg.startswith(f"{f}:{line}: no feed: give at least one [[wall")
+    assert msg.endswith(".feed]] table, or leave the key out"), msg
+
+
+def test_an_empty_upstream_list_is_an_error(tmp_path):
+    f = write(tmp_path, '[broker]\nin = "tcp://127.0.0.1:5555"\nupstream = []\n')
+    with pytest.raises(ConfigError) as exc:
+        config_argv(broker_cli.parser(), str(f), "broker", [])
+    assert str(exc.value) == (f"{f}:3: no upstream: give at least one [[broker.upstream]] "
+                              "table, or leave the key out")
+
+
+def test_a_bad_entry_of_a_multi_line_array_names_its_own_line(tmp_path):
+    f = write(tmp_path, """\
+[wall]
+lang = "en"
+feed = [
+  {endpoint = "tcp://127.0.0.1:1"},   # [ { in a comment
+  {endpoint = "tcp://127.0.0.1:2", state = "tcp://127.0.0.1:3"},
+  {endpoint = "tcp://127.0.0.1:4", state = "bad"},
+  {endpoint = "bad"}]
+""")
+    assert problem(f).startswith(f"{f}:6: state: malformed endpoint 'bad'")
+    g = write(tmp_path, '[wall]\nfeed = [{endpoint = "tcp://127.0.0.1:1"}, {endpoint = "x"}]\n',
+              "g.toml")
+    assert problem(g).startswith(f"{g}:2: feed: malformed endpoint 'x'")
+    h = write(tmp_path, '[wall]\nfeed = [\n  {endpoint = "tcp://127.0.0.1:1"},\n'
+                        '  {endpoint = "tcp://127.0.0.1:2", nope = 1},\n]\n', "h.toml")
+    assert problem(h).startswith(f"{h}:4: unknown key 'nope' in [[wall.feed]]")
+
+
+def test_an_escaped_quoted_key_names_its_line(tmp_path):
+    f = write(tmp_path, '[wall]\nconsole = true\n"la\\u006eg" = "fr"\n')
+    assert problem(f) == f"{f}:3: lang: 'fr' is not one of zh, en"
+    g = write(tmp_path, '[wall]\nconsole = true\n"la\\u006eg" = "fr"\n"x\\"y" = 1\n', "g.toml")
+    assert problem(g) == f"{g}:3: lang: 'fr' is not one of zh, en"

@@ -86,7 +86,7 @@ class FeedHealth(TablePanel):
                      None if up is not False else theme.ALARM_BG, bold=True),
                 Cell(rate(s.source_rate(src, link)) if up is not None else "—"),
                 Cell(str(h.last_seq) if h.last_seq is not None else "—", theme.MUTED),
-                Cell(f"{h.gaps} ({h.missed})" if h.gaps else "0",
+                Cell(f"{h.gaps} ({h.lost})" if h.gaps else "0",
                      theme.WARN if h.gaps else theme.DIM),
                 Cell(str(h.restarts), theme.WARN if h.restarts else theme.DIM),
                 Cell(str(h.rejected_total), theme.ALARM if h.rejected_total else theme.DIM,
