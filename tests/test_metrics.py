@@ -333,3 +333,52 @@ def test_grafana_dashboard_asks_only_for_metrics_that_exist():
                    "citywall_broker_state_records_total", "citywall_broker_subscribers"):
         assert needed in joined, needed
     assert "histogram_quantile(0.95" in joined
+
+
+def test_clients_that_send_nothing_cannot_pile_up_and_a_scrape_still_answers():
+    from feeds.metrics import MAX_SCRAPES
+    server = MetricsServer(0, "127.0.0.1", broker_families, process=False).start()
+    idle = []
+    try:
+        server.publish({"publishers": 2})
+        for _ in range(MAX_SCRAPES * 3):            # each opens and never sends a request
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /met")
+            idle.append(s)
+        assert wait_until(lambda: server._httpd.turned_away >= MAX_SCRAPES, 10)
+        for s in idle:
+            s.close()
+        body = b""
+        for _ in range(50):                          # a slot frees as each idle one goes
+            try:
+                body = urllib.request.urlopen(server.url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert b"citywall_broker_publishers 2.0" in body
+    finally:
+        for s in idle:
+            s.close()
+        server.close()
+
+
+def test_a_document_that_cannot_be_written_out_keeps_the_last_good_one():
+    server = MetricsServer(0, "127.0.0.1", broker_families, process=False).start()
+    try:
+        server.publish({"publishers": 2})
+        server.publish({"publishers": 3,
+                        "gate": {"refused_messages": {"\ud800": {"src_not_allowed": 1}}}})
+        assert server.errors == 1
+        body = urllib.request.urlopen(server.url, timeout=5).read()
+        assert b"citywall_broker_publishers 2.0" in body
+    finally:
+        server.close()
+
+
+def wait_until(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

@@ -643,3 +643,20 @@ def test_an_escaped_quoted_key_names_its_line(tmp_path):
     assert problem(f) == f"{f}:3: lang: 'fr' is not one of zh, en"
     g = write(tmp_path, '[wall]\nconsole = true\n"la\\u006eg" = "fr"\n"x\\"y" = 1\n', "g.toml")
     assert problem(g) == f"{g}:3: lang: 'fr' is not one of zh, en"
+
+
+def test_an_abbreviated_config_flag_is_refused_not_silently_unread(tmp_path):
+    f = write(tmp_path, '[wall]\ndistricts = ["110101"]\n')
+    for argv in (["--conf", str(f)], ["--config", str(f), "--wal", "x"]):
+        out = run_main(*argv, "--headless", "--run-for", "0.1")
+        assert out.returncode == 2 and "in full" in out.stderr, out.stderr
+
+
+def test_a_feed_on_the_command_line_drops_the_files_demo(tmp_path):
+    import main
+    f = write(tmp_path, '[wall]\ndemo = true\n')
+    argv = apply_config(main.build_parser(), ["--config", str(f), "--feed",
+                                              "tcp://127.0.0.1:7009"], "wall", prog="citywall",
+                        also_drops=main.CONFIG_DROPS)
+    args = main.build_parser().parse_args(argv)
+    assert not args.demo and args.feed == ["tcp://127.0.0.1:7009"]
