@@ -35,6 +35,7 @@ SHOTS = {           # name → (screens, extra arguments)
     "wall-3": (3, ["--demo"]),
     "console": (1, ["--demo", "--console"]),
     "night": (1, ["--demo", "--layout", "night"]),
+    "district": (1, ["--demo", "--districts", "110101,110105"]),   # a district wall (#15)
     "wall-5": (5, ["--demo"]),            # screens 4 and 5: patrol coverage, case heat
     "handover": (1, ["--demo", "--shifts", "shifts", "--start", "2026-11-27T15:59:56+08:00"]),
     "replay": (1, ["--replay", "{day}", "--speed", "64", "--start", "2026-11-27T12:00:00+08:00"]),
