@@ -134,11 +134,6 @@ class Broker:
         for t in reversed(self._threads):
             t.join(5)
 
-    def join(self, run_for: float | None = None) -> None:
-        deadline = None if run_for is None else time.monotonic() + run_for
-        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            self._stop.wait(0.2)
-
     def _proxy(self) -> None:
         socks: list[zmq.Socket] = []
         try:
@@ -407,7 +402,7 @@ class Broker:
             "input_gaps": st["input_gaps"], "input_missed": st["input_missed"],
             "input_restarts": st["input_restarts"], "restarts_by_src": restarts,
             **self.answers.status(),
-            "state_ready": self.rebuilt is not False and self._ready_state(),
+            "state_ready": self.rebuilt is True,
             "state": {k: st[k] for k in ("cases", "units", "sensors", "sources")},
             "rejected": st["rejected"], "refused_ids": st["refused_ids"],
             "proxy": dict(zip(("in_msgs", "in_bytes", "in_sent_msgs", "in_sent_bytes",
@@ -422,9 +417,6 @@ class Broker:
             doc["auth_refused"] = {"in": Gate.of(self.ctx).status(IN_DOMAIN),
                                    "out": Gate.of(self.ctx).status(OUT_DOMAIN)}
         return doc
-
-    def _ready_state(self) -> bool:
-        return self.rebuilt is True
 
 
 class _Upstreams:
