@@ -145,7 +145,7 @@ class _Lines:
         pat = re.compile(r"(^|[\s{,])" + re.escape(key) + r"\s*=")
         seen = 0
         for k in range(lo, hi):
-            if pat.search(_strip_comment(self.lines[k])):
+            if pat.search(strip_comment(self.lines[k])):
                 if seen == nth:
                     return k + 1
                 seen += 1
@@ -155,7 +155,8 @@ class _Lines:
         return self.of_key(i, "panel", j)
 
 
-def _strip_comment(line: str) -> str:
+def strip_comment(line: str) -> str:
+    """A TOML line without its comment (a "#" outside quotes, to the end of the line)."""
     out, quote = [], None
     for ch in line:
         if quote:

@@ -337,3 +337,54 @@ def test_chained_and_redundant_brokers_over_curve_each_record_once_and_no_spoofe
         assert doc["cases"] == 1001
     finally:
         stop_all(procs)
+
+
+PUBLISHER = """
+import json, sys, time, zmq
+sys.path.insert(0, {root!r})
+from tests.pubhelp import record
+ctx = zmq.Context()
+s = ctx.socket(zmq.XPUB)
+s.connect({ep!r})
+s.poll(10000); s.recv()                      # the broker subscribed
+now = time.time_ns() // 1_000_000
+s.send_multipart([b"case", json.dumps([record("case", src="gw", seq=i, ts=now,
+                  case_id="{prefix}%d" % i) for i in range(50)]).encode()])
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_publisher_killed_and_started_again_keeps_the_brokers_state(tmp_path):
+    """SIGKILL the publisher, start it again (its seq from 0): the broker keeps what it held,
+    counts the restart, and a wall joining after holds both lives' cases."""
+    ep = {k: f"tcp://127.0.0.1:{free_port()}" for k in ("in", "out", "state")}
+    status = tmp_path / "broker.json"
+    procs = []
+
+    def start(*argv):
+        p = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        return p
+    try:
+        broker = start("-m", "feeds.broker", "--in", ep["in"], "--out", ep["out"], "--state",
+                       ep["state"], "--status-out", str(status), "--status-every", "0.2",
+                       "--run-for", "60")
+        assert broker.stdout.readline().startswith("broker ready"), broker.stderr.read()
+        first = start("-c", PUBLISHER.format(root=str(ROOT), ep=ep["in"], prefix="A"))
+        assert first.stdout.readline().strip() == "sent"
+        wait_status(status, lambda d: d["state"]["cases"] == 50)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start("-c", PUBLISHER.format(root=str(ROOT), ep=ep["in"], prefix="B"))
+        assert second.stdout.readline().strip() == "sent"
+        doc = wait_status(status, lambda d: d["state"]["cases"] == 100)
+        assert doc["input_restarts"] == 1 and doc["restarts_by_src"] == {"gw": 1}
+        wall = tmp_path / "wall.json"
+        start("main.py", "--headless", "--feed", ep["out"], "--state", ep["state"],
+              "--run-for", "30", "--status-out", str(wall), "--status-every", "0.2")
+        doc = wait_status(wall, lambda d: d["open_cases"] == 100)
+        assert doc["state_joins"][0]["outcome"] == "joined"
+    finally:
+        stop_all(procs)

@@ -268,6 +268,18 @@ def build_windows(situation, layout, lang, size):
     return windows
 
 
+def at_each_size(qtbot, situation, layout, lang):
+    """(size, the layout's windows at that screen size) for each size, closed after."""
+    for size in SIZES:
+        windows = build_windows(situation, layout, lang, size)
+        for w in windows:
+            qtbot.addWidget(w)
+        yield size, windows
+        for w in windows:
+            w.close()
+            w.deleteLater()
+
+
 PRESETS = [name for name, _ in presets()]
 
 
@@ -278,15 +290,9 @@ def test_nothing_is_elided_or_clipped(qtbot, demo, preset, lang, tmp_path):
     layout = dict(presets())[preset]
     problems = []
     try:
-        for size in SIZES:
-            windows = build_windows(demo.situation, layout, lang, size)
-            for w in windows:
-                qtbot.addWidget(w)
+        for size, windows in at_each_size(qtbot, demo.situation, layout, lang):
             for i, w in enumerate(windows):
                 problems += walk(w, f"{preset}/{lang}/{size[0]}x{size[1]}/screen {i}:")
-            for w in windows:
-                w.close()
-                w.deleteLater()
     finally:
         theme.choose_palette(None)
     none_cut(problems)
@@ -333,19 +339,13 @@ def test_a_district_wall_header_cuts_nothing(qtbot, district_demo, preset, lang)
     layout = dict(presets())[preset]
     problems = []
     try:
-        for size in SIZES:
-            windows = build_windows(district_demo.situation, layout, lang, size)
-            for w in windows:
-                qtbot.addWidget(w)
+        for size, windows in at_each_size(qtbot, district_demo.situation, layout, lang):
             for i, w in enumerate(windows):
                 settle(w, redraw=True)
                 problems += header_problems(w, f"district {preset}/{lang}/{size[0]}x{size[1]}/"
                                                f"screen {i}:")
                 sub = w.header.subtitle
                 assert sub.toolTip() and sub.toolTip() == sub.forms[0]
-            for w in windows:
-                w.close()
-                w.deleteLater()
     finally:
         theme.choose_palette(None)
     none_cut(problems)

@@ -76,21 +76,10 @@ def _c_like_code(text: str) -> str:
 
 
 def _toml_code(text: str) -> str:
-    """TOML with its comments (a "#" outside quotes to the end of the line) blanked."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        quote, cut = None, None
-        for i, ch in enumerate(line):
-            if quote:
-                if ch == quote:
-                    quote = None
-            elif ch in "\"'":
-                quote = ch
-            elif ch == "#":
-                cut = i
-                break
-        out.append(line if cut is None else line[:cut] + "\n")
-    return "".join(out)
+    """TOML with its comments blanked (the layout engine's own reading of a line)."""
+    from layouts.engine import strip_comment
+    return "".join(strip_comment(line.rstrip("\n")) + "\n"
+                   for line in text.splitlines(keepends=True))
 
 
 def colour_literals(text: str, suffix: str) -> list[tuple[int, str, str]]:

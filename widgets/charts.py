@@ -187,3 +187,19 @@ def chart_axes(widget) -> list[tuple[str, pg.AxisItem]]:
             if isinstance(item, pg.AxisItem) and item.isVisible():
                 out.append((item.orientation, item))
     return out
+
+
+def district_outlines() -> pg.PlotDataItem:
+    """Every district's border as one line item (over a heat or coverage raster)."""
+    import numpy as np
+
+    from feeds.districts import load_districts
+    xs, ys = [], []
+    for d in load_districts():
+        for ring in d.rings:
+            xs.extend([ring[:, 0], [np.nan]])
+            ys.extend([ring[:, 1], [np.nan]])
+    item = pg.PlotDataItem(np.concatenate(xs), np.concatenate(ys), connect="finite",
+                           pen=pg.mkPen(theme.MUTED, width=1.4))
+    item.setZValue(10)
+    return item

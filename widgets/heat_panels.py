@@ -92,15 +92,7 @@ class SpatialHeatPanel(Panel):
             lambda _i: self.show_area(self.area_box.currentData()))
 
     def _outlines(self) -> None:
-        xs, ys = [], []
-        for d in load_districts():
-            for ring in d.rings:
-                xs.extend([ring[:, 0], [np.nan]])
-                ys.extend([ring[:, 1], [np.nan]])
-        self.outline = pg.PlotDataItem(np.concatenate(xs), np.concatenate(ys), connect="finite",
-                                       pen=pg.mkPen(theme.MUTED, width=1.4))
-        self.outline.setZValue(10)
-        self.plot.addItem(self.outline)
+        self.plot.addItem(charts.district_outlines())
         self.labels = []
         for d in load_districts():
             item = pg.TextItem(district_name(d.adcode, self.lang),

@@ -97,15 +97,7 @@ class PatrolCoverage(Panel):
 
     # ---- building -------------------------------------------------------------------------
     def _outlines(self) -> None:
-        xs, ys = [], []
-        for d in load_districts():
-            for ring in d.rings:
-                xs.extend([ring[:, 0], [np.nan]])
-                ys.extend([ring[:, 1], [np.nan]])
-        outline = pg.PlotDataItem(np.concatenate(xs), np.concatenate(ys), connect="finite",
-                                  pen=pg.mkPen(theme.MUTED, width=1.4))
-        outline.setZValue(10)
-        self.map.addItem(outline)
+        self.map.addItem(charts.district_outlines())
         self.labels = []
         for d in load_districts():
             item = pg.TextItem("", color=charts.rgba(theme.TEXT, 230), anchor=(0.5, 0.5),
