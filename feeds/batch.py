@@ -26,6 +26,10 @@ class Batch:
     duplicates: int = 0                               # records already applied, dropped
     loaded: list[Record] = field(default_factory=list)   # a broker's state (not "heard")
     joins: list[dict] = field(default_factory=list)   # state joins that ended (feeds.state_join)
+    endpoints: set[str] = field(default_factory=set)  # links heard (feed endpoints, MQTT URLs)
+    # A source that rebuilt the situation itself (a replay's seek or loop): the ids held before
+    # or after, so every panel redraws them (cases, units, sensors).
+    rebuilt: tuple[set, set, set] | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -43,6 +47,10 @@ class Batch:
         self.duplicates += other.duplicates
         self.loaded.extend(other.loaded)
         self.joins.extend(other.joins)
+        self.endpoints |= other.endpoints
+        if other.rebuilt is not None:
+            mine = self.rebuilt or (set(), set(), set())
+            self.rebuilt = tuple(a | b for a, b in zip(mine, other.rebuilt))
 
 
 class SeqTracker:

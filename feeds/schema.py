@@ -102,6 +102,18 @@ class Unit(Record, kw_only=True):
     speed: Finite | None = None
 
 
+class UnitPosition(Record, kw_only=True):
+    """Where a unit is, and nothing else (topic ``unit.pos``, v1's one addition): a tracker,
+    a phone or an AVL gateway that knows nothing of dispatch. It moves the unit, feeds its
+    track and keeps it from going stale; it never changes the unit's status or case."""
+    unit_id: str
+    lat: Lat
+    lon: Lon
+    course: Finite | None = None
+    speed: Finite | None = None
+    accuracy: Finite | None = None
+
+
 class Heartbeat(Record, kw_only=True):
     rate: Finite | None = None
 
@@ -114,6 +126,8 @@ def topic_of(record: Record) -> str:
         return "case"
     if isinstance(record, Unit):
         return "unit"
+    if isinstance(record, UnitPosition):
+        return "unit.pos"
     if isinstance(record, Heartbeat):
         return "hb"
     raise TypeError(f"not a protocol record: {type(record).__name__}")
@@ -123,7 +137,7 @@ def type_for_topic(topic: str) -> type[Record] | None:
     """The record type a topic carries, or None for a topic the console does not know."""
     if topic.startswith("sensor.") and len(topic) > len("sensor."):
         return SensorReading
-    return {"case": Case, "unit": Unit, "hb": Heartbeat}.get(topic)
+    return {"case": Case, "unit": Unit, "unit.pos": UnitPosition, "hb": Heartbeat}.get(topic)
 
 
 _encoder = msgspec.json.Encoder()
