@@ -2,6 +2,7 @@
 
     python main.py --demo                      the wall on the built-in demo city
     python main.py --feed tcp://host:5556      the wall on live feeds
+    python main.py --mqtt mqtt://host:1883     the wall on an MQTT broker (SenML, OwnTracks)
     python main.py --headless --demo --run-for 30 --status-out status.json
     python main.py --replay day.mcap --speed 8  a recorded day, with a transport bar
     python main.py --replay day.mcap --training --debrief-out debrief.html
@@ -15,11 +16,12 @@ import socket
 import sys
 from pathlib import Path
 
-from feeds.args import (EXIT_USAGE, OneLineParser, district_list, endpoint, port_number,
-                        positive_float, positive_int, time_ms)
+from feeds.args import (EXIT_USAGE, OneLineParser, district_list, endpoint, frame_name,
+                        port_number, positive_float, positive_int, time_ms)
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.endpoints import check_endpoint
 from feeds.key_args import Ordered
+from feeds.mqtt_args import add_mqtt_args
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 from ui.security_args import add_console_security_args
 
@@ -65,8 +67,8 @@ def check_replay_options(args) -> None:
     """Options that cannot go together: one line, exit 2."""
     p = build_parser()
     if args.replay:
-        if args.demo or args.feed:
-            p.error("--replay has no network: drop --demo/--feed (a trainer republishes a "
+        if args.demo or args.feed or args.mqtt:
+            p.error("--replay has no network: drop --demo/--feed/--mqtt (a trainer republishes a "
                     "recording with python -m feeds.replay)")
         if args.dispatch:
             p.error("--replay sends no orders to a dispatch service; with --training they go "
@@ -74,7 +76,7 @@ def check_replay_options(args) -> None:
         if args.record_dir:
             p.error("--record-dir records live feeds, not a replay")
         for flag, given in (("--key", args.key), ("--server-key", args.server_key),
-                            ("--state", args.state),
+                            ("--state", args.state), ("--mqtt", args.mqtt),
                             ("--publishers", args.publishers), ("--trust", args.trust),
                             ("--dispatch-server-key", args.dispatch_server_key)):
             if given:
@@ -114,6 +116,14 @@ def build_parser() -> OneLineParser:
                      help="right after a --feed that is a broker's --out: the broker's --state "
                           "endpoint; the console asks it once for the whole picture and then "
                           "follows the feed from there (python -m feeds.broker)")
+    src.add_argument("--feed-crs", action=Ordered, type=frame_name, metavar="wgs84|gcj02",
+                     help="right after a --feed: the frame its coordinates are in (default "
+                          "gcj02, the protocol's)")
+    add_mqtt_args(src)
+    src.add_argument("--map-crs", type=frame_name, default="gcj02", metavar="gcj02|wgs84",
+                     help="the wall's coordinate frame: gcj02 (AMap's, the district data's; "
+                          "default) or wgs84 (GPS, OSM or government tiles); every source's "
+                          "points are converted into it")
     src.add_argument("--districts", type=district_list, default=None, metavar="ADCODE,…",
                      help="a district wall: show only cases, units and sensors of these "
                           "districts (adcodes, e.g. 110101,110105)")
@@ -278,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("write --config and --wall in full: an abbreviation of them is "
                              "not read, and the wall would run without its config")
     check_replay_options(args)
-    if not args.demo and not args.feed and not args.replay:
+    from feeds.mqtt_args import mqtt_settings
+    try:
+        args.mqtt_sources = mqtt_settings(args)
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    if not args.demo and not args.feed and not args.replay and not args.mqtt:
         args.feed = [check_endpoint("tcp://127.0.0.1:5556")]
     if args.list_screens:
         from ui.app import list_screens

@@ -520,10 +520,10 @@ class TapReceiver:
         self.rx = rx
         self.meter = meter
 
-    def drain(self):
-        batch, heard = self.rx.drain()
+    def take(self):
+        batch = self.rx.take()
         self.meter.take(batch.records)
-        return batch, heard
+        return batch
 
 
 class LoopBusy:
@@ -636,7 +636,7 @@ class Wall:
         row = Row("wall", batch, rate)
         meter = self.meter
         meter.reset(src)
-        self.bridge.receivers = [TapReceiver(feed.rx, meter)]
+        self.bridge.sources = [TapReceiver(feed.rx, meter)]
         busy0, loop0, gui0 = self.bridge.busy_s, self.loop_busy.total(), self.gui_busy()
         rx0, main0 = thread_cpu_s(feed.rx_tid), time.thread_time()
         t_cmd = time.time()
@@ -686,7 +686,7 @@ def run_series_wall(mpctx, zctx, wall: Wall, batch, rates, duration,
                       flush=True)
                 break
     finally:
-        wall.bridge.receivers = []
+        wall.bridge.sources = []
         feed.close()
 
 

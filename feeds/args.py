@@ -82,3 +82,12 @@ def district_list(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(
             f"unknown district {', '.join(unknown)[:200]} (known: {', '.join(sorted(known))})")
     return codes
+
+
+def frame_name(text: str) -> str:
+    """A coordinate frame: ``wgs84`` or ``gcj02`` (``feeds.crs``)."""
+    from feeds.crs import check_frame
+    try:
+        return check_frame(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -23,6 +23,7 @@ import zmq
 from feeds.batch import Batch, SeqDedup, SeqTracker
 from feeds.broker_state import WELCOME
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
+from feeds.crs import GCJ02, OUTSIDE, PROTOCOL_DEFAULT, check_frame, reframe
 from feeds.decode import UNKNOWN_SRC, MessageDecoder, Reject
 from feeds.endpoints import check_endpoint
 from feeds.faults import Faults
@@ -56,8 +57,15 @@ class Receiver:
                  keys: ClientKeys | None = None,
                  allowed_src: dict[str, frozenset[str]] | None = None,
                  tap: Callable[[str, list[bytes], int | None], None] | None = None,
-                 state: dict[str, str] | None = None, dedupe: bool | None = None):
+                 state: dict[str, str] | None = None, dedupe: bool | None = None,
+                 crs: dict[str, str] | None = None, display_crs: str = GCJ02):
         self.endpoints = [check_endpoint(e) for e in endpoints]
+        self.name = " ".join(self.endpoints)
+        # Each feed's coordinate frame (the protocol's, GCJ-02, unless configured), and the
+        # wall's: records are moved into the wall's frame as they are judged (feeds.crs).
+        self.display_crs = check_frame(display_crs)
+        self.crs = {ep: check_frame((crs or {}).get(ep, PROTOCOL_DEFAULT))
+                    for ep in self.endpoints}
         # feed endpoint → its broker's state endpoint: asked once at start (feeds.state_join)
         self.state = {ep: check_endpoint(st) for ep, st in (state or {}).items()}
         self.keys = keys                 # CURVE: our key pair and each endpoint's server key
@@ -162,6 +170,18 @@ class Receiver:
             heard, self._endpoint_heard = self._endpoint_heard, set()
             self._pending_records = 0
         return batch, heard
+
+    # ---- the source interface (feeds.source) ---------------------------------------------
+    def take(self) -> Batch:
+        batch, heard = self.drain()
+        batch.endpoints |= heard
+        return batch
+
+    def health(self) -> dict:
+        return {"kind": "zmq", "name": self.name, "up": self.alive() and not self.given_up,
+                "endpoints": list(self.endpoints), "messages": self.messages,
+                "dropped_connections": self.dropped_connections,
+                "frames": {ep: f for ep, f in self.crs.items() if f != self.display_crs}}
 
     def backlog(self) -> int:
         with self._lock:
@@ -358,7 +378,7 @@ class Receiver:
             if not join.done:
                 continue
             if reply is not None and reply.problem is None:
-                self._apply_state(reply, local)
+                self._apply_state(reply, local, join.feed)
             for frames in join.take_kept():      # what came while waiting, as the feed
                 self._take(frames, local, join.feed)
             outcome = dict(join.outcome or {})
@@ -375,12 +395,18 @@ class Receiver:
             join.close()
             del self._joins[sock]
 
-    def _apply_state(self, reply, local: Batch) -> None:
+    def _apply_state(self, reply, local: Batch, feed: str) -> None:
         newest: dict[str, int] = dict(reply.newest_ts)
         for rec in reply.records:
             if rec.ts > newest.get(rec.src, -1):
                 newest[rec.src] = rec.ts
-        local.loaded.extend(reply.records)
+        records = reply.records
+        frame = self.crs.get(feed, PROTOCOL_DEFAULT)
+        if frame != self.display_crs:
+            records, refused = reframe(records, frame, self.display_crs)
+            for rec in refused:
+                local.rejects[(rec.src, OUTSIDE)] += 1
+        local.loaded.extend(records)
         for (src, reason), n in reply.rejects.items():
             local.rejects[(src, reason)] += n
         if self._dedup is not None:
@@ -405,6 +431,12 @@ class Receiver:
             self._tap(endpoint, frames, decoded.records[0].ts if decoded.records else None)
         if self.allowed_src is not None:
             self._only_allowed(decoded, endpoint)
+        frame = self.crs.get(endpoint, PROTOCOL_DEFAULT)
+        if frame != self.display_crs and decoded.records:
+            decoded.records, refused = reframe(decoded.records, frame, self.display_crs)
+            for rec in refused:
+                batch.rejects[(rec.src, OUTSIDE)] += 1
+                batch.heard.add(rec.src)
         for rej in decoded.rejects:
             if rej.reason == "internal":
                 self.faults.record("feed decoder", rej.detail or "a message it could not judge")

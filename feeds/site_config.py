@@ -55,7 +55,8 @@ NOT_KEYS = ("help", "config", "wall", "version")    # options a config cannot se
 
 # Options naming files: relative values are taken from the config file's folder.
 INPUT_FILES = {"key", "server_key", "dispatch_server_key", "publishers", "roster", "history",
-               "roles", "source_server_key", "replay"}
+               "roles", "source_server_key", "replay", "mqtt_password_file", "mqtt_ca",
+               "mqtt_cert", "mqtt_key"}
 INPUT_DIRS = {"trust", "in_trust"}
 MAYBE_FILES = {"layout": lambda v: "/" in v or os.sep in v or v.endswith(".toml"),
                "shifts": lambda v: "/" in v or os.sep in v or v.endswith(".toml"),

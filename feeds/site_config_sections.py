@@ -44,11 +44,16 @@ class TableArray:
         return (self.head, *(k for k, _ in self.parts))
 
 
-FEEDS = TableArray("feed", "endpoint", "feed", (("server_key", "server_key"), ("state", "state")))
+FEEDS = TableArray("feed", "endpoint", "feed", (("server_key", "server_key"), ("state", "state"),
+                                                ("crs", "feed_crs")))
+MQTT = TableArray("mqtt", "url", "mqtt", (("user", "mqtt_user"),
+                                          ("password_file", "mqtt_password_file"),
+                                          ("ca", "mqtt_ca"), ("cert", "mqtt_cert"),
+                                          ("key", "mqtt_key"), ("sub", "mqtt_sub")))
 UPSTREAMS = TableArray("upstream", "endpoint", "upstream",
                        (("server_key", "server_key"), ("state", "upstream_state")))
 ARRAYS_OF_TABLES: dict[str, tuple[TableArray, ...]] = {
-    "wall": (FEEDS,),                       # [[wall.feed]] and [[walls.NAME.feed]]
+    "wall": (FEEDS, MQTT),                  # [[wall.feed]], [[wall.mqtt]] (and walls.NAME's)
     "broker": (UPSTREAMS,),                 # [[broker.upstream]]
 }
 

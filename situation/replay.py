@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from feeds.batch import Batch, SeqTracker
+from feeds.crs import GCJ02, OUTSIDE, PROTOCOL_DEFAULT, reframe
 from feeds.decode import MessageDecoder
 from feeds.recording import Recording
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
@@ -48,12 +49,17 @@ class Keyframe:
 
 
 class Replay:
+    """A recording played back: a source like any feed (``feeds.source``), and the
+    transport's controls (seek, loop, speed) on the situation it drives."""
+    endpoints: list[str] = []
+
     def __init__(self, recording: Recording, situation: Situation, *,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, exercise=None,
-                 keyframes: dict | None = None):
+                 keyframes: dict | None = None, display_crs: str = GCJ02):
         if not isinstance(situation.clock, ReplayClock):
             raise TypeError("a replay needs the situation on a ReplayClock")
         self.recording = recording
+        self.name = str(recording.path)
         self.situation = situation
         self.clock: ReplayClock = situation.clock
         self._decoder = MessageDecoder(max_record_bytes)
@@ -65,6 +71,9 @@ class Replay:
         self.held_back = 0                            # recorded records the trainee took over
         self.notices: list[str] = list(recording.problems)
         self._max_record_bytes = max_record_bytes
+        # A recording holds what the feeds sent, in the protocol's frame: moved into the
+        # wall's as it is played (a feed configured as WGS-84 is not told apart: see README).
+        self.display_crs = display_crs
         self.keyframe_every = max(KEYFRAME_EVERY, -(-len(recording) // MAX_KEYFRAMES))
         # message index → the picture after the messages before it (shared with the indexer)
         self._keyframes: dict[int, Keyframe] = {} if keyframes is None else keyframes
@@ -81,20 +90,55 @@ class Replay:
         return self.recording.end_ms
 
     def advance(self) -> Change:
-        """Apply everything received up to the clock's time (the bridge's drain)."""
+        """Apply everything received up to the clock's time (tests, the benchmark)."""
+        change = Change()
+        while True:
+            batch = self.take()
+            change = _merged(change, self.situation.apply(batch))
+            if self.pos >= self.recording.index_at(self.clock.now_ms()):
+                return change
+
+    # ---- the source interface (feeds.source) ---------------------------------------------
+    def start(self) -> "Replay":
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    def health(self) -> dict:
+        return {"kind": "replay", "name": self.recording.path, "up": not self.ended,
+                "position": self.pos, "messages": len(self.recording)}
+
+    def take(self) -> Batch:
+        """The recorded messages received up to the clock's time, as one batch (at most up to
+        the next keyframe boundary: the keyframe is taken at the next call, once the
+        consumer has applied this batch). A loop's wrap rebuilds the situation here and says
+        so in ``batch.rebuilt``."""
+        rebuilt = None
         now = self.clock.now_ms()
         if self.loop is not None and now >= self.loop[1]:
-            return self.seek(self.loop[0])
+            rebuilt = self.seek(self.loop[0])
+            now = self.clock.now_ms()
         if now >= self.end_ms and not self.clock.paused:
             self.clock.pause(True)           # the recording is over: stop at its end
             self.clock.set(self.end_ms)
             self.ended = True
-        change = self._apply_to(self.recording.index_at(self.clock.now_ms()))
+        every = self.keyframe_every
+        if (self.pos and self.pos % every == 0 and self.pos not in self._keyframes
+                and self.exercise is None):
+            self._keyframes[self.pos] = self._keyframe()    # the last batch is applied now
+        target = self.recording.index_at(self.clock.now_ms())
+        stop = min(target, (self.pos // every + 1) * every, self.pos + APPLY_SLICE)
+        batch = self._decode(self.pos, stop) if stop > self.pos else Batch()
+        self.pos = max(self.pos, stop)
         if self.exercise is not None:
-            change = _merged(change, self._apply_records(self.exercise.pump(self.clock.now_ms())))
-        return change
+            batch.records.extend(self.exercise.pump(self.clock.now_ms()))
+        if rebuilt is not None:
+            batch.rebuilt = (rebuilt.cases, rebuilt.units, rebuilt.sensors)
+        return batch
 
     def _apply_to(self, target: int) -> Change:
+        """Apply up to message ``target`` now (a seek; the indexer), keyframes as it passes."""
         change = Change()
         while self.pos < target:
             every = self.keyframe_every
@@ -122,6 +166,11 @@ class Replay:
                 batch.heard.add(rej.src)
             for src, seq in decoded.seqs:
                 observe(src, seq, batch)
+            if self.display_crs != PROTOCOL_DEFAULT and decoded.records:
+                decoded.records, refused = reframe(decoded.records, PROTOCOL_DEFAULT,
+                                                   self.display_crs)
+                for r in refused:
+                    batch.rejects[(r.src, OUTSIDE)] += 1
             if held is None:
                 batch.records.extend(decoded.records)
             else:
@@ -159,7 +208,7 @@ class Replay:
                                      limits=self.situation.limits)
             self._indexer = Replay(rec, ix_situation,
                                    max_record_bytes=self._max_record_bytes,
-                                   keyframes=self._keyframes)
+                                   keyframes=self._keyframes, display_crs=self.display_crs)
         ix = self._indexer
         furthest = max(self._keyframes)
         if furthest > ix.pos:                 # the player got there first: go on from there

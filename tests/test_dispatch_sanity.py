@@ -46,7 +46,7 @@ def demo(qtbot, lang="zh", screens=1, layout=None, size=None):
                               start_ms=START, clock="wall", max_record_bytes=65536,
                               dispatch=None, console_id="test-console")
     session = build_session(args)
-    bridge = SituationBridge(session.situation, session.receivers)
+    bridge = SituationBridge(session.situation, session.sources)
     orders = DispatchController(session.situation, session.client, lang)
     screen = QGuiApplication.screens()[0]
     windows = build_wall(session.situation, bridge, lang, "DEMO", [screen] * screens, orders,

@@ -27,7 +27,7 @@ def wall(qtbot):
                               start_ms=START, clock="wall", max_record_bytes=65536,
                               dispatch=None, console_id="test-console")
     session = build_session(args)
-    bridge = SituationBridge(session.situation, session.receivers)
+    bridge = SituationBridge(session.situation, session.sources)
     orders = DispatchController(session.situation, session.client, "zh")
     (w,) = build_wall(session.situation, bridge, "zh", "DEMO", QGuiApplication.screens()[:1],
                       orders)

@@ -352,11 +352,11 @@ def test_a_batch_the_situation_cannot_take_is_a_fault_and_the_next_is_taken(publ
     real_apply = situation.apply
     calls = []
 
-    def failing_once(batch, heard):
+    def failing_once(batch):
         calls.append(len(batch))
         if len(calls) == 1:
             raise RuntimeError("a bug")
-        return real_apply(batch, heard)
+        return real_apply(batch)
     situation.apply = failing_once
     try:
         publisher.wait_subscriber()

@@ -58,7 +58,7 @@ def test_one_clock_on_screen_the_headers_and_it_follows_the_replay(qtbot, day):
     clock = ReplayClock(rec.start_ms, 16, wall_s=wall_s)
     clock.pause(True)
     replay = Replay(rec, Situation(clock))
-    bridge = SituationBridge(replay.situation, replay=replay)
+    bridge = SituationBridge(replay.situation, [replay])
     wall = Wall(replay.situation, bridge, "en", "REPLAY")
     wall.relaid.connect(lambda: attach_transport(wall.windows, replay, bridge, "en"))
     screen = QGuiApplication.screens()[:1]
@@ -105,7 +105,7 @@ def test_the_timelines_volume_has_a_scale_with_its_unit(qtbot, day, lang, unit):
     clock = ReplayClock(rec.start_ms, 16)
     clock.pause(True)
     replay = Replay(rec, Situation(clock))
-    bar = TransportBar(replay, SituationBridge(replay.situation, replay=replay), lang)
+    bar = TransportBar(replay, SituationBridge(replay.situation, [replay]), lang)
     qtbot.addWidget(bar)
     bar.resize(1900, 176)
     bar.show()
@@ -148,7 +148,7 @@ def test_training_disables_going_back_jumping_back_and_looping_with_the_reason(q
     try:
         replay = session.replay
         replay.pause()
-        bar = TransportBar(replay, SituationBridge(session.situation, replay=replay), "en")
+        bar = TransportBar(replay, SituationBridge(session.situation, [replay]), "en")
         qtbot.addWidget(bar)
         bar.resize(1900, 176)
         bar.show()
@@ -195,7 +195,7 @@ def test_a_plain_replay_enables_them_all(qtbot, day):
     try:
         replay = session.replay
         replay.pause()
-        bar = TransportBar(replay, SituationBridge(session.situation, replay=replay), "zh")
+        bar = TransportBar(replay, SituationBridge(session.situation, [replay]), "zh")
         qtbot.addWidget(bar)
         bar.control.seek(START + 5 * MIN)
         for name, button in forbiddable(bar).items():
@@ -220,7 +220,7 @@ def test_the_trainees_orders_appear_with_their_outcomes(qtbot, day):
     from widgets.registry import PANELS
     session = session_of(day, "--training", "--speed", "4")
     orders = DispatchController(session.situation, session.client, "en")
-    bridge = SituationBridge(session.situation, replay=session.replay)
+    bridge = SituationBridge(session.situation, [session.replay])
     try:
         replay, st, ex = session.replay, session.situation, session.exercise
         replay.pause()

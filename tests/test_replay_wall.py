@@ -50,7 +50,7 @@ def test_a_training_wall_writes_the_debrief_from_its_menu(qtbot, tmp_path):
     args = main.build_parser().parse_args(["--replay", str(day), "--training", "--lang", "en"])
     session = build_session(args)
     try:
-        bridge = SituationBridge(session.situation, [], replay=session.replay)
+        bridge = SituationBridge(session.situation, session.sources)
         wall = Wall(session.situation, bridge, "en", session.mode)
         wall.exercise = session.exercise
         for w in wall.build(QGuiApplication.screens()[:1], show=False):

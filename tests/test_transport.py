@@ -62,7 +62,7 @@ def same(a: Situation, b: Situation) -> bool:
 @pytest.fixture
 def rig(qtbot, day):
     replay = replay_of(day)
-    bridge = SituationBridge(replay.situation, replay=replay)
+    bridge = SituationBridge(replay.situation, [replay])
     bar = TransportBar(replay, bridge, "en")
     qtbot.addWidget(bar)
     bar.resize(1900, 180)
@@ -91,7 +91,7 @@ def test_play_and_pause_drive_the_replays_clock(qtbot, rig):
 
 def test_the_speed_box_sets_the_clocks_speed_and_offers_the_start_speed(qtbot, day):
     replay = replay_of(day, speed=3)                      # not one of SPEEDS
-    bar = TransportBar(replay, SituationBridge(replay.situation, replay=replay), "en")
+    bar = TransportBar(replay, SituationBridge(replay.situation, [replay]), "en")
     qtbot.addWidget(bar)
     offered = [bar.speed.itemData(i) for i in range(bar.speed.count())]
     assert offered == [0.25, 0.5, 1, 2, 3, 4, 8, 16, 32, 64]
@@ -260,7 +260,7 @@ def test_the_timeline_shows_the_marks_with_their_words(qtbot, tmp_path):
     path = tmp_path / "pileup.mcap"
     write_pileup(path)
     replay = replay_of(str(path))
-    bar = TransportBar(replay, SituationBridge(replay.situation, replay=replay), "en")
+    bar = TransportBar(replay, SituationBridge(replay.situation, [replay]), "en")
     qtbot.addWidget(bar)
     qtbot.waitUntil(lambda: bar.timeline.marks is not None, timeout=10_000)   # off-thread
     tl = bar.timeline
@@ -279,7 +279,7 @@ def test_a_truncated_recordings_problem_is_said_on_the_bar(qtbot, tmp_path):
     path.write_bytes(data[:len(data) * 6 // 10])          # a crash mid-recording
     replay = replay_of(str(path))
     assert replay.notices
-    bar = TransportBar(replay, SituationBridge(replay.situation, replay=replay), "en")
+    bar = TransportBar(replay, SituationBridge(replay.situation, [replay]), "en")
     qtbot.addWidget(bar)
     assert "Recording problem" in bar.notice.toolTip()
     assert "cut short" in bar.notice.toolTip()
@@ -295,7 +295,7 @@ def test_training_cannot_go_back_and_says_why(qtbot, day):
     try:
         replay = session.replay
         replay.pause()
-        bar = TransportBar(replay, SituationBridge(session.situation, replay=replay), "en")
+        bar = TransportBar(replay, SituationBridge(session.situation, [replay]), "en")
         qtbot.addWidget(bar)
         click(qtbot, bar.fwd)
         here = replay.clock.now_ms()
@@ -328,7 +328,7 @@ def console_of(qtbot, tmp_path, replay):
     from layouts import engine
     from ui.console import CommanderConsole
     from widgets.registry import PANELS
-    bridge = SituationBridge(replay.situation, replay=replay)
+    bridge = SituationBridge(replay.situation, [replay])
     settings = QSettings(str(tmp_path / "console.ini"), QSettings.IniFormat)
     console = CommanderConsole(replay.situation, bridge, "en", "REPLAY",
                                engine.load_layout("commander", set(PANELS)).screens[0], settings)
@@ -366,7 +366,7 @@ def test_the_console_gets_a_bar_its_keys_and_an_instant_banner(qtbot, tmp_path, 
 def test_every_wall_window_gets_a_bar_again_when_the_wall_is_relaid(qtbot, day):
     from ui.wall import Wall
     replay = replay_of(day)
-    bridge = SituationBridge(replay.situation, replay=replay)
+    bridge = SituationBridge(replay.situation, [replay])
     wall = Wall(replay.situation, bridge, "en", "REPLAY")
     wall.relaid.connect(lambda: attach_transport(wall.windows, replay, bridge, "en"))
     screen = QGuiApplication.screens()[:1]

@@ -267,7 +267,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     # A tile source that cannot be used is said on the map, which keeps its district basemap.
     CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
     load_duty_history(session, args)
-    bridge = SituationBridge(session.situation, session.receivers, replay=session.replay)
+    bridge = SituationBridge(session.situation, session.sources)
     orders = None
     if session.client is not None:
         from ui.dispatch import CONFIRM_KM, DispatchController

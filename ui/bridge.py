@@ -1,6 +1,6 @@
 """The hand-off from the feed to Qt: the only place the receiver meets the GUI thread.
 
-A timer drains the receiver at a bounded rate (every ``interval_ms``, 50 ms: half the
+A timer takes from every source (``feeds.source``) at a bounded rate (every ``interval_ms``, 50 ms: half the
 latency budget of 100 ms), applies the batch to
 the situation and emits one ``changed`` signal per drain, never one per message. A slower
 ``tick`` drives what moves with the clock alone (countdowns, the clock, staleness).
@@ -11,8 +11,8 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from feeds.batch import Batch
 from feeds.metrics import DrainFigures
+from feeds.source import take_all
 from situation.store import Change, Situation
 
 
@@ -20,12 +20,11 @@ class SituationBridge(QObject):
     changed = Signal(object)      # a situation.store.Change
     tick = Signal()               # once a second: the clock moved
 
-    def __init__(self, situation: Situation, receivers=(), interval_ms: int = 50,
-                 tick_ms: int = 1000, parent: QObject | None = None, replay=None):
+    def __init__(self, situation: Situation, sources=(), interval_ms: int = 50,
+                 tick_ms: int = 1000, parent: QObject | None = None):
         super().__init__(parent)
         self.situation = situation
-        self.receivers = list(receivers)
-        self.replay = replay            # situation.replay.Replay: the recording, not a feed
+        self.sources = list(sources)    # feeds.source.Source: feeds, brokers, a recording
         self.busy_s = 0.0                # GUI-thread time spent applying batches (benchmarks)
         self.batches = 0
         self.drains = DrainFigures()     # applying alone (the status' ingest; metrics)
@@ -47,20 +46,10 @@ class SituationBridge(QObject):
     def drain(self) -> Change:
         started = time.perf_counter()
         try:
-            if self.replay is not None:
-                change = self.replay.advance()
-            else:
-                merged = Batch()
-                heard: set[str] = set()
-                for receiver in self.receivers:
-                    batch, eps = receiver.drain()
-                    merged.merge(batch)
-                    heard |= eps
-                change = self.situation.apply(merged, heard)
+            change = self.situation.apply(take_all(self.sources))
             self.drains.add(time.perf_counter() - started)
         except Exception as exc:        # one bad drain is a fault on the wall, not the end
-            self.situation.faults.record("replay" if self.replay is not None else "situation",
-                                         exc)
+            self.situation.faults.record("situation", exc)
             change = Change(sources=True)
         return self.show(change, started)
 

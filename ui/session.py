@@ -1,5 +1,6 @@
-"""One console's running parts, wired from the command line: the clock, the situation, the
-receivers and (with ``--demo``) the demo city publishing in-process.
+"""One console's running parts, wired from the command line: the clock, the situation and its
+sources (``feeds.source``: ZeroMQ feeds, MQTT brokers, a recording, the demo city) — taken
+from the same way whatever their kind.
 
 No Qt here: the headless runner and the windowed wall share it.
 """
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import zmq
 
+from feeds.crs import check_frame
 from feeds.faults import Faults
 from feeds.metrics import drain_figures
 from feeds.receiver import Receiver
+from feeds.source import take_all
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
@@ -26,8 +29,8 @@ from situation.scope import Scope
 from situation.store import Situation
 from ui.security_args import ConsoleSecurity
 
-DEMO_ENDPOINT = "inproc://citywall-demo"
-DEMO_DISPATCH = "inproc://citywall-dispatch"            # the demo's own dispatch service
+DEMO_ENDPOINT = "inproc://citywall-demo"           # the same names as feeds.demo_source's,
+DEMO_DISPATCH = "inproc://citywall-dispatch"       # which only --demo imports
 DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
 
 
@@ -35,12 +38,12 @@ DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
 class Session:
     clock: Clock
     situation: Situation
-    receivers: list[Receiver]
+    sources: list                               # feeds.source.Source, each
     mode: str                                   # LIVE, DEMO, REPLAY or TRAINING
     _stops: list[threading.Event] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     client: object | None = None                # feeds.dispatch_client.DispatchClient
-    services: list = field(default_factory=list)
+    services: list = field(default_factory=list)   # in-process services (their faults shown)
     replay: object | None = None                # situation.replay.Replay (REPLAY, TRAINING)
     recorder: object | None = None              # feeds.record.RollingRecorder (--record-dir)
     exercise: object | None = None              # situation.training.Exercise (TRAINING)
@@ -48,17 +51,25 @@ class Session:
     security: ConsoleSecurity = field(default_factory=ConsoleSecurity)   # keys, plain sockets
     context: zmq.Context | None = None
 
+    @property
+    def receivers(self) -> list[Receiver]:
+        """The ZeroMQ receivers among the sources (the demo's own included)."""
+        out = []
+        for source in self.sources:
+            inner = getattr(source, "receiver", source)
+            if isinstance(inner, Receiver):
+                out.append(inner)
+        return out
+
     def stop(self) -> None:
-        for r in self.receivers:
-            r.stop()
+        for source in self.sources:
+            guarded(self.faults, "stopping a source", source.stop)
         if self.recorder is not None:
             self.recorder.close()
         if self.exercise is not None:
             self.exercise.close()
         if self.client is not None:
             self.client.close()
-        for svc in self.services:
-            svc.stop()
         for ev in self._stops:
             ev.set()
         for t in self._threads:
@@ -67,11 +78,9 @@ class Session:
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
         started = time.perf_counter()
-        if self.replay is not None:
-            guarded(self.faults, "replay", self.replay.advance)
-        for r in self.receivers:
-            batch, heard = r.drain()
-            guarded(self.faults, "situation", self.situation.apply, batch, heard)
+        batch = guarded(self.faults, "sources", take_all, self.sources)
+        if batch is not None:
+            guarded(self.faults, "situation", self.situation.apply, batch)
         drain_figures(self).add(time.perf_counter() - started)     # status' ingest
 
     def fatal(self) -> list[str]:
@@ -81,6 +90,9 @@ class Session:
     def status(self) -> dict:
         doc = self.situation.status()
         doc["mode"] = self.mode
+        doc["inputs"] = [guarded(self.faults, "source health", s.health)
+                         or {"name": getattr(s, "name", "?"), "up": False}
+                         for s in self.sources]
         doc["faults"] = self.all_faults()
         doc["security"] = self.security.status(self.situation, self.client, self.context)
         if self.replay is not None:
@@ -91,8 +103,8 @@ class Session:
             doc["training"] = self.exercise.status()
         # For the metrics endpoint (feeds.metrics): what is received and not yet applied, and
         # how long applying takes (the bridge's figures in the windowed wall: app.py shares them).
-        doc["ingest"] = {"backlog": sum(guarded(self.faults, "receiver", r.backlog) or 0
-                                        for r in self.receivers if hasattr(r, "backlog")),
+        doc["ingest"] = {"backlog": sum(guarded(self.faults, "source", s.backlog) or 0
+                                        for s in self.sources if hasattr(s, "backlog")),
                          **drain_figures(self).status()}
         if callable(getattr(self.client, "status", None)):
             dispatch = guarded(self.faults, "dispatch client", self.client.status)
@@ -141,8 +153,6 @@ def situation_limits(args) -> Limits:
 def build_session(args) -> Session:
     """From parsed arguments (see main.py) to a started session. Keys that cannot be used
     raise ``SecurityError`` (or ``PublishersError``) before any socket opens."""
-    import time
-
     if getattr(args, "replay", None):
         return build_replay_session(args)
 
@@ -150,87 +160,133 @@ def build_session(args) -> Session:
     ctx = zmq.Context.instance()
     demo_feed = getattr(args, "demo_feed", None) if args.demo else None
     dispatch = args.dispatch or (DEMO_DISPATCH if args.demo else None)
+    feeds = list(args.feed or [])
     # The console hears its own demo city in-process; --demo-feed binds it for others too.
-    feeds = [DEMO_ENDPOINT, DEMO_DISPATCH_FEED] if args.demo else []
-    feeds += list(args.feed or [])
-    security = console_security(args, feeds, dispatch)
-    stops, threads = [], []
-    services = []
-    client = None
+    demo_feeds = [DEMO_ENDPOINT, DEMO_DISPATCH_FEED] if args.demo else []
+    security = console_security(args, demo_feeds + feeds, dispatch)
+    display = display_frame(args)
     if args.demo:
-        from feeds.simulator import DemoCity, start_in_thread
         # The only wall-time read of a demo: where its city's day begins.
         start_ms = args.start_ms if args.start_ms is not None else time.time_ns() // 1_000_000
         clock: Clock = ScaledClock(start_ms, args.speed)
-        city = DemoCity(seed=args.seed, start_ms=start_ms)
-        # The demo's dispatch service learns the city and decides; the city follows it.
-        from feeds.dispatch_service import DispatchService
-        service = DispatchService([DEMO_ENDPOINT], DEMO_DISPATCH, DEMO_DISPATCH_FEED,
-                                  Path(tempfile.mkdtemp(prefix="citywall-demo-")) / "dispatch.db",
-                                  now_ms=clock.now_ms, context=ctx)
-        try:
-            thread, stop, _ = start_in_thread(DEMO_ENDPOINT, city=city, now_ms=clock.now_ms,
-                                              context=ctx, follow=DEMO_DISPATCH_FEED,
-                                              also_bind=demo_feed, keys=security.serve)
-        except zmq.ZMQError as exc:
-            raise OSError(f"cannot bind the demo city on {demo_feed or DEMO_ENDPOINT}: "
-                          f"{exc}") from None
-        stops.append(stop)
-        threads.append(thread)
-        services.append(service.start())
         mode = "DEMO"
     else:
         clock = FeedClock() if args.clock == "feed" else WallClock()
         mode = "LIVE"
-    if dispatch:
-        from feeds.dispatch_client import DispatchClient
-        keyed = {"keys": security.dispatch} if security.dispatch is not None else {}
-        client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
-                                mode="LIVE", **keyed)
     faults = Faults()
-    situation = Situation(clock, limits=situation_limits(args), faults=faults,
+    situation = Situation(clock, locator=display_locator(display),
+                          limits=situation_limits(args), faults=faults,
                           scope=Scope.of(getattr(args, "districts", None)))
-    if client is not None and not args.demo:
-        join_mid_shift(client, situation)
     recorder = None
     if getattr(args, "record_dir", None):
         from feeds.record import RollingRecorder
         # Receive time on the console's one clock: a replay runs on the time the console saw.
         recorder = RollingRecorder(args.record_dir, int(args.record_max_mb * 1024 * 1024),
                                    now_ms=clock.now_ms)
+    options = dict(keys=security.feeds, **receiver_options(args, clock, faults),
+                   tap=recorder.tap if recorder is not None else None, display_crs=display)
+    sources: list = []
+    services: list = []
+
+    def fail(exc: Exception, what: str):
+        for source in sources:
+            source.stop()
+        raise OSError(f"{what}: {exc}") from None
+
+    if args.demo:
+        from feeds.demo_source import DemoSource
+        demo = DemoSource(seed=args.seed, start_ms=start_ms, now_ms=clock.now_ms, context=ctx,
+                          also_bind=demo_feed, serve_keys=security.serve,
+                          receiver_options=options)
+        sources.append(demo.start())           # the service before the client that orders it
+        services.append(demo.service)
+    client = None
+    if dispatch:
+        from feeds.dispatch_client import DispatchClient
+        keyed = {"keys": security.dispatch} if security.dispatch is not None else {}
+        client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
+                                mode="LIVE", **keyed)
+    if client is not None and not args.demo:
+        join_mid_shift(client, situation)
     state = feed_states(args)
-    options = dict(context=ctx, keys=security.feeds, **receiver_options(args, clock, faults),
-                   tap=recorder.tap if recorder is not None else None, state=state)
-    receivers: list[Receiver] = []
     try:
         for group, allowed in receiver_groups(feeds, security.allowed_src):
-            receivers.append(Receiver(group, allowed_src=allowed, **options).start())
+            sources.append(Receiver(group, allowed_src=allowed, context=ctx, state=state,
+                                    crs=feed_frames(args), **options).start())
     except zmq.ZMQError as exc:
-        for r in receivers:
-            r.stop()
-        for ev in stops:
-            ev.set()
-        raise OSError(f"cannot subscribe to {' '.join(feeds)}: {exc}") from None
-    for ep in feeds:
-        situation.expect_endpoint(ep)
-    return Session(clock, situation, receivers, mode, stops, threads, client, services,
+        fail(exc, f"cannot subscribe to {' '.join(feeds)}")
+    try:
+        sources.extend(s.start() for s in mqtt_sources(args, clock, faults, display))
+    except (OSError, ValueError) as exc:
+        fail(exc, "cannot use the MQTT source")
+    for source in sources:
+        for ep in source.endpoints:
+            situation.expect_endpoint(ep)
+    return Session(clock, situation, sources, mode, client=client, services=services,
                    recorder=recorder, faults=faults, security=security, context=ctx)
+
+
+def display_frame(args) -> str:
+    """The wall's one coordinate frame (``--map-crs``; GCJ-02 unless told)."""
+    return check_frame(getattr(args, "map_crs", None) or "gcj02")
+
+
+def display_locator(frame: str):
+    """The district locator in the wall's frame (district outlines are GCJ-02 data)."""
+    from feeds.districts import DistrictLocator
+    try:
+        return DistrictLocator(crs=frame)
+    except TypeError:                      # a locator that knows one frame only
+        if frame != "gcj02":
+            raise
+        return None
+
+
+def mqtt_sources(args, clock: Clock, faults: Faults, display: str) -> list:
+    """``--mqtt URL`` (and the site config's ``[[wall.mqtt]]``): one source each."""
+    settings = list(getattr(args, "mqtt_sources", None) or [])
+    if not settings:
+        return []
+    from feeds.mqtt_source import MqttSource
+    devices = unit_devices(args)
+    limits = receiver_options(args, clock, faults)
+    return [MqttSource(one, display_crs=display, now_ms=clock.now_ms, faults=faults,
+                       max_message_bytes=limits["max_message_bytes"], devices=devices)
+            for one in settings]
+
+
+def unit_devices(args) -> dict[str, str]:
+    """The roster's ``device`` column: an OwnTracks phone (``USER/DEVICE``) → its unit."""
+    roster = getattr(args, "roster", None)
+    if not roster:
+        return {}
+    from feeds.roster_devices import load_devices
+    return load_devices(roster)
+
+
+def feed_frames(args) -> dict[str, str]:
+    """``--feed EP --feed-crs wgs84``: a feed's coordinate frame (the protocol's, GCJ-02,
+    unless told; a --feed-crs belongs to the --feed right before it)."""
+    return _after_feed(args, "feed_crs", "--feed-crs", "a coordinate frame")
 
 
 def feed_states(args) -> dict[str, str]:
     """``--feed OUT --state STATE``: each broker feed's state endpoint (a --state belongs to
     the --feed right before it)."""
+    return _after_feed(args, "state", "--state", "state endpoints")
+
+
+def _after_feed(args, dest_name: str, flag: str, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     previous = None
     for dest, value in list(getattr(args, "_key_order", None) or []):
         if dest == "feed":
             previous = value
-        elif dest == "state":
+        elif dest == dest_name:
             if previous is None:
-                raise ReplayOptionError(f"--state {value}: put it right after its --feed "
-                                        "(the broker's --out)")
+                raise ReplayOptionError(f"{flag} {value}: put it right after its --feed")
             if previous in out:
-                raise ReplayOptionError(f"--state: {previous} is given two state endpoints")
+                raise ReplayOptionError(f"{flag}: {previous} is given two {what}")
             out[previous] = value
     return out
 
@@ -239,7 +295,7 @@ def receiver_groups(feeds: list[str], allowed_src: dict | None):
     """One receiver for every feed; with a publishers file, the in-process feeds (the demo's
     own, which no key names) get a receiver of their own that takes any src."""
     if allowed_src is None:
-        return [(feeds, None)]
+        return [(feeds, None)] if feeds else []
     local = [ep for ep in feeds if ep.startswith("inproc://")]
     remote = [ep for ep in feeds if ep not in local]
     return [(g, a) for g, a in ((remote, allowed_src), (local, None)) if g]
@@ -268,7 +324,8 @@ def build_replay_session(args) -> Session:
             f"--start {_iso(start)} is outside the recording ({_iso(recording.start_ms)} to "
             f"{_iso(recording.end_ms)})")
     clock = ReplayClock(recording.start_ms, args.speed)
-    situation = Situation(clock, limits=situation_limits(args),
+    display = display_frame(args)
+    situation = Situation(clock, locator=display_locator(display), limits=situation_limits(args),
                           scope=Scope.of(getattr(args, "districts", None)))
     client = exercise = None
     if args.training:
@@ -282,12 +339,12 @@ def build_replay_session(args) -> Session:
         client = DispatchClient(TRAINING_DISPATCH, args.console_id, clock_ms=clock.now_ms,
                                 context=ctx, mode="TRAINING")
     replay = Replay(recording, situation, max_record_bytes=args.max_record_bytes,
-                    exercise=exercise)
+                    exercise=exercise, display_crs=display)
     if start != recording.start_ms:
         clock.pause(True)
         replay.seek(start)
         clock.pause(False)
-    return Session(clock, situation, [], "TRAINING" if args.training else "REPLAY",
+    return Session(clock, situation, [replay], "TRAINING" if args.training else "REPLAY",
                    client=client, replay=replay, exercise=exercise, faults=situation.faults)
 
 

@@ -1,0 +1,188 @@
+"""Sources behind one interface (feeds.source), and a feed's coordinate frame on the way in.
+
+Real parts: ZeroMQ on loopback, a real recording, the demo city in-process.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feeds.batch import Batch
+from feeds.crs import convert
+from feeds.receiver import Receiver, wait_for
+from feeds.schema import Case
+from feeds.source import Source, take_all
+from tests.pubhelp import TestPublisher, rec, record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A point in Dongcheng given in WGS-84, and the same place in GCJ-02 (PRCoords' transform; the
+# pairs themselves are checked against published ones in tests/test_frames.py).
+WGS = (39.9087, 116.3975)
+GCJ = convert(*WGS, "wgs84", "gcj02")
+
+
+class OneShotSource:
+    """A new kind of source, written the way a module would: the session takes from it with
+    no change anywhere else."""
+
+    name = "one-shot"
+    endpoints = ["test://one-shot"]
+
+    def __init__(self, records):
+        self.records = list(records)
+        self.started = self.stopped = False
+
+    def start(self):
+        self.started = True
+        return self
+
+    def take(self) -> Batch:
+        out, self.records = Batch(records=self.records, endpoints=set(self.endpoints)), []
+        return out
+
+    def health(self) -> dict:
+        return {"kind": "test", "name": self.name, "up": True}
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _args(**over):
+    import main
+    argv = ["--headless", "--demo", "--speed", "1", "--start", "2026-11-24T09:00:00+08:00"]
+    for k, v in over.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    args = main.build_parser().parse_args(argv)
+    from feeds.mqtt_args import mqtt_settings
+    args.mqtt_sources = mqtt_settings(args)
+    return args
+
+
+def test_every_kind_is_a_source_and_a_new_kind_needs_no_other_change(tmp_path):
+    from ui.session import build_session
+    session = build_session(_args())
+    try:
+        assert session.sources and all(isinstance(s, Source) for s in session.sources)
+        assert [s.health()["kind"] for s in session.sources] == ["demo"]
+        now = session.clock.now_ms()
+        extra = OneShotSource([rec("case", case_id="X-1", src="one-shot", ts=now)])
+        session.sources.append(extra.start())
+        session.situation.expect_endpoint("test://one-shot")
+        session.drain()
+        assert "X-1" in session.situation.cases
+        status = session.status()
+        assert {"kind": "test", "name": "one-shot", "up": True} in status["inputs"]
+        assert status["endpoints"]["test://one-shot"]["up"] is True
+        assert wait_for(lambda: (session.drain(), session.situation.units)[1], 10)
+    finally:
+        session.stop()
+    assert extra.stopped
+
+
+def test_a_source_that_fails_to_take_is_a_fault_not_the_end():
+    from ui.session import build_session
+
+    class Broken(OneShotSource):
+        def take(self):
+            raise RuntimeError("boom")
+
+    session = build_session(_args())
+    try:
+        session.sources.append(Broken([]))
+        session.drain()
+        assert "sources" in session.status()["faults"]
+    finally:
+        session.stop()
+
+
+def test_take_all_merges_endpoints_and_rebuilds():
+    a = Batch(endpoints={"a"}, rebuilt=({"C1"}, set(), set()))
+    b = Batch(endpoints={"b"}, rebuilt=(set(), {"U1"}, set()))
+
+    class S(OneShotSource):
+        def __init__(self, batch):
+            self.batch = batch
+
+        def take(self):
+            return self.batch
+
+    out = take_all([S(a), S(b)])
+    assert out.endpoints == {"a", "b"}
+    assert out.rebuilt == ({"C1"}, {"U1"}, set())
+
+
+@pytest.fixture
+def pub():
+    p = TestPublisher()
+    yield p
+    p.close()
+
+
+def _receive(pub, receiver, payloads, want: int):
+    receiver.start()
+    try:
+        pub.wait_subscriber()
+        for topic, payload in payloads:
+            pub.send(topic, payload)
+        got = Batch()
+        assert wait_for(lambda: (got.merge(receiver.take()),
+                                 len(got.records) + sum(got.rejects.values()) >= want)[1], 5)
+        return got
+    finally:
+        receiver.stop()
+
+
+def test_a_wgs84_feed_is_moved_into_the_walls_gcj02_frame(pub):
+    receiver = Receiver([pub.endpoint], crs={pub.endpoint: "wgs84"}, display_crs="gcj02")
+    got = _receive(pub, receiver, [("case", record("case", lat=WGS[0], lon=WGS[1]))], 1)
+    [case] = got.records
+    assert isinstance(case, Case)
+    assert (case.lat, case.lon) == pytest.approx(GCJ, abs=1e-9)
+    assert (case.lat, case.lon) != pytest.approx(WGS, abs=1e-4)     # a few hundred metres
+    assert pub.endpoint in got.endpoints
+    assert receiver.health()["frames"] == {pub.endpoint: "wgs84"}
+
+
+def test_a_protocol_feed_on_a_wgs84_wall_is_converted_and_outside_china_refused(pub):
+    receiver = Receiver([pub.endpoint], display_crs="wgs84")      # the feed: GCJ-02 (default)
+    far = record("case", case_id="FAR", seq=1, lat=51.5, lon=-0.12)        # London
+    near = record("case", case_id="NEAR", seq=2, lat=GCJ[0], lon=GCJ[1])
+    got = _receive(pub, receiver, [("case", [far, near])], 2)
+    assert [r.case_id for r in got.records] == ["NEAR"]
+    assert (got.records[0].lat, got.records[0].lon) == pytest.approx(WGS, abs=1e-7)
+    assert got.rejects == {("t", "gcj02_outside_china"): 1}
+
+
+def test_the_same_frame_is_left_untouched(pub):
+    receiver = Receiver([pub.endpoint])                 # GCJ-02 in, GCJ-02 shown
+    far = record("case", case_id="FAR", lat=0.0, lon=0.0)   # a bad fix: kept, 位置异常 on the wall
+    got = _receive(pub, receiver, [("case", far)], 1)
+    assert [(r.lat, r.lon) for r in got.records] == [(0.0, 0.0)]
+
+
+def _main(*argv, timeout=30):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--feed-crs", "wgs84", "--feed", "tcp://127.0.0.1:1"], "right after its --feed"),
+    (["--feed", "tcp://127.0.0.1:1", "--feed-crs", "bd09"], "unknown coordinate frame"),
+    (["--map-crs", "utm"], "unknown coordinate frame"),
+    (["--mqtt-user", "x", "--mqtt", "mqtt://127.0.0.1:1"], "right after its --mqtt"),
+    (["--mqtt", "http://127.0.0.1:1"], "mqtt://"),
+    (["--mqtt", "mqtt://127.0.0.1:1", "--mqtt-sub", "senml"], "FORMAT FILTER"),
+    (["--mqtt", "mqtt://127.0.0.1:1", "--mqtt-password-file", "/nonexistent/pw"],
+     "--mqtt-password-file"),
+    (["--replay", "x.mcap", "--mqtt", "mqtt://127.0.0.1:1"], "--replay has no network"),
+])
+def test_bad_frame_and_mqtt_flags_are_one_line_and_exit_2(argv, says):
+    done = _main("--headless", "--run-for", "0.1", *argv)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2          # usage line + the one problem
