@@ -19,7 +19,11 @@ order, as ``DistrictLocator.locate`` always did). Why a non-border cell has one 
 boundary point lies within ``EPS`` of it, so the crossing parity is constant over the cell, and
 the rounding of the crossing's longitude (a few 1e-14°) is far below that 1e-7° margin.
 
-Numpy only, no Qt. The build (about 50 ms) runs once per process (``district_grid``).
+The grid is of the polygons it is given, in their frame: ``feeds.districts.district_grid(crs)``
+builds one per display frame (GCJ-02, or the converted WGS-84 polygons), and a point must be
+asked in that frame.
+
+Numpy only, no Qt. The build (about 50 ms) runs once per process and frame (``district_grid``).
 """
 from __future__ import annotations
 

@@ -193,6 +193,14 @@ def console_families(doc: dict, prefix: str = PREFIX) -> list:
             ep_up.add_metric([str(ep)], _num(e.get("up")))
         if _num(e.get("auth_failed")) is not None:
             ep_auth.add_metric([str(ep)], _num(e.get("auth_failed")))
+    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), list) else []
+    in_up = o.gauge("input_up", "1 while the source (a ZeroMQ receiver, an MQTT broker, a "
+                    "recording, the demo) says it is working, by kind and name",
+                    labels=["kind", "name"])
+    for one in inputs:
+        one = _dict(one)
+        if _num(one.get("up")) is not None:
+            in_up.add_metric([str(one.get("kind")), str(one.get("name"))], _num(one.get("up")))
     ingest = _dict(doc.get("ingest"))
     o.gauge("receive_backlog_records", "records received, not yet applied to the situation",
             ingest.get("backlog"))

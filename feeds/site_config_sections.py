@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from feeds.site_config_text import ConfigError, Lines, read, type_name
 
-SECTIONS = ("centre", "wall", "walls", "broker", "dispatch_service")
+SECTIONS = ("centre", "wall", "walls", "broker", "dispatch_service", "mqtt_bridge")
 FREE_SECTIONS = ("centre",)         # documentation: any keys, read by nobody
 
 
@@ -55,6 +55,7 @@ UPSTREAMS = TableArray("upstream", "endpoint", "upstream",
 ARRAYS_OF_TABLES: dict[str, tuple[TableArray, ...]] = {
     "wall": (FEEDS, MQTT),                  # [[wall.feed]], [[wall.mqtt]] (and walls.NAME's)
     "broker": (UPSTREAMS,),                 # [[broker.upstream]]
+    "mqtt_bridge": (MQTT,),                 # [[mqtt_bridge.mqtt]]
 }
 
 

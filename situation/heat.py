@@ -5,7 +5,8 @@ numpy and pandas, no Qt: the wall's panels draw these, the map lays them over it
 (``overlay_png``), and the tests check them without a screen. Every window is read on the
 situation's clock.
 
-Grids are in degrees (the display frame of ``feeds.districts``), with cell sizes converted from
+Grids are in degrees of the display frame the situation holds (``feeds.districts.frame_of``:
+GCJ-02 by default, WGS-84 on a WGS-84 wall), over the city's bbox in that frame, with cell sizes converted from
 metres at Beijing's latitude: 1° of latitude 111 km, 1° of longitude 111 km · cos 40°. The
 grid's corner is snapped to whole cells from (0°, 0°), so a cell is the same cell whatever
 view asked for it: a case never jumps cells as the map pans.
@@ -23,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from feeds.districts import by_adcode, city_bbox, load_districts
+from feeds.crs import GCJ02
+from feeds.districts import by_adcode, city_bbox, frame_of, load_districts
 from situation import palette
 
 HOUR_MS = 3_600_000
@@ -106,9 +108,11 @@ class HeatGrid:
         return iy * self.nx + ix, inside
 
 
-def empty_grid(cell_m: int = CITY_CELL_M, bbox: Bbox | None = None, label: str = "") -> HeatGrid:
-    """A grid of zeros covering ``bbox`` (default: the city) with corners on whole cells."""
-    west, south, east, north = bbox if bbox is not None else city_bbox()
+def empty_grid(cell_m: int = CITY_CELL_M, bbox: Bbox | None = None, label: str = "",
+               crs: str = GCJ02) -> HeatGrid:
+    """A grid of zeros covering ``bbox`` (default: the city, in frame ``crs``) with corners on
+    whole cells."""
+    west, south, east, north = bbox if bbox is not None else city_bbox(crs)
     dlon, dlat = cell_deg(cell_m)
     x0 = math.floor(west / dlon) * dlon
     y0 = math.floor(south / dlat) * dlat
@@ -124,7 +128,8 @@ def case_heat(situation, window_ms: int, cell_m: int = CITY_CELL_M,
     the grid (a point far outside Beijing, or outside a district view) counts in ``outside``,
     not in a cell; ``total`` + ``outside`` is every case in the window."""
     now = situation.now_ms()
-    grid = empty_grid(cell_m, bbox, label=f"cases:{window_ms // 60_000}min")
+    grid = empty_grid(cell_m, bbox, label=f"cases:{window_ms // 60_000}min",
+                      crs=frame_of(situation))
     cases = situation.cases.values()
     n = len(cases)
     at = np.fromiter((c.reported_at for c in cases), np.int64, n)
@@ -143,7 +148,7 @@ def sensor_heat(situation, kind: str, metric: str, cell_m: int = CITY_CELL_M,
                 bbox: Bbox | None = None) -> HeatGrid:
     """Mean per cell of the latest ``metric`` of each sensor of ``kind`` (NaN: no sensor).
     ``total`` is the number of sensors in cells."""
-    grid = empty_grid(cell_m, bbox, label=f"{kind}.{metric}")
+    grid = empty_grid(cell_m, bbox, label=f"{kind}.{metric}", crs=frame_of(situation))
     grid.counts = False
     rows = [(r.lon, r.lat, r.metrics[metric]) for r in situation.sensors.values()
             if r.kind == kind and metric in r.metrics]
@@ -162,9 +167,10 @@ def sensor_heat(situation, kind: str, metric: str, cell_m: int = CITY_CELL_M,
     return grid
 
 
-def district_bbox(adcode: str) -> Bbox:
-    """(west, south, east, north) of a district; KeyError for a code Beijing does not have."""
-    return by_adcode()[adcode].bbox
+def district_bbox(adcode: str, crs: str = GCJ02) -> Bbox:
+    """(west, south, east, north) of a district in frame ``crs``; KeyError for a code Beijing
+    does not have."""
+    return by_adcode(crs)[adcode].bbox
 
 
 def view_km(bbox: Bbox) -> tuple[float, float]:

@@ -4,7 +4,11 @@ nothing from the network.
 folium's defaults point at CDNs (Leaflet, jQuery, Bootstrap, Font Awesome); every map made
 here replaces them with the Leaflet 1.9.4 the ``django-js-lib-leaflet`` package installs.
 A live page references the files beside it (``base_url()``); an exported page carries them
-inline, images included, so it works opened from disk with no network. No Qt here.
+inline, images included, so it works opened from disk with no network.
+
+Frames: a map draws in the frame its caller gives it (the live page: the wall's display frame;
+an export: WGS-84, ``feeds.crs_arrays.EXPORT_CRS``); ``CITY_CENTRE`` is only where a map
+starts before it is fitted to the city, the same in either. No Qt here.
 """
 from __future__ import annotations
 

@@ -8,6 +8,14 @@ rejected cases), ``service_code`` (the category code) and ``service_name`` (its 
 ``expected_datetime`` (the current stage's deadline, or null), ``agency_responsible`` (or
 null), and ``address`` (or null). Datetimes are ISO 8601 in Beijing time with the zone
 (``2026-11-24T09:30:00+08:00``). Nothing of units, publishers or people is exported.
+
+Frame: GeoReport's ``lat``/``long`` are WGS-84, as every consumer reads them. Cases are held
+in the wall's display frame (``feeds.districts.frame_of``: GCJ-02 by default) and converted on
+the way out (``feeds.crs_arrays.export_point``). A case whose point is outside China (a bad fix, lat 0
+lon 0) cannot be converted as GCJ-02 — GCJ-02 is WGS-84 there by the transform's own
+convention — so it is exported as held, not left out: the citizen's report still reaches the
+other tools, and its coordinates are as wrong as they came. ``open311_document`` names those
+cases (``as_held``) for whoever wants to count or flag them.
 No Qt here.
 """
 from __future__ import annotations
@@ -19,6 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from feeds.crs import GCJ02
+from feeds.crs_arrays import EXPORT_CRS, export_point
+from feeds.districts import frame_of
 from feeds.schema import CLOSED_CASE_STATUSES, Case
 from situation.atomic import write_text_atomic
 from situation.catalog import category_name
@@ -77,15 +88,18 @@ def iso_time(ms: int | None) -> str | None:
         return None
 
 
-def service_request(case: Case, lang: str = "zh") -> dict:
+def service_request(case: Case, lang: str = "zh", crs: str = GCJ02) -> dict:
+    """One case as a GeoReport v2 request; ``crs`` is the frame the case's point is held in
+    (the situation's): ``lat``/``long`` are written in WGS-84."""
+    lat, lon, _converted = export_point(case.lat, case.lon, crs)
     return {
         "service_request_id": _text(case.case_id),
         "status": "closed" if case.status in CLOSED_CASE_STATUSES else "open",
         "service_code": _text(case.category),
         "service_name": _text(category_name(case.category, lang)),
         "description": _text(case.description),
-        "lat": float(case.lat),
-        "long": float(case.lon),
+        "lat": lat,
+        "long": lon,
         "requested_datetime": iso_time(case.reported_at),
         "updated_datetime": iso_time(case.ts),
         "expected_datetime": iso_time(case.due_at),
@@ -94,13 +108,24 @@ def service_request(case: Case, lang: str = "zh") -> dict:
     }
 
 
+def open311_document(situation: Situation, include_closed: bool = False,
+                     lang: str = "zh") -> tuple[list[dict], list[str]]:
+    """(requests, as_held): ``open311_requests``, and the ids of the cases whose point could
+    not be converted to WGS-84 (outside China: exported as held, see the module's note)."""
+    crs = frame_of(situation)
+    cases = situation.cases.values() if include_closed else situation.open_cases()
+    ordered = sorted(cases, key=lambda c: (-c.reported_at, c.case_id))
+    as_held = [c.case_id for c in ordered if crs != EXPORT_CRS
+               and not export_point(c.lat, c.lon, crs)[2]]
+    return [service_request(c, lang, crs) for c in ordered], as_held
+
+
 def open311_requests(situation: Situation, include_closed: bool = False,
                      lang: str = "zh") -> list[dict]:
     """The open cases (and with ``include_closed`` the closed and rejected ones too) as
-    GeoReport v2 service requests, newest report first as GeoReport lists them."""
-    cases = situation.cases.values() if include_closed else situation.open_cases()
-    ordered = sorted(cases, key=lambda c: (-c.reported_at, c.case_id))
-    return [service_request(c, lang) for c in ordered]
+    GeoReport v2 service requests, newest report first as GeoReport lists them; positions in
+    WGS-84 whatever the wall's display frame."""
+    return open311_document(situation, include_closed, lang)[0]
 
 
 def write_open311(situation: Situation, path: str | os.PathLike, lang: str = "zh",

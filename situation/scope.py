@@ -29,12 +29,14 @@ KINDS = ("case", "unit", "sensor")
 
 
 def whole_bbox(situation):
-    """Where a panel's whole view looks: the scope's districts, else the whole city."""
+    """Where a panel's whole view looks: the scope's districts, else the whole city (in the
+    situation's display frame, ``feeds.districts.frame_of``)."""
+    from feeds.districts import city_bbox, frame_of
+    crs = frame_of(situation)
     scope = getattr(situation, "scope", None)
     if scope is not None:
-        return scope.bbox()
-    from feeds.districts import city_bbox
-    return city_bbox()
+        return scope.bbox(crs)
+    return city_bbox(crs)
 
 
 def district_codes(situation) -> list[str]:
@@ -92,10 +94,10 @@ class Scope:
         from feeds.districts import load_districts
         return [d.adcode for d in load_districts() if d.adcode in self._set]
 
-    def bbox(self) -> tuple[float, float, float, float]:
-        """(west, south, east, north) around all the scope's districts: where a panel's
-        "all our districts" view looks."""
-        boxes = [by_adcode()[c].bbox for c in self.adcodes]
+    def bbox(self, crs: str = "gcj02") -> tuple[float, float, float, float]:
+        """(west, south, east, north) around all the scope's districts in frame ``crs``: where
+        a panel's "all our districts" view looks."""
+        boxes = [by_adcode(crs)[c].bbox for c in self.adcodes]
         return (min(b[0] for b in boxes), min(b[1] for b in boxes),
                 max(b[2] for b in boxes), max(b[3] for b in boxes))
 

@@ -1,7 +1,12 @@
 """Which units to send: the nearest available ones, with distance and a time to arrive.
 
 Straight-line distance times a detour factor (city streets are not straight), at a speed by
-kind of unit; good enough to rank and to say "about 6 minutes" to a commander. No Qt.
+kind of unit; good enough to rank and to say "about 6 minutes" to a commander.
+
+Frames: units and cases are held in the situation's one display frame (GCJ-02 or WGS-84,
+``feeds.districts.frame_of``), so a distance is measured between two points of the same
+frame (the two frames differ by a near-constant shift: the same metres to well under 1 m in
+10 km), and a district is found by the situation's locator, of that frame. No Qt.
 """
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from feeds.districts import load_districts
+from feeds.crs import GCJ02, check_frame
+from feeds.districts import frame_of, load_districts
 from feeds.schema import CLOSED_CASE_STATUSES
 from situation.heat import UNIT_CELL_M, HeatGrid, empty_grid
 
@@ -331,19 +332,25 @@ class CellMask(NamedTuple):
 OUTSIDE = 255
 
 
-@lru_cache(maxsize=2)
-def district_cells(cell_m: int = UNIT_CELL_M) -> CellMask:
+def district_cells(cell_m: int = UNIT_CELL_M, crs: str = GCJ02) -> CellMask:
+    """``_district_cells`` of the city grid in frame ``crs`` (the situation's display frame,
+    ``feeds.districts.frame_of``), cached per cell size and frame."""
+    return _district_cells(cell_m, check_frame(crs))
+
+
+@lru_cache(maxsize=4)
+def _district_cells(cell_m: int, crs: str) -> CellMask:
     """Every district rasterised on the city grid of ``cell_m`` (cell centres inside the
     polygon, the even-odd rule of ``feeds.districts.points_in_rings`` with the same arithmetic):
     per row of cells, the polygon edges' crossings of the row's centre line, and each centre
     inside when an odd number of crossings lie east of it. A centre inside two districts (the
     source's shared borders overlap by a hair: one cell of 东城/西城) counts for the later one.
     About a quarter of a second for the whole city at 100 m; cached."""
-    frame = empty_grid(cell_m, label=f"districts:{cell_m}m")     # zeros: not touched
+    frame = empty_grid(cell_m, label=f"districts:{cell_m}m", crs=crs)  # zeros: not touched
     west, south, dlon, dlat, nx, ny = (frame.west, frame.south, frame.dlon, frame.dlat,
                                        frame.nx, frame.ny)
     labels = np.full((ny, nx), OUTSIDE, dtype=np.uint8)
-    for k, d in enumerate(load_districts()):
+    for k, d in enumerate(load_districts(crs=crs)):
         x0, y0, x1, y1 = d.bbox
         r0 = max(0, math.floor((y0 - south) / dlat) - 1)
         r1 = min(ny, math.ceil((y1 - south) / dlat) + 1)
@@ -515,7 +522,7 @@ def patrol_coverage(situation, hours: float = 8, cell_m: int = UNIT_CELL_M) -> C
     unit beyond the city line) are drawn but counted nowhere."""
     now = situation.now_ms()
     start = now - int(hours * HOUR_MS)
-    mask = district_cells(cell_m)
+    mask = district_cells(cell_m, frame_of(situation))
     frame = mask.frame
     nx, ny = frame.nx, frame.ny
     unit, ua, va, ub, vb = track_segments(situation, start, now, frame)

@@ -234,12 +234,7 @@ def display_frame(args) -> str:
 def display_locator(frame: str):
     """The district locator in the wall's frame (district outlines are GCJ-02 data)."""
     from feeds.districts import DistrictLocator
-    try:
-        return DistrictLocator(crs=frame)
-    except TypeError:                      # a locator that knows one frame only
-        if frame != "gcj02":
-            raise
-        return None
+    return DistrictLocator(crs=frame)
 
 
 def mqtt_sources(args, clock: Clock, faults: Faults, display: str) -> list:

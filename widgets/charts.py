@@ -189,13 +189,14 @@ def chart_axes(widget) -> list[tuple[str, pg.AxisItem]]:
     return out
 
 
-def district_outlines() -> pg.PlotDataItem:
-    """Every district's border as one line item (over a heat or coverage raster)."""
+def district_outlines(crs: str = "gcj02") -> pg.PlotDataItem:
+    """Every district's border as one line item (over a heat or coverage raster), in frame
+    ``crs`` (the situation's display frame: ``feeds.districts.frame_of``)."""
     import numpy as np
 
     from feeds.districts import load_districts
     xs, ys = [], []
-    for d in load_districts():
+    for d in load_districts(crs=crs):
         for ring in d.rings:
             xs.extend([ring[:, 0], [np.nan]])
             ys.extend([ring[:, 1], [np.nan]])

@@ -18,7 +18,7 @@ from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolTip, QWidget
 
-from feeds.districts import city_bbox
+from feeds.districts import city_bbox, frame_of
 from situation.catalog import (category_name, district_name, sensor_kind_name, stage_name,
                                unit_kind_name, unit_status_name)
 from situation import heat
@@ -153,7 +153,8 @@ class CityMap(Panel):
             self.notice(src.problem)            # and the district basemap: never blank
         if src is not None and src.handler is not None:
             tile_sources.install(self.page.profile(), src)
-        self.page.setHtml(build_page(lang, src.url if src and not src.problem else None),
+        self.page.setHtml(build_page(lang, src.url if src and not src.problem else None,
+                                     frame_of(situation)),
                           QUrl(base_url()))
 
     def fit_head(self) -> None:
@@ -301,7 +302,7 @@ class CityMap(Panel):
             self.js(f"cw.setNow({int(now)})")
 
     def _summary(self, now: int) -> None:
-        x0, y0, x1, y1 = city_bbox()
+        x0, y0, x1, y1 = city_bbox(frame_of(self.situation))
         outside = sum(1 for c in self.situation.open_cases()
                       if not (x0 - 0.5 <= c.lon <= x1 + 0.5 and y0 - 0.5 <= c.lat <= y1 + 0.5))
         parts = [self._heat_text] if self.heat_on and self._heat_text else []
@@ -339,7 +340,7 @@ class CityMap(Panel):
         if not self.heat_on or not isinstance(bounds, str):
             return
         south, west, north, east = json.loads(bounds)
-        x0, y0, x1, y1 = city_bbox()
+        x0, y0, x1, y1 = city_bbox(frame_of(self.situation))
         view = (max(west, x0), max(south, y0), min(east, x1), min(north, y1))
         if view[0] >= view[2] or view[1] >= view[3]:
             self.js("cw.setOverlay(null)")

@@ -15,7 +15,8 @@ from pathlib import Path
 import folium
 from branca.element import Element
 
-from feeds.districts import DATA_FILE, city_bbox, load_districts
+from feeds.crs import GCJ02
+from feeds.districts import city_bbox, districts_geojson, load_districts
 from situation import heat
 from situation.mapkit import offline_map
 from situation.store import UNIT_STALE_MS
@@ -113,21 +114,24 @@ def legend_html(lang: str) -> str:
     return "".join(rows)
 
 
-def build_page(lang: str = "zh", tiles_url: str | None = None) -> str:
+def build_page(lang: str = "zh", tiles_url: str | None = None, crs: str = GCJ02) -> str:
     """The map page: districts basemap (or local tiles under it), live-layer script. Every
-    colour comes from the palette in use (``page_colours``), passed to the script as JSON."""
+    colour comes from the palette in use (``page_colours``), passed to the script as JSON.
+    ``crs`` is the display frame (the situation's, ``feeds.districts.frame_of``): districts,
+    names and the city's bounds are drawn in it, as the live layers' points are held in it;
+    local tiles must be in it too (OSM and government tiles: WGS-84)."""
     # No zoom or fade animations: no GPU here, and a wall jumps to where it is told at once.
     m = offline_map(inline=False, zoom_animation=False, fade_animation=False,
                     marker_zoom_animation=False, max_zoom=19, min_zoom=6, zoom_snap=0.25)
     m.control_scale = False             # the page adds a metric-only scale bar itself
-    x0, y0, x1, y1 = city_bbox()
+    x0, y0, x1, y1 = city_bbox(crs)
     m.fit_bounds([[y0, x0], [y1, x1]])
     if tiles_url:
         folium.TileLayer(tiles=tiles_url, attr="local tiles", name="tiles", max_zoom=19,
                          max_native_zoom=18).add_to(m)
     fill = theme.MAP_LAND if not tiles_url else "transparent"
     districts = folium.GeoJson(
-        json.loads(DATA_FILE.read_text(encoding="utf-8")), name="districts",
+        districts_geojson(crs), name="districts",
         style_function=lambda _f: {"color": theme.MAP_EDGE, "weight": 2, "fillColor": fill,
                                    "fillOpacity": 0.55 if not tiles_url else 0.0},
         interactive=False)
@@ -145,7 +149,7 @@ def build_page(lang: str = "zh", tiles_url: str | None = None) -> str:
             lon += GRID_DEG
     # District names: the largest districts first (the page hides a name that would overlap
     # one placed before it, at every zoom).
-    for rank, d in enumerate(sorted(load_districts(), key=lambda d: -(d.bbox[2] - d.bbox[0])
+    for rank, d in enumerate(sorted(load_districts(crs=crs), key=lambda d: -(d.bbox[2] - d.bbox[0])
                                     * (d.bbox[3] - d.bbox[1]))):
         lon, lat = d.centroid
         name = html.escape(d.short_zh if lang == "zh" else d.name_en)

@@ -92,9 +92,9 @@ class SpatialHeatPanel(Panel):
             lambda _i: self.show_area(self.area_box.currentData()))
 
     def _outlines(self) -> None:
-        self.plot.addItem(charts.district_outlines())
+        self.plot.addItem(charts.district_outlines(self.crs))
         self.labels = []
-        for d in load_districts():
+        for d in load_districts(crs=self.crs):
             item = pg.TextItem(district_name(d.adcode, self.lang),
                                color=charts.rgba(theme.TEXT, 215), anchor=(0.5, 0.5))
             item.setFont(theme.font(self.LABEL_PX, bold=True))
@@ -107,7 +107,7 @@ class SpatialHeatPanel(Panel):
     def show_area(self, adcode: str | None) -> None:
         """Zoom to a district (its 100 m unit grid) or the whole city (None; a district wall:
         all its districts)."""
-        west, south, east, north = (district_bbox(adcode) if adcode
+        west, south, east, north = (district_bbox(adcode, self.crs) if adcode
                                     else whole_bbox(self.situation))
         vb = self.plot.getPlotItem().getViewBox()
         vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
@@ -149,7 +149,7 @@ class SpatialHeatPanel(Panel):
         cell = grid_for_view(view)
         bbox = None
         if cell == UNIT_CELL_M:
-            cw, cs, ce, cn = city_bbox()
+            cw, cs, ce, cn = city_bbox(self.crs)
             bbox = (max(view[0], cw), max(view[1], cs), min(view[2], ce), min(view[3], cn))
             if bbox[0] >= bbox[2] or bbox[1] >= bbox[3]:
                 bbox, cell = None, CITY_CELL_M          # looking off the city: show it all
@@ -227,7 +227,7 @@ class SpatialHeatPanel(Panel):
         西城 appear once the view is close enough not to pile them onto 朝阳)."""
         px = self._pixel_deg()
         x0, y0, x1, y1 = self.view_bbox()
-        for d, item in zip(load_districts(), self.labels):
+        for d, item in zip(load_districts(crs=self.crs), self.labels):
             if px is None:
                 item.setVisible(True)
                 continue

@@ -17,6 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QBoxLayout, QFrame, QHeaderView, QLabel,
                                QStyle, QTableView, QVBoxLayout, QWidget)
 
+from feeds.districts import frame_of
 from situation.store import Change, Situation
 from widgets import theme
 from widgets.i18n import tr
@@ -42,6 +43,12 @@ class Panel(QFrame):
     # A console dock's title bar names the panel: its own title (and any other label a panel
     # shows its name in) stays hidden, so the name is said once.
     titled_by_dock = False
+
+    @property
+    def crs(self) -> str:
+        """The display frame of the situation shown (its locator's: ``frame_of``): every
+        district outline, bbox and grid a panel draws is in it."""
+        return frame_of(self.situation)
 
     def __init__(self, situation: Situation, lang: str = "zh", parent: QWidget | None = None):
         super().__init__(parent)

@@ -90,16 +90,17 @@ class PatrolCoverage(Panel):
 
         self.coverage = None            # the last computation (derived)
         self._computed: tuple | None = None
-        self._pooled_inside = _pool((district_cells().labels != OUTSIDE).astype(np.int32), POOL)
+        self._pooled_inside = _pool((district_cells(crs=self.crs).labels != OUTSIDE)
+                                    .astype(np.int32), POOL)
         self.hours_box.currentIndexChanged.connect(lambda _i: self._settings_changed())
         self.area_box.currentIndexChanged.connect(lambda _i: self._settings_changed())
         self._zoom()
 
     # ---- building -------------------------------------------------------------------------
     def _outlines(self) -> None:
-        self.map.addItem(charts.district_outlines())
+        self.map.addItem(charts.district_outlines(self.crs))
         self.labels = []
-        for d in load_districts():
+        for d in load_districts(crs=self.crs):
             item = pg.TextItem("", color=charts.rgba(theme.TEXT, 230), anchor=(0.5, 0.5),
                                fill=pg.mkBrush(charts.rgba(theme.BG, 150)))
             item.setFont(theme.font(self.LABEL_PX, bold=True))
@@ -159,7 +160,7 @@ class PatrolCoverage(Panel):
         self.refresh()
 
     def _zoom(self) -> None:
-        west, south, east, north = (by_adcode()[self.area].bbox if self.area
+        west, south, east, north = (by_adcode(self.crs)[self.area].bbox if self.area
                                     else whole_bbox(self.situation))
         vb = self.map.getPlotItem().getViewBox()
         vb.setRange(xRange=(west, east), yRange=(south, north), padding=0.03)
@@ -186,7 +187,7 @@ class PatrolCoverage(Panel):
         and where it goes."""
         cov = self.coverage
         g = cov.grid
-        mask = district_cells(g.cell_m)
+        mask = district_cells(g.cell_m, self.crs)
         inside = mask.labels != OUTSIDE
         visited = (g.values > 0) & inside
         if self.area is None:
@@ -196,7 +197,7 @@ class PatrolCoverage(Panel):
                 shown = np.where(room > 0, hit / room, np.nan)
             return shown, QRectF(g.west, g.south, shown.shape[1] * POOL * g.dlon,
                                  shown.shape[0] * POOL * g.dlat)
-        x0, y0, x1, y1 = by_adcode()[self.area].bbox
+        x0, y0, x1, y1 = by_adcode(self.crs)[self.area].bbox
         c0 = max(0, math.floor((x0 - g.west) / g.dlon) - 2)
         c1 = min(g.nx, math.ceil((x1 - g.west) / g.dlon) + 2)
         r0 = max(0, math.floor((y0 - g.south) / g.dlat) - 2)
@@ -248,7 +249,7 @@ class PatrolCoverage(Panel):
         if px is not None and not all(math.isfinite(v) and v > 0 for v in px):
             px = None
         (x0, x1), (y0, y1) = self.map.getPlotItem().getViewBox().viewRange()
-        for d, item in zip(load_districts(), self.labels):
+        for d, item in zip(load_districts(crs=self.crs), self.labels):
             text = f"{district_name(d.adcode, self.lang)} {pct(share[d.adcode])}"
             item.setText(text)
             if d.adcode not in self.codes:          # a district wall: its districts' figures only
