@@ -403,7 +403,7 @@ class Broker:
             "input_restarts": st["input_restarts"], "restarts_by_src": restarts,
             **self.answers.status(),
             "state_ready": self.rebuilt is True,
-            "state": {k: st[k] for k in ("cases", "units", "sensors", "sources")},
+            "state": {k: st[k] for k in ("cases", "units", "positions", "sensors", "sources")},
             "rejected": st["rejected"], "refused_ids": st["refused_ids"],
             "proxy": dict(zip(("in_msgs", "in_bytes", "in_sent_msgs", "in_sent_bytes",
                                "out_recv_msgs", "out_recv_bytes", "out_msgs", "out_bytes"),

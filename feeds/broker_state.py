@@ -2,7 +2,8 @@
 
 The broker forwards bytes in C (``feeds.broker``); a copy of every message comes here, is
 judged exactly as a console judges it (``feeds.decode``), and keeps the current state: every
-open case, every unit, each sensor's latest reading, each source's last ``seq``. A wall that
+open case, every unit, each unit's newest position (``unit.pos``, when newer than its record),
+each sensor's latest reading, each source's last ``seq``. A wall that
 joins late asks once and gets all of it with those ``seq`` values; it then follows the feed,
 applying only records past them (the ZeroMQ guide's Clone pattern).
 
@@ -11,7 +12,8 @@ The reply (``PROTOCOL.md``, "State from a broker") is a multipart message::
     [b"citywall.state", header JSON, topic, batch, topic, batch, …]
 
 where every (topic, batch) pair is an ordinary feed message of at most ``BATCH_RECORDS``
-records, so the wall judges it with its ordinary decoder and a broken reply costs the wall
+records (cases, then units, then positions — after the units, so a wall knows each unit before
+its fix moves it — then sensors by kind), so the wall judges it with its ordinary decoder and a broken reply costs the wall
 the reply, never its picture. Pure: no sockets, no threads, no Qt.
 """
 from __future__ import annotations
@@ -24,13 +26,13 @@ import msgspec
 from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES
 from feeds.decode import MessageDecoder
 from feeds.schema import (CLOSED_CASE_STATUSES, DEFAULT_MAX_RECORD_BYTES, Case, Record,
-                          SensorReading, Unit, encode, topic_of)
+                          SensorReading, Unit, UnitPosition, encode, topic_of)
 
 STATE_TAG = b"citywall.state"          # first frame of a state reply
 WELCOME = b"citywall.welcome"          # the XPUB's welcome: a subscriber's feed is live
 BATCH_RECORDS = 1_000                  # records per (topic, batch) pair of a reply
 MAX_CASES = 200_000                    # held at most (open cases); the rest refused, counted
-MAX_UNITS = 50_000
+MAX_UNITS = 50_000                     # (and positions: one per unit at most this many)
 MAX_SENSORS = 500_000
 MAX_SOURCES = 1_000                    # sources whose seq is kept
 MAX_CLOSED_KEPT = 100_000              # closed case ids remembered (an older open record of a
@@ -77,11 +79,15 @@ class BrokerState:
         self._decoder = MessageDecoder(max_record_bytes, max_message_bytes=max_message_bytes)
         self.cases: dict[str, Case] = {}
         self.units: dict[str, Unit] = {}
+        # unit id → its newest ``unit.pos``, while newer than its full record (a position for
+        # a unit without one is kept too: a wall may know the unit from a dispatch snapshot)
+        self.positions: dict[str, UnitPosition] = {}
         self.sensors: dict[str, SensorReading] = {}
         self.seqs: dict[str, int] = {}
         self.last_ts: dict[str, int] = {}        # src → the newest ts heard (heartbeats too)
         self._closed: OrderedDict[str, int] = OrderedDict()     # case_id → ts it closed
-        self.caps = {"cases": max_cases, "units": max_units, "sensors": max_sensors}
+        self.caps = {"cases": max_cases, "units": max_units, "positions": max_units,
+                     "sensors": max_sensors}
         self.max_sources = max_sources
         self.messages = 0
         self.records = 0
@@ -147,7 +153,15 @@ class BrokerState:
         if isinstance(rec, Unit):
             held = self.units.get(rec.unit_id)
             if held is None or rec.ts >= held.ts:
+                fix = self.positions.get(rec.unit_id)
+                if fix is not None and fix.ts <= rec.ts:
+                    del self.positions[rec.unit_id]     # the record's position is as new
                 return self._put("units", self.units, rec.unit_id, rec, held)
+        elif isinstance(rec, UnitPosition):
+            unit = self.units.get(rec.unit_id)
+            held = self.positions.get(rec.unit_id)
+            if (unit is None or rec.ts > unit.ts) and (held is None or rec.ts > held.ts):
+                return self._put("positions", self.positions, rec.unit_id, rec, held)
         elif isinstance(rec, SensorReading):
             held = self.sensors.get(rec.id)
             if held is None or rec.ts >= held.ts:
@@ -167,7 +181,8 @@ class BrokerState:
         cache = self._reply_cache
         if cache is None or cache[0] != self.version:
             body: list[bytes] = []
-            for records in (self.cases.values(), self.units.values()):
+            for records in (self.cases.values(), self.units.values(),
+                            self.positions.values()):
                 body += _batches(records)
             by_kind: dict[str, list[SensorReading]] = {}
             for rec in self.sensors.values():
@@ -179,7 +194,7 @@ class BrokerState:
             "v": 1, "type": "state", "req": req, "ready": True, "seqs": self.seqs,
             "ts": self.last_ts,
             "counts": {"cases": len(self.cases), "units": len(self.units),
-                       "sensors": len(self.sensors)}})
+                       "positions": len(self.positions), "sensors": len(self.sensors)}})
         return [STATE_TAG, header, *cache[1]]
 
     @staticmethod
@@ -203,7 +218,8 @@ class BrokerState:
 
     def status(self) -> dict:
         return {"cases": len(self.cases), "units": len(self.units),
-                "sensors": len(self.sensors), "sources": len(self.seqs),
+                "positions": len(self.positions), "sensors": len(self.sensors),
+                "sources": len(self.seqs),
                 "messages": self.messages, "records": self.records,
                 "rejected": dict(self.rejected), "refused_ids": dict(self.refused_ids),
                 "input_gaps": self.gaps, "input_missed": self.missed,

@@ -24,7 +24,7 @@ from feeds.bounds import (DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES, MAX_BATC
                           MAX_DEADLINE_AHEAD_MS, MAX_DEPTH, depth_exceeds, loads, time_problem,
                           valid_id, valid_text)
 from feeds.schema import (DEFAULT_MAX_RECORD_BYTES, PROTOCOL_VERSION, Case, Record,
-                          SensorReading, Unit, type_for_topic)
+                          SensorReading, Unit, UnitPosition, type_for_topic)
 
 LOG = logging.getLogger("feeds.decode")
 UNKNOWN_SRC = "?"
@@ -51,6 +51,21 @@ REASONS = {
     "too_many_ids": "more ids than the console holds",
     "src_not_allowed": "a src its publisher's key may not use",
     "internal": "the console could not judge it (a fault, logged)",
+    # Not the decoder's: a well-formed ``unit.pos`` for a unit the picture does not hold
+    # (no callsign, kind or status to show it by) is counted under this reason and dropped.
+    "unknown_unit": "a position for a unit not known yet (dropped)",
+    # Not the decoder's either: the other sources' reasons (feeds.crs, feeds.senml,
+    # feeds.owntracks, feeds.mqtt_source), in one list with these.
+    "gcj02_outside_china": "a GCJ-02 point outside China (cannot be converted)",
+    "no_base_name": "a SenML pack whose first record has no base name",
+    "senml_bad_value": "a SenML record without exactly one numeric value",
+    "unknown_measure_unit": "a SenML unit of measure not registered",
+    "no_position": "a SenML reading with no position given or remembered",
+    "not_location": "an OwnTracks message other than a location",
+    "no_time": "an OwnTracks location without tst",
+    "unknown_device": "an OwnTracks device not in the roster",
+    "unmapped_topic": "an MQTT topic no subscription reads",
+    "backlog_full": "an MQTT message dropped: the backlog was full",
 }
 
 MAX_TOPIC_CHARS = 128
@@ -298,6 +313,8 @@ def _record_texts_valid(rec: Record) -> bool:
     if isinstance(rec, Unit):
         return (valid_id(rec.unit_id) and valid_id(rec.callsign) and valid_id(rec.kind)
                 and all(v is None or valid_id(v) for v in (rec.case_id, rec.shift)))
+    if isinstance(rec, UnitPosition):
+        return valid_id(rec.unit_id)
     return True
 
 

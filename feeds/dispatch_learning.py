@@ -11,9 +11,24 @@ Every table is bounded, like a console's (``situation.limits``): a record for a 
 ``max_cases`` / ``max_units`` is refused (``learn_refused`` in the status; when a table is
 full it is pruned first, at most once a second, to make room); closed cases are forgotten
 ``CLOSED_KEEP_MS`` after they closed, open cases and units nothing was heard of for
-``open_case_max_age_ms`` / ``unit_max_age_ms`` (30 days; ``aged_out``). It works on the
-service's ``cases``, ``units``, ``_dirty_cases``, ``_dirty_units``, ``_receiver``,
-``storage``, ``counts``, ``learn_refused``, ``aged_out`` and ``_version``.
+``open_case_max_age_ms`` / ``unit_max_age_ms`` (30 days; ``aged_out``).
+
+Positions (``unit.pos``, issue #16) move a held unit and nothing else: never its status or
+case. The two are ordered apart, so a tracker's clock ahead cannot make the service's next
+status record look older: ``units[uid].ts`` stays the ts of the unit's last full record (what
+``change_ts`` dates an order's change after), and ``_unit_pos_ts[uid]`` is the ts of the
+position held. A ``unit.pos`` is taken when newer than that position; a learned full record
+when newer than the held record (as before), its position only when newer than the held
+position too. So every ``unit`` record the service publishes for an order carries the newest
+position it knows. A position for a unit not held is counted (``positions.unknown_unit``) and
+dropped. Positions are not written to SQLite per fix: a unit's record is written with the
+position it holds whenever it is written anyway (an order, a learned record), and units that
+only moved are written at most every ``POSITION_FLUSH_S`` and on close — a restart may put a
+unit back up to that far behind, and its next fix moves it again.
+
+It works on the service's ``cases``, ``units``, ``_unit_pos_ts``, ``_moved_units``,
+``_dirty_cases``, ``_dirty_units``, ``_receiver``, ``storage``, ``counts``,
+``learn_refused``, ``aged_out`` and ``_version``.
 """
 from __future__ import annotations
 
@@ -21,7 +36,9 @@ import time
 
 from feeds.batch import Batch
 from feeds.dispatch_store import StorageError
-from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit
+import msgspec
+
+from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit, UnitPosition
 from feeds.simulator import HOUR
 
 CLOSED_KEEP_MS = 48 * HOUR        # closed cases are forgotten this long after they closed
@@ -31,6 +48,7 @@ DEFAULT_MAX_CASES = 200_000       # ids held per table (situation.limits: a cons
 DEFAULT_MAX_UNITS = 20_000
 ROOM_PRUNE_S = 1.0                # a full table is pruned for room at most this often
 RECEIVER_RETRY_S = 10.0           # a source receiver that gave up is replaced this often
+POSITION_FLUSH_S = 60.0           # units that only moved reach SQLite at most this often
 
 
 class SourceLearning:
@@ -65,8 +83,10 @@ class SourceLearning:
                 self._learn_one(self.cases, rec.case_id, rec, self._dirty_cases, "cases",
                                 self.max_cases)
             elif isinstance(rec, Unit):
-                self._learn_one(self.units, rec.unit_id, rec, self._dirty_units, "units",
-                                self.max_units)
+                self._learn_one(self.units, rec.unit_id, self._keep_position(rec),
+                                self._dirty_units, "units", self.max_units)
+            elif isinstance(rec, UnitPosition):
+                self._learn_position(rec)
         self.counts["source_rejects"] += sum(batch.rejects.values())
         self.source_auth_failed.update(batch.auth_failed)   # a wrong --source-server-key
 
@@ -81,6 +101,51 @@ class SourceLearning:
             dirty.add(key)
             self.counts["learned"] += 1
             self._version += 1
+            if isinstance(rec, Unit):
+                self._moved_units.discard(key)          # written with its position
+                self._unit_pos_ts[key] = max(rec.ts, self._held_position_ts(key))
+
+    def _held_position_ts(self, uid: str) -> int:
+        """The ts of the position held for a unit (-1: none, or one dated beyond the
+        tolerance, which must not outlive the real ones)."""
+        held = self.units.get(uid)
+        if held is None:
+            return -1
+        ts = self._unit_pos_ts.get(uid, held.ts)
+        return -1 if ts > self.now_ms() + self.future_ms else ts
+
+    def _keep_position(self, rec: Unit) -> Unit:
+        """A full record older than the held position: its status may be news, its position
+        is not (the newer fix stays)."""
+        if rec.ts >= self._held_position_ts(rec.unit_id):
+            return rec
+        held = self.units[rec.unit_id]
+        return msgspec.structs.replace(rec, lat=held.lat, lon=held.lon, course=held.course,
+                                       speed=held.speed)
+
+    def _learn_position(self, rec: UnitPosition) -> None:
+        """Move a held unit (never its status or case); a position for a unit not held is
+        counted and dropped, and one not newer than the held position changes nothing."""
+        uid = rec.unit_id
+        held = self.units.get(uid)
+        if held is None:
+            self.counts["positions_unknown_unit"] += 1
+            return
+        if rec.ts <= self._held_position_ts(uid):
+            self.counts["positions_superseded"] += 1
+            return
+        self.units[uid] = msgspec.structs.replace(held, lat=rec.lat, lon=rec.lon,
+                                                  course=rec.course, speed=rec.speed)
+        self._unit_pos_ts[uid] = rec.ts
+        self._moved_units.add(uid)
+        self.counts["positions"] += 1
+        self._version += 1
+
+    def _positions_status(self) -> dict:
+        return {"learned": self.counts["positions"],
+                "superseded": self.counts["positions_superseded"],
+                "unknown_unit": self.counts["positions_unknown_unit"],
+                "unsaved": len(self._moved_units)}
 
     def _room(self, table: dict, cap: int) -> bool:
         """A table is full: prune it now (at most once a second), and say if that made
@@ -99,17 +164,25 @@ class SourceLearning:
             return True
         return rec.ts > held.ts or (rec.ts == held.ts and held.src != self.src)
 
-    def _flush_learned(self) -> None:
-        if not (self._dirty_cases or self._dirty_units) or self.storage.conn is None:
+    def _flush_learned(self, positions: bool = False) -> None:
+        """Learned records to SQLite; units that only moved too when ``positions`` or every
+        ``POSITION_FLUSH_S`` (not per fix)."""
+        mono = time.monotonic()
+        moved = self._moved_units if positions or mono >= self._next_position_flush else ()
+        if not (self._dirty_cases or self._dirty_units or moved) or self.storage.conn is None:
             return
+        units = self._dirty_units | set(moved)
         try:
             self.storage.write(cases=[self.cases[k] for k in self._dirty_cases],
-                               units=[self.units[k] for k in self._dirty_units])
+                               units=[self.units[k] for k in units if k in self.units])
         except StorageError as exc:
             self._storage_failed(exc)
             return
         self._dirty_cases.clear()
         self._dirty_units.clear()
+        if moved:
+            self._moved_units.clear()
+            self._next_position_flush = mono + POSITION_FLUSH_S
 
     def _prune(self) -> None:
         """Forget cases closed more than ``CLOSED_KEEP_MS`` ago (the wall keeps its own
@@ -125,7 +198,9 @@ class SourceLearning:
                     closed.append(k)
             elif c.ts < open_cutoff:
                 stale.append(k)
-        units = [k for k, u in self.units.items() if u.ts < now - self.unit_max_age_ms]
+        pos_ts = self._unit_pos_ts          # a unit still sending fixes is still heard of
+        units = [k for k, u in self.units.items()
+                 if max(u.ts, pos_ts.get(k, u.ts)) < now - self.unit_max_age_ms]
         if not (closed or stale or units) or self.storage.conn is None:
             return
         try:
@@ -139,6 +214,8 @@ class SourceLearning:
         for k in units:
             del self.units[k]
             self._dirty_units.discard(k)
+            self._moved_units.discard(k)
+            self._unit_pos_ts.pop(k, None)
         self.aged_out["cases"] += len(stale)
         self.aged_out["units"] += len(units)
         self._version += 1

@@ -201,6 +201,9 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         self._open_at = 0.0
         self._dirty_cases: set[str] = set()           # learned, not yet in SQLite
         self._dirty_units: set[str] = set()
+        self._unit_pos_ts: dict[str, int] = {}        # ts of each unit's position held
+        self._moved_units: set[str] = set()           # moved since written (not per fix)
+        self._next_position_flush = 0.0
         self._replies: OrderedDict[str, bytes] = OrderedDict()
         self._version = 0                             # moves whenever the picture does
         self._snapshot_cache: tuple[tuple[int, int], bytes, float] | None = None
@@ -326,7 +329,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
             self._receiver.stop()
             self._receiver = None
         with self._lock:
-            self._flush_learned()
+            self._flush_learned(positions=True)
             self.storage.close()
             self._close_monitors()
             for sock in (self._router, self._feed):
@@ -461,7 +464,7 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                 "snapshot_encodes": self.counts["snapshot_encodes"],
                 "snapshot_clients": len(self._snapshot_limit),
                 "republished": self.counts["republished"],
-                "learned": self.counts["learned"],
+                "learned": self.counts["learned"], "positions": self._positions_status(),
                 "source_rejects": self.counts["source_rejects"],
                 "learn_refused": dict(self.learn_refused), "aged_out": dict(self.aged_out),
                 "storage_errors": self.counts["storage_errors"],

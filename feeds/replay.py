@@ -24,7 +24,7 @@ import zmq
 from feeds.bounds import MAX_SUBSCRIPTION_BYTES
 from feeds.decode import MessageDecoder
 from feeds.recording import Recording, RecordingError, read_recording
-from feeds.schema import Case, Heartbeat, SensorReading, Unit, frames
+from feeds.schema import Case, Heartbeat, SensorReading, Unit, UnitPosition, frames
 
 REPLAY_SRC = "replay"
 LOOP_S = 0.02                # the pacing loop's longest sleep: subscriptions are seen this fast
@@ -33,7 +33,8 @@ CLASSROOM_DOMAIN = "classroom"   # the ZAP domain of the classroom's CURVE serve
 
 
 class LatestState:
-    """The latest record of every case, unit and sensor so far: a late joiner's snapshot."""
+    """The latest record of every case, unit (and unit position) and sensor so far: a late
+    joiner's snapshot."""
 
     def __init__(self):
         self._decoder = MessageDecoder()
@@ -45,6 +46,8 @@ class LatestState:
                 key = ("case", rec.case_id)
             elif isinstance(rec, Unit):
                 key = ("unit", rec.unit_id)
+            elif isinstance(rec, UnitPosition):
+                key = ("unit.pos", rec.unit_id)
             elif isinstance(rec, SensorReading):
                 key = (f"sensor.{rec.kind}", rec.id)
             else:
@@ -54,9 +57,17 @@ class LatestState:
                 self.latest[key] = rec
 
     def batches(self) -> dict[str, list]:
+        """By topic; units' newest fixes last, after every unit (a wall needs the unit first),
+        and only those newer than the unit's own record."""
         out: dict[str, list] = {}
-        for (topic, _), rec in self.latest.items():
+        for (topic, uid), rec in self.latest.items():
+            if topic == "unit.pos":
+                unit = self.latest.get(("unit", uid))
+                if unit is not None and unit.ts >= rec.ts:
+                    continue
             out.setdefault(topic, []).append(rec)
+        if "unit.pos" in out:
+            out["unit.pos"] = out.pop("unit.pos")
         return out
 
 

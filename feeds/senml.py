@@ -17,7 +17,7 @@ A pack is a JSON array of records. How one becomes readings:
 - Values: ``bv + v``; a boolean ``vb`` is 1 or 0 (a manhole's ``open``). A record holding two
   of ``v``/``vs``/``vb``/``vd``, or only a string or data value, or none, cannot be a metric:
   ``senml_bad_value``. A unit (``u``, else ``bu``) that is neither registered (RFC 8428 and the
-  secondary units of RFC 8798) nor in ``EXTRA_UNITS`` refuses its record ``unknown_unit``:
+  secondary units of RFC 8798) nor in ``EXTRA_UNITS`` refuses its record ``unknown_measure_unit``:
   a number whose unit the wall cannot read could be shown wrong by a factor (°F as °C).
 - Position: from the pack, else the last one a pack gave for that sensor (remembered for at
   most ``max_positions`` sensors, least recently used forgotten). A reading with neither is
@@ -29,7 +29,7 @@ records), ``not_json`` (also 1e400 and lone surrogates, which msgspec refuses),
 ``unknown_version`` (``bver`` above 10 or a must-understand field ending in ``_``),
 ``missing_field`` (an empty pack), ``no_base_name``; one per record — ``not_object``,
 ``missing_field`` (no ``n``), ``wrong_type``, ``bad_text``, ``senml_bad_value``,
-``unknown_unit``, ``not_finite``, ``out_of_range`` (time, lat/lon); one per reading —
+``unknown_measure_unit``, ``not_finite``, ``out_of_range`` (time, lat/lon); one per reading —
 ``no_position``, ``too_large`` (more metrics than a reading holds). Nothing here raises.
 """
 from __future__ import annotations
@@ -179,7 +179,7 @@ class SenmlReader:
             if not isinstance(unit, str):
                 return "wrong_type"
             if unit not in UNITS and unit not in EXTRA_UNITS:
-                return "unknown_unit"
+                return "unknown_measure_unit"
         t = rec.get("t", 0)
         if type(t) not in (int, float):
             return "wrong_type"

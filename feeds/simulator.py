@@ -7,7 +7,8 @@ exactly protocol v1 (../shared/PROTOCOL.md) on a ZeroMQ PUB socket.
 every whole tick up to ``until_ms`` and returns the records those ticks produced, so the city is
 the same for a seed however its time is sliced. The publisher loop around it (``start_in_thread``)
 adds heartbeats and re-sends the whole state when a console subscribes, so a console that
-joins late still sees every open case.
+joins late still sees every open case. The units (GPS fixes as ``unit.pos``, full ``unit``
+records on a change and every minute) are in ``feeds.demo_units``.
 """
 from __future__ import annotations
 
@@ -27,16 +28,16 @@ from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES, MAX_SUBSCRIPTION_BYTES
 from feeds.decode import MessageDecoder
 from feeds.districts import District, load_districts, points_in_rings
 from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
+# The units live in feeds.demo_units (with the city's time base); still importable from here.
+from feeds.demo_units import (BUSY, GPS_ACCURACY_M, HOUR, M_PER_DEG_LAT,  # noqa: F401
+                              M_PER_DEG_LON, MINUTE, SHIFTS, TICK_MS, UNIT_COUNT, UNIT_FULL_S,
+                              UNIT_MIX, UNIT_REPORT_S, DemoUnits, FieldUnit,
+                              metres as _metres)
 
 DEMO_SRC = "demo-city"
-TICK_MS = 1_000
-MINUTE = 60_000
-HOUR = 3_600_000
 DAY = 24 * HOUR
 CITY_UTC_OFFSET_MS = 8 * HOUR      # Asia/Shanghai has no daylight saving
 WARMUP_MS = 3 * HOUR               # the city has been running when the wall opens
-M_PER_DEG_LAT = 111_000.0
-M_PER_DEG_LON = 111_000.0 * math.cos(math.radians(40.0))
 
 # Where the city lives: the core districts get most sensors and units.
 CORE = {"110101": 3.0, "110102": 3.0, "110105": 4.0, "110108": 4.0, "110106": 2.5,
@@ -45,12 +46,6 @@ SENSOR_COUNTS = {"air": 40, "noise": 45, "crowd": 40, "vendor": 45, "parking": 4
                  "manhole": 45, "waste": 45}
 SENSOR_PERIOD_S = {"air": 60, "noise": 30, "crowd": 30, "vendor": 60, "parking": 60,
                    "manhole": 120, "waste": 120}
-UNIT_COUNT = 120
-UNIT_MIX = (("foot_patrol", 0.42, "巡", 1.3), ("vehicle", 0.2, "车", 8.0),
-            ("enforcement", 0.22, "执", 6.0), ("sanitation", 0.16, "洁", 4.0))
-UNIT_REPORT_S = 10
-BUSY = frozenset({"dispatched", "en_route", "on_scene", "returning"})
-SHIFTS = (("白班", 7, 19), ("夜班", 19, 7))
 
 # category → (agency, priority, unit kinds that can handle it, hours to resolve)
 CATEGORY_RULES = {
@@ -144,29 +139,6 @@ class Sensor:
 
 
 @dataclass
-class FieldUnit:
-    id: str
-    callsign: str
-    kind: str
-    speed_ms: float
-    district: str
-    home: tuple[float, float]
-    shift: str
-    lon: float
-    lat: float
-    status: str = "available"
-    case_id: str | None = None
-    target: tuple[float, float] | None = None
-    until: int = 0                  # when the current status ends (on scene, returning)
-    moved_at: int = 0
-    next_report: int = 0
-    silent_until: int = 0           # radio lost: no reports (the wall shows it stale)
-    course: float = 0.0
-    waypoint: tuple[float, float] | None = None   # where an available unit patrols to
-    last: Unit | None = None
-
-
-@dataclass
 class CaseState:
     id: str
     category: str
@@ -191,7 +163,7 @@ class CaseState:
     last: Case | None = None
 
 
-class DemoCity:
+class DemoCity(DemoUnits):
     """The model. Deterministic per ``seed``: numpy's generator is the only randomness and
     every table is walked in insertion order."""
 
@@ -214,6 +186,7 @@ class DemoCity:
         self._build_units()
         self.step(start_ms)                 # warm up: the records go nowhere
         self._out.clear()
+        self._announce_units()              # each unit's first report is its whole state
 
     # ---- building the city ------------------------------------------------------------
     def _district_weights(self) -> tuple[list[str], np.ndarray]:
@@ -254,23 +227,6 @@ class DemoCity:
                 self.sensors[s.id] = s
                 self._slots.setdefault((period // 1000, s.phase // 1000), []).append(s)
 
-    def _build_units(self) -> None:
-        kinds = [k for k, *_ in UNIT_MIX]
-        shares = np.array([share for _, share, *_ in UNIT_MIX])
-        numbers: dict[tuple[str, str], int] = {}
-        for i in range(UNIT_COUNT):
-            k = int(self.rng.choice(len(kinds), p=shares))
-            kind, _, mark, speed = UNIT_MIX[k]
-            d = self._pick_district()
-            n = numbers[(d.adcode, mark)] = numbers.get((d.adcode, mark), 0) + 1
-            lon, lat = self._point_in(d, 0.6)
-            shift = SHIFTS[0][0] if self.rng.random() < 0.62 else SHIFTS[1][0]
-            u = FieldUnit(id=f"U{d.adcode[-2:]}{i + 1:03d}", callsign=f"{d.short_zh}-{mark}{n:02d}",
-                          kind=kind, speed_ms=speed, district=d.adcode, home=(lon, lat),
-                          shift=shift, lon=lon, lat=lat, moved_at=self.t,
-                          next_report=self.t + int(self.rng.integers(0, UNIT_REPORT_S)) * 1000)
-            self.units[u.id] = u
-
     # ---- running ------------------------------------------------------------------------
     def step(self, until_ms: int) -> list[tuple[str, list[Record]]]:
         """Run every whole tick up to ``until_ms``; the records they made, one batch per
@@ -293,10 +249,9 @@ class DemoCity:
                 by_topic.setdefault(f"sensor.{s.kind}", []).append(s.last)
         for topic, recs in by_topic.items():
             out.append((topic, [self._reseq(r) for r in recs]))
-        units = [self._reseq(u.last) for u in self.units.values()
-                 if u.last is not None and self.t >= u.silent_until]
+        out += self._units_snapshot()          # every unit, then its newer fix
         cases = [self._reseq(c.last) for c in self.cases.values() if c.last is not None]
-        return out + [("unit", units), ("case", cases)]
+        return out + [("case", cases)]
 
     def heartbeat(self, ts: int, rate: float | None = None) -> Heartbeat:
         return Heartbeat(v=1, src=self.src, seq=self._next_seq(), ts=ts,
@@ -584,11 +539,6 @@ class DemoCity:
         c.next_at = t + 10 * MINUTE          # the district dispatcher looks again later
         self._publish_case(c, t)
 
-    def _free(self, u: FieldUnit, t: int) -> None:
-        self._move_unit(u, t)
-        u.status, u.case_id, u.target, u.until = "available", None, None, 0
-        self._publish_unit(u, t)
-
     def _overdue(self, c: CaseState, t: int) -> None:
         late = t - c.due_at
         if not c.late_judged:
@@ -601,108 +551,11 @@ class DemoCity:
             c.flags = sorted(set(c.flags) | {"escalated"})         # 督办: the centre steps in
             self._publish_case(c, t)
 
-    # ---- units ----------------------------------------------------------------------------
-    def _units_tick(self, t: int, hour: float) -> None:
-        on_minute = t % MINUTE == 0
-        for u in self.units.values():
-            if on_minute or (t >= u.until and u.status in BUSY):
-                self._unit_status(u, t, hour)
-            if t >= u.next_report:
-                u.next_report = t + UNIT_REPORT_S * 1000
-                if t < u.silent_until:
-                    continue
-                if self.rng.random() < 0.00015:         # radio lost for a few minutes
-                    u.silent_until = t + int(self.rng.uniform(2, 8) * MINUTE)
-                    continue
-                self._move_unit(u, t)
-                self._publish_unit(u, t)
-
-    def _on_shift(self, u: FieldUnit, hour: float) -> bool:
-        for name, start, end in SHIFTS:
-            if u.shift == name:
-                return start <= hour < end if start < end else (hour >= start or hour < end)
-        return True
-
-    def _unit_status(self, u: FieldUnit, t: int, hour: float) -> None:
-        before = u.status
-        case = self.cases.get(u.case_id) if u.case_id else None
-        if u.status in ("available", "off_duty", "out_of_service"):
-            if t % MINUTE or (u.status == "out_of_service" and t < u.until):
-                return            # shifts change on the minute
-            on = self._on_shift(u, hour)
-            u.status = "available" if on else "off_duty"
-            if on and self.rng.random() < 0.000005:
-                u.status, u.until = "out_of_service", t + int(self.rng.uniform(1, 4) * HOUR)
-        elif u.status == "dispatched" and t >= u.until:
-            u.status = "en_route"
-            u.moved_at = t
-            trip = _metres(u.lon, u.lat, *u.target) / u.speed_ms if u.target else 0
-            u.until = t + int(trip * 1000) + TICK_MS
-        elif u.status == "en_route" and t >= u.until:
-            self._move_unit(u, t)
-            if u.target:
-                u.lon, u.lat = u.target
-            u.status = "on_scene"
-            u.until = t + int(self.rng.uniform(8, 35) * MINUTE)
-            if case is not None and case.status == "dispatched":
-                self._move_case(case, "on_scene", t)
-        elif u.status == "on_scene" and t >= u.until:
-            u.status, u.case_id, u.target = "returning", None, u.home
-            u.until = t + int(self.rng.uniform(4, 12) * MINUTE)
-        elif u.status == "returning" and t >= u.until:
-            u.status, u.target = "available", None
-        if u.status != before:
-            self._move_unit(u, t)
-            self._publish_unit(u, t)
-
     def _move_case(self, c: CaseState, status: str, t: int) -> None:
         c.status = status
         # The work is done off the unit's clock: the case resolves when the work is done.
         c.next_at = max(t + MINUTE, c.reported_at + c.work_ms, t + int(c.work_ms * 0.4))
         self._publish_case(c, t)
-
-    def _move_unit(self, u: FieldUnit, t: int) -> None:
-        """Advance the unit from where it was to now: towards its target, or patrolling
-        around home."""
-        dt = (t - u.moved_at) / 1000
-        u.moved_at = t
-        if dt <= 0 or u.status in ("off_duty", "out_of_service", "on_scene", "dispatched"):
-            return
-        if u.target is None and u.status == "available":
-            if u.waypoint is None or self.rng.random() < 0.3:
-                u.waypoint = (u.home[0] + float(self.rng.normal(0, 0.012)),
-                              u.home[1] + float(self.rng.normal(0, 0.009)))
-            goal, pace = u.waypoint, u.speed_ms * 0.5
-        elif u.target is not None:
-            goal, pace = u.target, u.speed_ms
-        else:
-            return
-        dx = (goal[0] - u.lon) * M_PER_DEG_LON
-        dy = (goal[1] - u.lat) * M_PER_DEG_LAT
-        dist = math.hypot(dx, dy)
-        if dist < 1:
-            return
-        frac = min(1.0, pace * dt / dist)
-        u.lon = round(u.lon + dx * frac / M_PER_DEG_LON, 6)
-        u.lat = round(u.lat + dy * frac / M_PER_DEG_LAT, 6)
-        u.course = round(math.degrees(math.atan2(dx, dy)) % 360, 1)
-
-    def _publish_unit(self, u: FieldUnit, t: int) -> None:
-        if t < u.silent_until:
-            return                 # its radio is down: nothing reaches the feed
-        moving = u.status in ("en_route", "returning") or (u.status == "available" and u.target is None)
-        rec = Unit(v=1, src=self.src, seq=self._next_seq(), ts=t, unit_id=u.id,
-                   callsign=u.callsign, kind=u.kind, status=u.status, lat=u.lat, lon=u.lon,
-                   case_id=u.case_id, shift=u.shift, course=u.course,
-                   speed=round(u.speed_ms * (1.0 if u.status in ("en_route", "returning") else 0.5), 1)
-                   if moving else 0.0)
-        u.last = rec
-        self._emit("unit", rec)
-
-
-def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    return math.hypot((lon2 - lon1) * M_PER_DEG_LON, (lat2 - lat1) * M_PER_DEG_LAT)
-
 
 # ---- publishing -------------------------------------------------------------------------
 HEARTBEAT_S = 0.5

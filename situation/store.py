@@ -1,7 +1,9 @@
 """The operational picture: the one store of cases, units, sensors and sources' health.
 
 Widgets read it; nothing else keeps a copy. Records are upserts of whole state keyed by id:
-the newer ``ts`` wins and an older record arriving late changes nothing.
+the newer ``ts`` wins and an older record arriving late changes nothing. A unit's position
+(``unit.pos``) is ordered apart from its full record and never changes its status or case
+(``situation.unit_tables``).
 
 A district wall (``scope``, see ``situation.scope``) holds only its districts' records: the
 others are counted in ``out_of_scope`` by kind (not rejects: they were received fine, and
@@ -22,15 +24,17 @@ from feeds.batch import Batch
 from feeds.decode import UNKNOWN_SRC, record_problem
 from feeds.districts import DistrictLocator
 from feeds.faults import Faults
-from feeds.schema import CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, Unit
+from feeds.schema import (CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, Unit,
+                          UnitPosition)
 from situation.clock import Clock
 from situation.limits import Limits
 from situation.reports import REPORT_LOG_MS, Report, ReportLog  # noqa: F401 (re-exported)
 from situation.scope import Scope
 from situation.scope_tables import ScopedTables
 from situation.sources import RATE_WINDOW_MS, SourceHealth, Sources
+from situation.unit_tables import UnitTables
 
-UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record for 60 s is stale
+UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record nor fix for 60 s is stale
 SOURCE_DOWN_MS = 3_000           # PROTOCOL: a src silent for 3 s is down
 SENSOR_HISTORY = 120             # readings kept per sensor (two hours at one a minute)
 CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
@@ -85,7 +89,7 @@ def _copy_state(value):
     return value
 
 
-class Situation(ScopedTables):
+class Situation(UnitTables, ScopedTables):
     def __init__(self, clock: Clock, locator: DistrictLocator | None = None,
                  sensor_history: int = SENSOR_HISTORY, limits: Limits | None = None,
                  faults: Faults | None = None, scope: Scope | None = None):
@@ -100,6 +104,10 @@ class Situation(ScopedTables):
         self.locator = locator or DistrictLocator()
         self.cases: dict[str, Case] = {}
         self.units: dict[str, Unit] = {}
+        # Each unit's two orders (situation.unit_tables): the ts of its last full record
+        # taken, and of the position shown (plain dicts: a keyframe copies them).
+        self.unit_status_ts: dict[str, int] = {}
+        self.unit_pos_ts: dict[str, int] = {}
         self.sensors: dict[str, SensorReading] = {}
         self.sensor_history: dict[str, deque] = {}
         self._history_len = sensor_history
@@ -112,6 +120,7 @@ class Situation(ScopedTables):
         self._last_prune = 0
         self._last_room_prune = -10**15
         self._refused_by: Counter = Counter()     # src → records refused as too_many_ids
+        self._unknown_by: Counter = Counter()     # src → positions of units not held
         # endpoint → clock ms of its last message (None: never): a silent endpoint is down
         self.endpoints: dict[str, int | None] = {}
         self.auth_failed: Counter = Counter()     # endpoint → CURVE handshakes that failed
@@ -131,6 +140,9 @@ class Situation(ScopedTables):
         self.out_of_scope: Counter = Counter()
         # (kind, id) → the ts that last put it outside the scope (the newest MAX_LEFT_SCOPE)
         self.left_scope: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # A district wall: units last seen outside it (their last full record and its ts), so
+        # one that comes back by position reports alone shows again (situation.unit_tables).
+        self.units_away: OrderedDict[str, tuple[Unit, int]] = OrderedDict()
         # Copies of records already applied (two brokers; a state and its feed), dropped.
         self.duplicates = 0
         # How this wall joined its brokers' feeds (feeds.state_join): the last few.
@@ -145,8 +157,13 @@ class Situation(ScopedTables):
         link = self.clock.link_ms()
         change = Change()
         self._refused_by = Counter()
-        for ep in endpoints_heard:
+        self._unknown_by = Counter()
+        for ep in (*endpoints_heard, *batch.endpoints):
             self.endpoints[ep] = link
+        if batch.rebuilt is not None:   # a replay's loop rebuilt the picture: redraw all it held
+            change.cases |= batch.rebuilt[0]
+            change.units |= batch.rebuilt[1]
+            change.sensors |= batch.rebuilt[2]
         for ep, n in batch.auth_failed.items():     # handshakes refused: keys do not match
             if ep in self.endpoints:
                 self.auth_failed[ep] += n
@@ -165,6 +182,9 @@ class Situation(ScopedTables):
                     change.cases.add(rec.case_id)
             elif isinstance(rec, Unit):
                 if self._upsert_unit(rec, now):
+                    change.units.add(rec.unit_id)
+            elif isinstance(rec, UnitPosition):
+                if self._upsert_position(rec, now):
                     change.units.add(rec.unit_id)
             elif isinstance(rec, SensorReading):
                 if self._upsert_sensor(rec):
@@ -198,12 +218,17 @@ class Situation(ScopedTables):
                 change.cases.add(rec.case_id)
             elif isinstance(rec, Unit) and self._upsert_unit(rec, now, track=False):
                 change.units.add(rec.unit_id)
+            elif isinstance(rec, UnitPosition) and self._upsert_position(rec, now):
+                change.units.add(rec.unit_id)      # a broker's newest fix: a true point
             elif isinstance(rec, SensorReading):
                 held = self.sensors.get(rec.id)
                 if held is not None and held.ts >= rec.ts:
                     continue            # a reading held already: not a second history point
                 if self._upsert_sensor(rec):
                     change.sensors.add(rec.id)
+        if self._unknown_by:                      # positions of units not held: counted here
+            self.rejected["unknown_unit"] += sum(self._unknown_by.values())
+            self._unknown_by.clear()
         self.version += 1
         return change
 
@@ -228,17 +253,6 @@ class Situation(ScopedTables):
             self._last_room_prune = link
             self._prune(self.clock.now_ms())
         return len(table) < cap
-
-    def _upsert_unit(self, rec: Unit, now: int, track: bool = True) -> bool:
-        if self.scope is not None and self.locator.locate(rec.lon, rec.lat) not in self.scope:
-            return self._outside("unit", self.units, rec.unit_id, rec)
-        if self._inside_but_late("unit", self.units, rec.unit_id, rec):
-            return False
-        if not self._upsert(self.units, rec.unit_id, rec, self.limits.max_units):
-            return False
-        if track:
-            self._track(rec, now)
-        return True
 
     def _upsert_case(self, rec: Case) -> bool:
         if rec.district is None:
@@ -275,7 +289,7 @@ class Situation(ScopedTables):
                 and held.status not in CLOSED_CASE_STATUSES):
             self.case_late.setdefault(cid, held.due_at)
 
-    def _track(self, rec: Unit, now: int) -> None:
+    def _track(self, rec: Unit | UnitPosition, now: int) -> None:
         """Keep the unit's position for patrol coverage (thinned; see TRACK_*)."""
         if rec.ts <= now - TRACK_KEEP_MS:
             return
@@ -308,20 +322,22 @@ class Situation(ScopedTables):
 
     def _account(self, batch: Batch, now: int) -> None:
         """Per-source counts; ``now`` is link time (see ``Clock.link_ms``)."""
-        refused = sum(self._refused_by.values())
+        refused = sum(self._refused_by.values()) + sum(self._unknown_by.values())
         self.records_accepted += len(batch.records) - refused
         self.sources.account(batch, now, UNKNOWN_SRC)
         for (_src, reason), n in batch.rejects.items():
             self.rejected[reason] += n
         self.gaps += len(batch.gaps)
-        for src, n in self._refused_by.items():
-            self.rejected["too_many_ids"] += n
-            health = self.sources.follow(src, now)
-            if health is not None:
-                health.rejected["too_many_ids"] += n
-                health.records -= n
-            else:
-                self.sources.overflow["rejected"] += n
+        for reason, by in (("too_many_ids", self._refused_by), ("unknown_unit", self._unknown_by)):
+            for src, n in by.items():
+                self.rejected[reason] += n
+                health = self.sources.follow(src, now)
+                if health is not None:
+                    health.rejected[reason] += n
+                    health.records -= n
+                else:
+                    self.sources.overflow["rejected"] += n
+        self._unknown_by = Counter()             # counted: load() must not count them again
 
     def _prune(self, now: int) -> None:
         """Let go of what the picture no longer needs (see ``situation.limits``): closed
@@ -345,7 +361,8 @@ class Situation(ScopedTables):
         for cid in old:
             self._forget_case(cid)
         for uid in [k for k, u in self.units.items() if now - u.ts > lim.unit_max_age_ms]:
-            del self.units[uid]
+            del self.units[uid]               # (u.ts: the newer of its record and its fix)
+            self._forget_unit_times(uid)
             self.tracks.pop(uid, None)
             self.aged_out += 1
         for sid in [k for k, r in self.sensors.items() if now - r.ts > lim.sensor_max_age_ms]:

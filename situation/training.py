@@ -45,7 +45,7 @@ import msgspec
 from feeds.dispatch_rules import change_ts, decide
 from feeds.orders import (Ack, DispatchOrder, Problem, SnapshotOrder, SnapshotReply, bad_order,
                           reason, reason_code)
-from feeds.schema import CLOSED_CASE_STATUSES, PROTOCOL_VERSION, Case, Record, Unit
+from feeds.schema import CLOSED_CASE_STATUSES, PROTOCOL_VERSION, Case, Record, Unit, UnitPosition
 from feeds.simulator import VERIFY_LIMIT
 from situation.handover import window_kpis
 from situation.suggest import DEFAULT_SPEED_MS, DETOUR, SPEED_MS, distance_m, nearest_available
@@ -119,7 +119,7 @@ class Exercise:
     # ---- the replay's questions -----------------------------------------------------------
     def controls(self, rec) -> bool:
         """True: hold this recorded record back — the trainee took its unit or case over."""
-        if isinstance(rec, Unit):
+        if isinstance(rec, (Unit, UnitPosition)):      # its fixes too: the desk moves it
             return rec.unit_id in self._units
         if isinstance(rec, Case) and rec.case_id in self._cases:
             return self._hold_case(rec)

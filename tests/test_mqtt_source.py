@@ -150,7 +150,7 @@ def bad_inputs():
          ("mqtt:senml", "out_of_range")),
         ("senml/air/s", json.dumps([{"bn": "s", "n": "lat", "v": 1}, {"n": "lon", "v": 1},
                                     {"n": "pm25", "v": 1, "u": "furlong"}]),
-         ("mqtt:senml", "unknown_unit")),
+         ("mqtt:senml", "unknown_measure_unit")),
         ("senml/air/s", json.dumps([{"bn": "s", "n": "pm25", "v": i} for i in range(10_000)]),
          ("mqtt:senml", "too_large")),
         ("senml/air/s", "this is not json", ("mqtt:senml", "not_json")),

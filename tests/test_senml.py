@@ -87,7 +87,7 @@ def test_position_remembered_from_an_earlier_pack_and_memory_bounded():
 BAD = {
     "no_base_name": pack({"n": "pm25", "v": 1}),
     "senml_bad_value": pack(*POS, {"n": "pm25", "v": 1, "vs": "x"}),
-    "unknown_unit": pack(*POS, {"n": "pm25", "u": "furlongs", "v": 1}),
+    "unknown_measure_unit": pack(*POS, {"n": "pm25", "u": "furlongs", "v": 1}),
     "no_position": pack({"bn": "lonely", "n": "pm25", "v": 1}),
     "out_of_range": pack(*POS, {"n": "pm25", "v": 1, "t": 3600}),          # an hour ahead
     "too_large": pack(*POS, *[{"n": "pm25", "v": i} for i in range(MAX_PACK_RECORDS)]),
@@ -127,7 +127,7 @@ def test_more_bad_input():
         assert refused == {reason: 1}, (payload[:80], refused)
     # a bad record costs itself only: the pack's good ones are kept
     recs, refused = read(pack(*POS, {"n": "pm25", "u": "furlongs", "v": 1}, {"n": "pm10", "v": 2}))
-    assert refused == {"unknown_unit": 1} and recs[0].metrics == {"pm10": 2.0}
+    assert refused == {"unknown_measure_unit": 1} and recs[0].metrics == {"pm10": 2.0}
 
 
 def test_far_future_absolute_time_refused_and_far_past():

@@ -244,6 +244,18 @@ STRINGS: dict[str, tuple[str, str]] = {
                  "service for this console's key"),
     "auth_failed": ("认证失败 {n}", "auth failed {n}"),
     "why.src_not_allowed": ("来源未授权", "src not allowed"),
+    # ---- real sources (issue 16: feeds/mqtt_source.py, senml.py, owntracks.py, crs.py) ---
+    "why.unknown_unit": ("未知单元的位置", "position of an unknown unit"),
+    "why.gcj02_outside_china": ("GCJ-02 坐标在中国境外", "GCJ-02 point outside China"),
+    "why.no_base_name": ("SenML 缺基名", "SenML pack without a base name"),
+    "why.senml_bad_value": ("SenML 数值无效", "SenML value not a single number"),
+    "why.unknown_measure_unit": ("计量单位未知", "unknown unit of measure"),
+    "why.no_position": ("传感器无位置", "sensor without a position"),
+    "why.not_location": ("非位置消息", "not a location message"),
+    "why.no_time": ("缺时间", "no time"),
+    "why.unknown_device": ("设备不在名册", "device not in the roster"),
+    "why.unmapped_topic": ("主题无对应格式", "topic with no format"),
+    "why.backlog_full": ("积压已满，丢弃", "backlog full: dropped"),
     "deny.viewer": ("观察员席位只能查看：不能派遣、召回", "A viewer's seat looks only: it cannot "
                     "dispatch or recall"),
     "deny.trainer": ("培训席位只能向培训服务下令", "A trainer's seat orders the training "
