@@ -5,9 +5,10 @@
         --mqtt-ca ca.pem --mqtt-sub "senml sensors/+/senml kind_level=2 crs=wgs84"
 
 Every ``--mqtt-*`` flag belongs to the ``--mqtt`` right before it (like ``--state`` to its
-``--feed``). ``--mqtt-sub`` is repeatable: ``FORMAT FILTER [crs=…] [kind_level=N] [src=NAME]``
-(formats and keys as in ``feeds.mqtt_config``); with none, the defaults (``citywall/#``,
-``senml/#``, ``owntracks/+/+``). A password is read from a file, never given on a command
+``--feed``). ``--mqtt-sub`` is repeatable: ``FORMAT FILTER [crs=…] [kind_level=N] [src=NAME]
+[srcs=A,B,…]`` (formats and keys as in ``feeds.mqtt_config``; ``srcs``, protocol only: the only
+srcs its records may claim, required when the wall runs with ``--publishers``); with none,
+the defaults (``citywall/#``, ``senml/#``, ``owntracks/+/+``). A password is read from a file, never given on a command
 line (where ``ps`` shows it). Bad settings raise ``ValueError`` (the caller exits 2).
 """
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from feeds.key_args import ORDER, Ordered
-from feeds.mqtt_config import MqttSettings
+from feeds.mqtt_config import MqttSettings, _safe
 
 PARTS = {"mqtt_user": "username", "mqtt_password_file": "password", "mqtt_ca": "ca",
          "mqtt_cert": "cert", "mqtt_key": "key", "mqtt_sub": "subscriptions"}
 MAX_PASSWORD_FILE = 4096
-SUB_KEYS = ("crs", "kind_level", "src")
+SUB_KEYS = ("crs", "kind_level", "src", "srcs")
 
 
 def add_mqtt_args(group, *, required: bool = False) -> None:
@@ -40,7 +41,8 @@ def add_mqtt_args(group, *, required: bool = False) -> None:
     group.add_argument("--mqtt-sub", action=Ordered, metavar="'FORMAT FILTER [k=v…]'",
                        help="the --mqtt before it: subscribe to FILTER, read as FORMAT "
                             "(protocol, senml or owntracks); keys crs=wgs84|gcj02, "
-                            "kind_level=N (senml), src=NAME; repeatable; default: citywall/#, "
+                            "kind_level=N (senml), src=NAME, srcs=A,B (protocol: the srcs "
+                            "allowed); repeatable; default: citywall/#, "
                             "senml/#, owntracks/+/+")
 
 
@@ -59,7 +61,7 @@ def mqtt_settings(args) -> list[MqttSettings]:
             if key == "subscriptions":
                 one.setdefault(key, []).append(parse_sub(value))
             elif key in one:
-                raise ValueError(f"{flag}: {one['url']!r} is given it twice")
+                raise ValueError(f"{flag}: {_safe(one['url'])!r} is given it twice")
             elif key == "password":
                 one[key] = read_password(value)
             else:
@@ -68,7 +70,8 @@ def mqtt_settings(args) -> list[MqttSettings]:
 
 
 def parse_sub(spec: str) -> dict:
-    """``FORMAT FILTER [crs=…] [kind_level=N] [src=NAME]`` → a subscription table."""
+    """``FORMAT FILTER [crs=…] [kind_level=N] [src=NAME] [srcs=A,B,…]`` → a subscription
+    table."""
     words = str(spec).split()
     if len(words) < 2:
         raise ValueError(f"--mqtt-sub {spec!r}: give FORMAT FILTER (e.g. 'senml senml/#')")
@@ -78,8 +81,10 @@ def parse_sub(spec: str) -> dict:
         if not eq or key not in SUB_KEYS:
             raise ValueError(f"--mqtt-sub {spec!r}: {word!r} is not one of "
                              f"{', '.join(k + '=' for k in SUB_KEYS)}")
-        if key == "kind_level":
-            if not value.isdigit():
+        if key == "srcs":
+            out[key] = [one for one in value.split(",") if one] if value else []
+        elif key == "kind_level":
+            if not (value.isascii() and value.isdigit()):
                 raise ValueError(f"--mqtt-sub {spec!r}: kind_level is a whole number")
             out[key] = int(value)
         else:

@@ -12,8 +12,14 @@ protocol, ``senml/#`` SenML, ``owntracks/+/+`` OwnTracks, the devices from the r
 it keeps is published on a PUB socket bound at ``--feed``, re-stamped under the bridge's own
 ``src`` with the bridge's ``seq`` (+1 per record): the bridge is the publisher a wall sees,
 whatever came in over MQTT (protocol records too; their content is kept). A heartbeat (``hb``,
-with the rate) goes out every half second, so a wall sees the bridge up while the brokers are
-quiet; refusals are logged every ``REPORT_S`` when they grew. ``--key SECRET --trust DIR`` serve
+with the rate) goes out every half second while at least one broker is up, so a wall sees the
+bridge up while the brokers are quiet — and, with every broker down, none goes out (a line on
+stderr says so, and another when one is back): the wall then shows the bridge's src down after
+3 s, the honest signal that the MQTT side is gone. One record that cannot be framed costs only
+itself (counted ``(src, "unsendable")``, a fault recorded; its seq is a gap the wall counts),
+never the turn's other records or its heartbeat. Refusals are logged every ``REPORT_S`` when
+they grew. If the bridge's thread ends by itself (an error), ``main`` says why in one line and
+exits 1. ``--key SECRET --trust DIR`` serve
 the feed over CURVE as the other publishers do (``feeds.key_args``); binding beyond loopback
 without them needs ``--insecure``.
 
@@ -37,6 +43,7 @@ import zmq
 from feeds.batch import Batch
 from feeds.bounds import valid_id
 from feeds.crs import PROTOCOL_DEFAULT
+from feeds.faults import Faults
 from feeds.mqtt_config import MqttSettings
 from feeds.mqtt_source import MqttSource
 from feeds.schema import Heartbeat, frames, topic_of
@@ -47,6 +54,7 @@ DEFAULT_SRC = "mqtt-bridge"
 LOOP_S = 0.05
 HEARTBEAT_S = 0.5
 REPORT_S = 10.0
+DOWN_SAY_S = 3.0                # no broker up this long after the start: say so
 MAX_PER_MESSAGE = 100           # records in one feed message (a batch of one topic)
 FEED_DOMAIN = "feed"            # the ZAP domain of a publisher's CURVE server
 
@@ -60,7 +68,7 @@ class Bridge:
     ``run(stop)`` turns until ``stop`` is set."""
 
     def __init__(self, sources: list, sock: zmq.Socket, *, src: str = DEFAULT_SRC,
-                 now_ms: Callable[[], int] | None = None):
+                 now_ms: Callable[[], int] | None = None, faults: Faults | None = None):
         if not valid_id(src):
             raise ValueError(f"--src: not a valid id: {src!r}")
         self.sources = sources
@@ -71,6 +79,11 @@ class Bridge:
         self.sent = 0
         self.refused: Counter = Counter()
         self.failures = 0
+        self.unsendable = 0             # records that could not be framed (each cost itself)
+        self.faults = faults if faults is not None else Faults()
+        self.crashed: str | None = None     # why run() ended without being told to stop
+        self.beating: bool | None = None    # heartbeats go out (None: no broker up yet)
+        self._started = time.monotonic()
         self._sent_times: list[tuple[float, int]] = []
         self._next_hb = 0.0
         self._next_report = time.monotonic() + REPORT_S
@@ -83,18 +96,14 @@ class Bridge:
     def step(self) -> Batch:
         batch = take_all(self.sources)
         self.refused.update(batch.rejects)
-        by_topic: dict[str, list] = {}
-        for rec in batch.records:
-            out = msgspec.structs.replace(rec, src=self.src, seq=self._next_seq())
-            by_topic.setdefault(topic_of(out), []).append(out)
         wall = time.monotonic()
-        for recs in by_topic.values():
-            for i in range(0, len(recs), MAX_PER_MESSAGE):
-                chunk = recs[i:i + MAX_PER_MESSAGE]
-                self.sock.send_multipart(frames(chunk if len(chunk) > 1 else chunk[0]))
-                self._sent_times.append((wall, len(chunk)))
-                self.sent += len(chunk)
-        if wall >= self._next_hb:
+        try:
+            self._publish(batch.records, wall)
+        except zmq.ZMQError:
+            raise
+        except Exception as exc:            # a bug costs these records, never the heartbeat
+            self.faults.record("mqtt-bridge", exc)
+        if self._some_source_up(wall) and wall >= self._next_hb:
             self._sent_times = [(w, n) for w, n in self._sent_times if wall - w <= 1.0]
             rate = float(sum(n for _, n in self._sent_times))
             hb = Heartbeat(v=1, src=self.src, seq=self._next_seq(), ts=self.now_ms(), rate=rate)
@@ -105,6 +114,59 @@ class Bridge:
             self.report()
         return batch
 
+    def _publish(self, records: list, wall: float) -> None:
+        by_topic: dict[str, list] = {}
+        for rec in records:
+            out = msgspec.structs.replace(rec, src=self.src, seq=self._next_seq())
+            try:
+                topic = topic_of(out)
+            except Exception as exc:
+                self._unsendable(out, exc)
+                continue
+            by_topic.setdefault(topic, []).append(out)
+        for recs in by_topic.values():
+            for i in range(0, len(recs), MAX_PER_MESSAGE):
+                chunk = recs[i:i + MAX_PER_MESSAGE]
+                try:
+                    fr = frames(chunk if len(chunk) > 1 else chunk[0])
+                except Exception:                   # one bad record: send the rest one by one
+                    for rec in chunk:
+                        try:
+                            self._send([frames(rec)], 1, wall)
+                        except zmq.ZMQError:
+                            raise
+                        except Exception as exc:
+                            self._unsendable(rec, exc)
+                    continue
+                self._send([fr], len(chunk), wall)
+
+    def _send(self, messages: list, n: int, wall: float) -> None:
+        for fr in messages:
+            self.sock.send_multipart(fr)
+        self._sent_times.append((wall, n))
+        self.sent += n
+
+    def _unsendable(self, rec, exc: Exception) -> None:
+        """A record that cannot be framed costs itself (its seq is a gap the wall counts)."""
+        self.unsendable += 1
+        self.refused[(self.src, "unsendable")] += 1
+        self.faults.record("mqtt-bridge record", f"{type(rec).__name__} not sent: "
+                                                 f"{type(exc).__name__}: {exc}")
+
+    def _some_source_up(self, wall: float) -> bool:
+        """Heartbeats only while some broker is up: with every one down, the wall's link
+        health shows the bridge's src down (after 3 s) — the MQTT side is gone."""
+        if any(getattr(s, "up", True) for s in self.sources):
+            if self.beating is False:
+                LOG.warning("mqtt bridge: an MQTT broker is up again; heartbeats resume")
+            self.beating = True
+            return True
+        if self.beating or (self.beating is None and wall - self._started >= DOWN_SAY_S):
+            LOG.warning("mqtt bridge: every MQTT broker is down; no heartbeats until one is "
+                        "up (a wall shows %s down)", self.src)
+            self.beating = False
+        return False
+
     def report(self) -> None:
         if self.refused != self._reported:
             top = ", ".join(f"{src} {reason} ×{n}" for (src, reason), n
@@ -113,6 +175,14 @@ class Bridge:
             self._reported = Counter(self.refused)
 
     def run(self, stop: threading.Event) -> None:
+        try:
+            self._run(stop)
+        except Exception as exc:            # the thread ends; main() says why and exits 1
+            self.crashed = f"{type(exc).__name__}: {exc}"[:300]
+            LOG.error("mqtt bridge: stopped by an error: %s", self.crashed)
+            LOG.debug("mqtt bridge: the error", exc_info=True)
+
+    def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.step()
@@ -120,8 +190,9 @@ class Bridge:
                 if stop.is_set():
                     return
                 raise
-            except Exception:               # a bug costs this turn, never the bridge
+            except Exception as exc:        # a bug costs this turn, never the bridge
                 self.failures += 1
+                self.faults.record("mqtt-bridge", exc)
                 if self.failures <= 10 or self.failures % 1000 == 0:
                     LOG.exception("mqtt bridge: a turn failed (%d so far)", self.failures)
             stop.wait(LOOP_S)
@@ -250,9 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         running.thread.join(args.run_for)
     except KeyboardInterrupt:
         pass
+    crashed = not running.thread.is_alive() and not running.stop.is_set()
     running.stop.set()
     running.thread.join(10)
     running.bridge.report()
+    if crashed:
+        print(f"feeds.mqtt_bridge: error: the bridge stopped by itself: "
+              f"{running.bridge.crashed or 'no reason given'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,6 +17,7 @@ with ``from_url``::
     key = "certs/wall.key"               # … and its key (both or neither)
     subscriptions = [                    # optional; the defaults below when left out
       { topic = "senml/#", format = "senml", kind_level = 2, crs = "wgs84", src = "mqtt:senml" },
+      { topic = "citywall/#", format = "protocol", srcs = ["gw-1", "gw-2"] },
     ]
 
 A subscription: ``topic`` (an MQTT filter, ``+`` and ``#`` as MQTT has them), ``format``
@@ -26,8 +27,19 @@ A subscription: ``topic`` (an MQTT filter, ``+`` and ``#`` as MQTT has them), ``
 8428 JSON packs, ``feeds.senml``; ``owntracks``: OwnTracks location messages on
 ``…/USER/DEVICE``, ``feeds.owntracks``), ``kind_level`` (senml only: the 1-based topic level
 naming the sensor kind, default 2 as in ``senml/KIND/…``), ``crs`` (``wgs84`` or ``gcj02``: the
-frame the positions come in) and ``src`` (the name records and refusals are counted under;
-protocol records keep their own ``src``).
+frame the positions come in), ``src`` (the name records and refusals are counted under;
+protocol records keep their own ``src``) and ``srcs`` (protocol only: the list of srcs its
+records may claim, ``srcs = ["gw-1", "gw-2"]``, on a command line ``srcs=gw-1,gw-2``).
+
+Which ``src`` a protocol record may claim: never one the source stamps itself (any ``senml`` or
+``owntracks`` subscription's ``src``: such a record is refused ``src_not_allowed``, else two
+records could share one ``(src, seq)``); when its subscription names ``srcs``, only one of them
+(else ``src_not_allowed``, as ``feeds.receiver`` refuses a ZeroMQ publisher's record past
+``--publishers``). Any MQTT client the broker lets publish can otherwise claim any src — a
+dispatch service's too. So when the wall restricts srcs (``--publishers``), it builds its
+sources with ``MqttSource(…, require_srcs=True)``, and a protocol subscription without ``srcs``
+is a settings error (``ValueError``: "with --publishers, an MQTT protocol subscription must
+name its srcs=…").
 
 Defaults with no subscriptions given: ``citywall/#`` protocol (gcj02, the protocol's frame),
 ``senml/#`` senml, kind from level 2 (wgs84, as SenML's registry has it), ``owntracks/+/+``
@@ -51,7 +63,8 @@ MAX_SUBSCRIPTIONS = 32
 MAX_FILTER_CHARS = 256
 MAX_LEVEL = 32
 TABLE_KEYS = ("url", "username", "password", "ca", "cert", "key", "subscriptions")
-SUB_KEYS = ("topic", "format", "kind_level", "crs", "src")
+SUB_KEYS = ("topic", "format", "kind_level", "crs", "src", "srcs")
+MAX_SRCS = 256
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class Subscription:
     crs: str
     src: str
     kind_level: int = 2
+    srcs: tuple[str, ...] | None = None     # protocol: the only srcs its records may claim
 
     @property
     def prefix(self) -> tuple[str, ...]:
@@ -198,7 +212,18 @@ def _subscription(s, i: int) -> Subscription:
         raise ValueError(f"{where}: kind_level is for format senml")
     if type(level) is not int or not 1 <= level <= MAX_LEVEL:
         raise ValueError(f"{where}: kind_level must be a whole number 1-{MAX_LEVEL}")
-    sub = Subscription(topic, fmt, crs, src, kind_level=level)
+    srcs = None
+    if "srcs" in s:
+        if fmt != "protocol":
+            raise ValueError(f"{where}: srcs is for format protocol (the srcs its records may "
+                             "claim)")
+        given = s["srcs"]
+        if (not isinstance(given, (list, tuple)) or not given or len(given) > MAX_SRCS
+                or not all(isinstance(x, str) and valid_id(x) for x in given)):
+            raise ValueError(f"{where}: srcs must be a list of 1-{MAX_SRCS} src ids (1-128 "
+                             "printable characters each)")
+        srcs = tuple(dict.fromkeys(given))
+    sub = Subscription(topic, fmt, crs, src, kind_level=level, srcs=srcs)
     if fmt == "protocol" and not topic.endswith("#"):
         raise ValueError(f"{where}: a protocol subscription ends with # (PREFIX/#), so that "
                          "every protocol topic can come under it")

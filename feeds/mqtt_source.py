@@ -7,16 +7,27 @@ units' phones speaking OwnTracks, and protocol v1 records sent over MQTT. No Qt.
     batch = source.take()          # at the consumer's own rate; never blocks
 
 paho-mqtt (2.x) runs the connection in its own thread (``loop_start``) and connects again by
-itself when the broker goes away (1 s, then 2 s between tries); every connect subscribes to
-every subscription again. Each message is judged in paho's thread, right there, into a pending
-``Batch`` under a lock; ``take()`` swaps it out. What a message becomes depends on the first
+itself when the broker goes away (1 s, then 2 s between tries; a TCP connect or TLS handshake
+gives up after ``CONNECT_TIMEOUT_S``); every connect subscribes to every subscription again.
+Each message is judged in paho's thread (``feeds.mqtt_judge``), right there, into a pending
+``Batch`` under a lock; ``take()`` swaps it out. paho reads a whole message into memory before
+it is judged (``max_message_bytes`` only refuses it afterwards): each message costs its size
+in memory for a moment, so set the broker's own limit too (Mosquitto: ``message_size_limit``,
+e.g. 1 MiB, or ``max_packet_size``). What a message becomes depends on the first
 subscription (in the settings' order) whose filter matches its topic (``feeds.mqtt_config``):
 
 - ``protocol``: the topic levels after the filter's fixed prefix, joined with ``.``, are the
   protocol topic (``citywall/sensor/air`` and ``citywall/sensor.air`` → ``sensor.air``); the
   payload is judged by ``feeds.decode.MessageDecoder`` as the ZeroMQ receiver judges one,
-  records keep their ``src`` and ``seq`` (gaps and restarts as the receiver counts them);
-- ``senml``: ``feeds.senml``, the kind from the subscription's ``kind_level``;
+  records keep their ``src`` and ``seq`` (gaps and restarts as the receiver counts them) —
+  but never a src this source stamps itself, and only one of the subscription's ``srcs`` when
+  it names them (else ``src_not_allowed``; ``require_srcs=True``, which the wall passes when it
+  runs with ``--publishers``, makes a protocol subscription without ``srcs`` a ``ValueError``
+  at construction: see ``feeds.mqtt_config``);
+- ``senml``: ``feeds.senml``, the kind from the subscription's ``kind_level`` (one that would
+  not make a topic ``sensor.<kind>`` the ZeroMQ decoder takes, printable ASCII of at most
+  ``feeds.decode.MAX_TOPIC_CHARS``, is refused ``bad_topic``); a retained pack's reading with
+  no absolute time is refused ``retained_no_time`` (a retained message may be any age);
 - ``owntracks``: ``feeds.owntracks``, the device from the topic's last two levels, its unit
   from ``devices``.
 
@@ -25,8 +36,9 @@ SenML and OwnTracks records are ``v=1`` under the subscription's ``src`` with th
 ``display_crs`` (``feeds.crs.reframe``; refused ``gcj02_outside_china``). Refusals are counted
 by ``(src, reason)``: a payload over ``max_message_bytes`` (``too_large``, checked first), a
 topic its subscription cannot read (``unmapped_topic``: ``senml`` with no kind level,
-``owntracks/a/b/c`` under ``owntracks/#``; ``?`` for a topic no filter matches), what
-``feeds.senml`` and ``feeds.owntracks`` refuse, and records past ``max_pending`` not yet taken
+``owntracks/a/b/c`` under ``owntracks/#``; ``?`` for a topic no filter matches), ``bad_topic``,
+``retained_no_time``, ``src_not_allowed``, what ``feeds.senml`` and ``feeds.owntracks`` refuse,
+and records past ``max_pending`` not yet taken
 (``backlog_full``). A callback never raises into paho: anything unexpected is a fault
 (``internal``).
 
@@ -36,37 +48,39 @@ while connected, so the wall's link health shows the broker down within about 3 
 with ``keepalive_s`` 2, after 2 to 5 s; 1 gives 1 to 3 s, at a ping a second and a flap when
 a busy broker is a second late to answer).
 ``health()``: ``{"kind": "mqtt", "name", "up", "subscribed" (the broker acknowledged the
-subscriptions), "connects", "disconnects", "last_error"}``. No password appears in the name,
-health, faults or logs."""
+subscriptions), "connects", "disconnects", "last_error"}``; ``last_error`` also says when a
+broker took the TCP connection but never answered CONNECT ("no answer to CONNECT: …"). If
+paho's thread ever dies, ``health()`` and ``take()`` say down and record a fault (once);
+``take()`` starts the thread again. ``stop()`` waits at most ``STOP_WAIT_S`` for paho's thread
+(stopping it from a daemon helper: a thread stuck in a TLS handshake never holds the process
+up). No password appears in the name, health, faults or logs."""
 from __future__ import annotations
 
 import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 
-import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from feeds.batch import Batch, SeqTracker
-from feeds.bounds import DEFAULT_FUTURE_MS, valid_id
-from feeds.crs import OUTSIDE, check_frame, reframe
-from feeds.decode import UNKNOWN_SRC, MessageDecoder
+from feeds.batch import Batch
+from feeds.bounds import DEFAULT_FUTURE_MS
+from feeds.crs import check_frame
+from feeds.decode import UNKNOWN_SRC
 from feeds.faults import Faults
-from feeds.mqtt_config import MqttSettings, Subscription
-from feeds.owntracks import read_location
+from feeds.mqtt_config import MqttSettings
+from feeds.mqtt_judge import Judge
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
-from feeds.senml import SenmlReader
 
 LOG = logging.getLogger("feeds.mqtt_source")
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_PENDING = 200_000           # records not yet taken; past it a message's are dropped
 KEEPALIVE_S = 2
 RECONNECT_S = (1, 2)            # paho's reconnect_delay_set(min, max)
-MAX_TOPIC_CHARS = 256
+CONNECT_TIMEOUT_S = 2.0         # paho's TCP connect and TLS handshake timeout (its default: 5)
+STOP_WAIT_S = 1.5               # stop() waits this long at most for paho's thread to end
 
 
 def _wall_ms() -> int:
@@ -82,7 +96,13 @@ class MqttSource:
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                  devices: dict[str, str] | None = None, faults: Faults | None = None,
                  max_pending: int = MAX_PENDING, future_ms: int = DEFAULT_FUTURE_MS,
-                 keepalive_s: int = KEEPALIVE_S):
+                 keepalive_s: int = KEEPALIVE_S, require_srcs: bool = False):
+        if require_srcs:
+            for sub in settings.subscriptions:
+                if sub.format == "protocol" and sub.srcs is None:
+                    raise ValueError(f"mqtt {settings.name}: with --publishers, an MQTT protocol "
+                                     f"subscription must name its srcs=… ({sub.topic!r} does "
+                                     "not)")
         self.settings = settings
         self.name = settings.name
         self.endpoints = [self.name]
@@ -94,13 +114,14 @@ class MqttSource:
         self.max_pending = max_pending
         self.future_ms = future_ms
         self.keepalive_s = max(1, int(keepalive_s))
-        self._decoder = MessageDecoder(max_record_bytes,
-                                       max_message_bytes=self.max_message_bytes,
-                                       now_ms=self.now_ms, future_ms=future_ms)
-        self._senml = SenmlReader(future_ms=future_ms)
-        self._seq_tracker = SeqTracker()
-        self._own_seq: dict[str, int] = {}       # our src → last seq given (paho's thread)
+        self._judge = Judge(settings, display_crs=self.display_crs, now_ms=self.now_ms,
+                            max_message_bytes=self.max_message_bytes,
+                            max_record_bytes=max_record_bytes, devices=self.devices,
+                            faults=self.faults, future_ms=future_ms)
+        self._senml = self._judge.senml             # (paho's thread only)
+        self._seq_tracker = self._judge.seq_tracker
         self._lock = threading.Lock()
+        self._thread_lock = threading.Lock()        # one check of paho's thread at a time
         self._pending = Batch()
         self._client: paho.Client | None = None
         self._stopped = False
@@ -110,6 +131,9 @@ class MqttSource:
         self.connects = 0
         self.disconnects = 0
         self.last_error: str | None = None
+        self._answered = False          # the broker answered this connection's CONNECT
+        self._dead_told = False         # a fault was recorded for paho's dead thread
+        self._subscribed_at_death = False
         self.messages = 0
 
     # ---- the source interface ---------------------------------------------------------
@@ -132,6 +156,7 @@ class MqttSource:
                 raise OSError(f"mqtt {self.name}: cannot set up TLS (ca {s.ca!r}, cert "
                               f"{s.cert!r}): {getattr(exc, 'strerror', None) or exc}") from None
         client.reconnect_delay_set(*RECONNECT_S)
+        client.connect_timeout = CONNECT_TIMEOUT_S
         try:
             client.connect_async(s.host, s.port, keepalive=self.keepalive_s)
         except (OSError, ValueError) as exc:
@@ -149,6 +174,7 @@ class MqttSource:
         return batch
 
     def health(self) -> dict:
+        self._check_thread(restart=False)
         return {"kind": self.kind, "name": self.name, "up": self.up,
                 "subscribed": self.subscribed,
                 "connects": self.connects, "disconnects": self.disconnects,
@@ -160,33 +186,62 @@ class MqttSource:
         self._stopped = True
         client = self._client
         if client is not None:
-            try:
-                client.disconnect()
-                client.loop_stop()
-            except Exception as exc:            # stopping must not raise
-                LOG.warning("mqtt %s: stopping: %s", self.name, exc)
-        self.up = False
+            # paho's thread may sit in a TLS handshake up to CONNECT_TIMEOUT_S, and loop_stop
+            # joins it without a bound: stop from a helper (daemon: it never holds the process
+            # up) and wait for it at most STOP_WAIT_S.
+            helper = threading.Thread(target=self._stop_client, args=(client,),
+                                      name=f"mqtt-stop {self.name}", daemon=True)
+            helper.start()
+            helper.join(STOP_WAIT_S)
+            if helper.is_alive():
+                LOG.warning("mqtt %s: paho's thread did not end within %.1f s; left to end "
+                            "by itself", self.name, STOP_WAIT_S)
+        self.up = self.subscribed = False
+
+    def _stop_client(self, client) -> None:
+        try:
+            client.disconnect()
+            client.loop_stop()
+        except Exception as exc:                # stopping must not raise
+            LOG.warning("mqtt %s: stopping: %s", self.name, exc)
 
     def backlog(self) -> int:
         with self._lock:
             return len(self._pending.records)
 
-    def _check_thread(self) -> None:
-        """paho's thread ends only when we stop it; if it ended anyway, say so and restart."""
-        client = self._client
-        if client is None or self._stopped or getattr(client, "_thread", True) is not None:
-            return
-        self.faults.record("mqtt-source", f"{self.name}: paho's network thread stopped; "
-                                          "restarted")
-        self.up = False
-        try:
-            client.loop_start()
-        except Exception as exc:
-            self.faults.record("mqtt-source", exc, recovered=False)
+    def _check_thread(self, restart: bool = True) -> None:
+        """paho's thread ends only when we stop it; if it ended anyway, say so (down, and a
+        fault, once) and, from ``take()``, start it again."""
+        with self._thread_lock:
+            client = self._client
+            if client is None or self._stopped:
+                return
+            thread = getattr(client, "_thread", True)
+            if thread is not None and (thread is True or thread.is_alive()):
+                self._dead_told = False
+                return
+            if not self._dead_told:
+                self._dead_told = True
+                self._subscribed_at_death = self.subscribed
+                self.faults.record("mqtt-source", f"{self.name}: paho's network thread "
+                                                  "stopped" + ("; restarted" if restart else ""))
+            self.up = self.subscribed = False
+            if not restart:
+                return
+            try:
+                client._thread = None           # a thread that died: loop_start needs None
+                client.loop_start()
+                self._dead_told = False
+                # the connection may have outlived the thread: it is up again if paho has it
+                self.up = client.is_connected()
+                self.subscribed = self.up and self._subscribed_at_death
+            except Exception as exc:
+                self.faults.record("mqtt-source", exc, recovered=False)
 
     # ---- paho's callbacks (paho's thread; none may raise) ---------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         try:
+            self._answered = True
             if reason_code.is_failure:
                 self.up = False
                 self.last_error = f"connect refused: {reason_code}"
@@ -206,12 +261,16 @@ class MqttSource:
                 self.disconnects += 1
                 self.last_error = f"connection lost: {reason_code}"
                 LOG.warning("mqtt %s: connection lost (%s)", self.name, reason_code)
+            elif not self._answered and not self._stopped:
+                self.last_error = f"no answer to CONNECT: {reason_code}"
+            self._answered = False
             self.up = self.subscribed = False
         except Exception as exc:
             self.faults.record("mqtt-source", exc)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self.up = False
+        self.up = self.subscribed = False
+        self._answered = False
         self.last_error = "cannot connect (no broker answering, or the TLS handshake failed)"
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -228,7 +287,7 @@ class MqttSource:
         try:
             self.messages += 1
             local.messages = 1
-            self._judge(msg, local)
+            self._judge.judge(msg, local)
         except Exception as exc:                # a bug costs this message, never paho's loop
             local = Batch(messages=1)
             local.rejects[(UNKNOWN_SRC, "internal")] += 1
@@ -243,97 +302,3 @@ class MqttSource:
                 self._pending.merge(local)
         except Exception as exc:
             self.faults.record("mqtt-source message", exc)
-
-    # ---- judging one message ------------------------------------------------------------
-    def _judge(self, msg, out: Batch) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = None
-        payload = msg.payload
-        sub = self._subscription(topic) if topic is not None else None
-        if sub is None:
-            out.rejects[(UNKNOWN_SRC, "unmapped_topic")] += 1
-            out.heard.add(UNKNOWN_SRC)
-            return
-        if len(payload) > self.max_message_bytes:
-            src = sub.src
-            out.rejects[(src, "too_large")] += 1
-            out.heard.add(src)
-            return
-        levels = topic.split("/")
-        rest = levels[len(sub.prefix):]
-        if sub.format == "protocol":
-            self._protocol(sub, rest, payload, out)
-            return
-        now = self.now_ms()
-        refused: Counter = Counter()
-        records: list = []
-        if sub.format == "senml":
-            kind = levels[sub.kind_level - 1] if len(levels) >= sub.kind_level else ""
-            if not valid_id(kind):
-                refused["unmapped_topic"] += 1
-            else:
-                records, refused = self._senml.read(payload, kind=kind, src=sub.src,
-                                                    now_ms=now)
-        else:                                     # owntracks: …/USER/DEVICE
-            if len(rest) != 2 or not all(rest):
-                refused["unmapped_topic"] += 1
-            else:
-                rec, reason = read_location(payload, device="/".join(rest),
-                                            devices=self.devices, src=sub.src, now_ms=now,
-                                            future_ms=self.future_ms)
-                if rec is not None:
-                    records = [rec]
-                else:
-                    refused[reason] += 1
-        out.heard.add(sub.src)
-        for reason, n in refused.items():
-            if reason == "internal":
-                self.faults.record("mqtt-source decoder", f"a {sub.format} message it could "
-                                                          "not judge")
-            out.rejects[(sub.src, reason)] += n
-        kept = self._reframe(records, sub, out)
-        if kept:
-            last = self._own_seq.get(sub.src, -1)
-            stamped = []
-            for rec in kept:
-                last += 1
-                stamped.append(msgspec.structs.replace(rec, seq=last))
-            self._own_seq[sub.src] = last
-            out.last_seq[sub.src] = last
-            out.records.extend(stamped)
-
-    def _protocol(self, sub: Subscription, rest: list[str], payload: bytes, out: Batch) -> None:
-        if not rest or not all(rest):
-            out.rejects[(sub.src, "unmapped_topic")] += 1
-            out.heard.add(sub.src)
-            return
-        topic = ".".join(rest)
-        decoded = self._decoder.decode([topic.encode("utf-8"), payload])
-        for rej in decoded.rejects:
-            if rej.reason == "internal":
-                self.faults.record("mqtt-source decoder", rej.detail or "a message it could "
-                                                                       "not judge")
-            out.rejects[(rej.src, rej.reason)] += rej.count
-            out.heard.add(rej.src)
-        for src, seq in decoded.seqs:
-            self._seq_tracker.observe(src, seq, out)
-            out.heard.add(src)
-        out.records.extend(self._reframe(decoded.records, sub, out))
-
-    def _reframe(self, records: list, sub: Subscription, out: Batch) -> list:
-        if not records:
-            return []
-        kept, refused = reframe(records, sub.crs, self.display_crs)
-        for rec in refused:
-            out.rejects[(rec.src, OUTSIDE)] += 1
-        return kept
-
-    def _subscription(self, topic: str) -> Subscription | None:
-        if not topic or len(topic) > MAX_TOPIC_CHARS:
-            return None
-        for sub in self.settings.subscriptions:
-            if paho.topic_matches_sub(sub.topic, topic):
-                return sub
-        return None

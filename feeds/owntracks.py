@@ -12,7 +12,8 @@ Refused, each by reason (one message, one count): ``too_large``, ``not_utf8``, `
 (also 1e400, lone surrogates), ``too_deep``, ``not_object``, ``not_location`` (any other
 ``_type``: ``transition``, ``waypoint``, ``lwt``, ``encrypted``, …, or none), ``unknown_device``
 (not in the roster), ``no_time`` (no ``tst``), ``missing_field`` (no ``lat``/``lon``),
-``wrong_type``, ``out_of_range`` (lat/lon, a negative accuracy, a course over 360, a time before
+``wrong_type``, ``not_finite`` (a number beyond ±1.7e308: a JSON integer of any size is decoded
+exactly), ``out_of_range`` (lat/lon, a negative accuracy, a course over 360, a time before
 2000 or over 10 minutes ahead of the wall's clock). Nothing here raises.
 """
 from __future__ import annotations
@@ -27,8 +28,15 @@ MAX_BYTES = 16 * 1024           # a location message is a few hundred bytes
 FINITE = 1.7e308
 
 
-def _number(v) -> bool:
-    return type(v) in (int, float) and math.isfinite(v) and abs(v) <= FINITE
+def _number_problem(v) -> str | None:
+    """None for a finite number within ``FINITE``, else ``wrong_type`` or ``not_finite``. A
+    JSON integer of any size is decoded exactly; it is judged without ``math.isfinite``, which
+    raises OverflowError on a 400-digit one."""
+    if type(v) is int:
+        return None if abs(v) <= FINITE else "not_finite"
+    if type(v) is not float:
+        return "wrong_type"
+    return None if math.isfinite(v) and abs(v) <= FINITE else "not_finite"
 
 
 def read_location(payload: bytes, *, device: str, devices: dict[str, str], src: str,
@@ -69,8 +77,9 @@ def _read(payload: bytes, device: str, devices: dict[str, str], src: str, now_ms
     if "lat" not in msg or "lon" not in msg:
         return None, "missing_field"
     lat, lon = msg["lat"], msg["lon"]
-    if not (_number(lat) and _number(lon)):
-        return None, "wrong_type"
+    problem = _number_problem(lat) or _number_problem(lon)
+    if problem:
+        return None, problem
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None, "out_of_range"
     extra: dict[str, float] = {}
@@ -79,8 +88,9 @@ def _read(payload: bytes, device: str, devices: dict[str, str], src: str, now_ms
         if key not in msg or msg[key] is None:
             continue
         v = msg[key]
-        if not _number(v):
-            return None, "wrong_type"
+        problem = _number_problem(v)
+        if problem:
+            return None, problem
         if v < 0 and key != "acc":
             continue                    # iOS says "not known" with a negative speed/course
         if not lo <= v <= hi:

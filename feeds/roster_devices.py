@@ -5,7 +5,8 @@ The roster (``--roster FILE``, also read by ``situation.peakduty.load_roster``) 
 levels of its topic ``owntracks/USER/DEVICE``), empty for a unit without one. Only ``unit_id``
 and ``device`` are read here; the other columns are peak duty's.
 
-``load_devices(path)`` → ``{"USER/DEVICE": unit_id}``. Bounded (``MAX_BYTES``, ``MAX_ROWS``)
+``load_devices(path)`` → ``{"USER/DEVICE": unit_id}``. Bounded (``MAX_BYTES``, ``MAX_ROWS``;
+at most ``MAX_BYTES + 1`` bytes are ever read, whatever the file: a FIFO, ``/dev/zero``)
 and strict: a file that cannot be read, has no ``unit_id`` column, a device that is not
 ``USER/DEVICE`` or one device given to two units raises ``ValueError`` (``OSError`` for a file
 that cannot be opened) with the path and line, in one line. A roster without a ``device``
@@ -33,12 +34,14 @@ def check_device(device: str) -> bool:
 def load_devices(path) -> dict[str, str]:
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ValueError(f"{path}: roster larger than {MAX_BYTES // (1024 * 1024)} MiB")
-        data = path.read_bytes()[:MAX_BYTES + 1]
+        # Never more than MAX_BYTES + 1: stat() says 0 for a FIFO, /dev/zero or a /proc file.
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise OSError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"{path}: roster larger than {MAX_BYTES // (1024 * 1024)} MiB "
+                         f"({MAX_BYTES} bytes)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

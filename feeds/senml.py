@@ -12,8 +12,11 @@ A pack is a JSON array of records. How one becomes readings:
   name, or by the registered units ``lat``/``lon``) are the sensor's position.
 - Time: ``bt + t`` in seconds (both default 0); a sum below 2**28 is relative to now, as the
   RFC says (0 is "now", -60 a minute ago). One reading per sensor and time, in the pack's
-  order; a record without time is "now". Milliseconds, judged by ``feeds.bounds.time_problem``
-  (before 2000, past year 9999 or over 10 minutes ahead of the wall's clock: ``out_of_range``).
+  order; a record without time is "now" — except in a retained pack (``read(…, retained=True)``,
+  MQTT's retain flag: the broker kept it, it may be any age), where a reading whose time is
+  missing or relative is refused ``retained_no_time`` (its position is still taken).
+  Milliseconds, judged by ``feeds.bounds.time_problem`` (before 2000, past year 9999 or over
+  10 minutes ahead of the wall's clock: ``out_of_range``).
 - Values: ``bv + v``; a boolean ``vb`` is 1 or 0 (a manhole's ``open``). A record holding two
   of ``v``/``vs``/``vb``/``vd``, or only a string or data value, or none, cannot be a metric:
   ``senml_bad_value``. A unit (``u``, else ``bu``) that is neither registered (RFC 8428 and the
@@ -23,13 +26,16 @@ A pack is a JSON array of records. How one becomes readings:
   most ``max_positions`` sensors, least recently used forgotten). A reading with neither is
   refused ``no_position``. A pack with only a position is remembered and gives no reading.
 
-Refusals: the whole pack, once — ``too_large`` (bytes, or more than ``MAX_PACK_RECORDS``
-records), ``not_json`` (also 1e400 and lone surrogates, which msgspec refuses),
-``not_utf8``, ``too_deep``, ``wrong_type`` (not an array, a base field of the wrong type),
+Refusals: the whole pack, once — ``too_large`` (over ``MAX_BYTES``, checked before decoding, or
+more than ``MAX_PACK_RECORDS`` records), ``not_json`` (also 1e400 and lone surrogates, which
+msgspec refuses), ``not_utf8``, ``too_deep``, ``wrong_type`` (not an array, a base field of the
+wrong type), ``not_finite`` (a base number beyond ±1.7e308: a JSON integer of any size is
+decoded exactly, and is judged without ``float()``, which would overflow),
 ``unknown_version`` (``bver`` above 10 or a must-understand field ending in ``_``),
 ``missing_field`` (an empty pack), ``no_base_name``; one per record — ``not_object``,
 ``missing_field`` (no ``n``), ``wrong_type``, ``bad_text``, ``senml_bad_value``,
-``unknown_measure_unit``, ``not_finite``, ``out_of_range`` (time, lat/lon); one per reading —
+``unknown_measure_unit``, ``not_finite``, ``out_of_range`` (time, lat/lon),
+``retained_no_time``; one per reading —
 ``no_position``, ``too_large`` (more metrics than a reading holds). Nothing here raises.
 """
 from __future__ import annotations
@@ -41,6 +47,7 @@ from feeds.bounds import DEFAULT_FUTURE_MS, loads, time_problem, valid_id
 from feeds.schema import SensorReading
 
 MAX_PACK_RECORDS = 64
+MAX_BYTES = 64 * 1024            # 64 records of a few hundred bytes; checked before decoding
 MAX_METRICS = 32                 # feeds.schema.Metrics
 MAX_POSITIONS = 10_000
 MAX_DEPTH = 3                    # [ { scalar } ] and a little room
@@ -83,20 +90,24 @@ class SenmlReader:
         self.future_ms = future_ms
         self.positions: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def read(self, payload: bytes, *, kind: str, src: str, now_ms: int
+    def read(self, payload: bytes, *, kind: str, src: str, now_ms: int, retained: bool = False
              ) -> tuple[list[SensorReading], Counter]:
         """The readings of one pack (``seq`` 0: the source numbers them) and the refusals by
-        reason."""
+        reason. ``retained``: the broker kept the pack (MQTT's retain flag), so it may be any
+        age: a reading without an absolute time is refused ``retained_no_time``."""
         refused: Counter = Counter()
         try:
-            return self._read(bytes(payload), kind, src, now_ms, refused), refused
+            return self._read(bytes(payload), kind, src, now_ms, refused, retained), refused
         except Exception:                       # a bug costs this pack, never the caller
             refused.clear()
             refused["internal"] += 1
             return [], refused
 
     def _read(self, payload: bytes, kind: str, src: str, now_ms: int,
-              refused: Counter) -> list[SensorReading]:
+              refused: Counter, retained: bool = False) -> list[SensorReading]:
+        if len(payload) > MAX_BYTES:
+            refused["too_large"] += 1
+            return []
         value, problem = loads(payload, MAX_DEPTH)
         if problem is not None:
             refused[problem] += 1
@@ -127,7 +138,7 @@ class SenmlReader:
             if sensor is None:
                 refused["bad_text"] += 1
                 continue
-            reason = self._one(rec, sensor, bt, bv, bu, now_ms, groups, found)
+            reason = self._one(rec, sensor, bt, bv, bu, now_ms, groups, found, retained)
             if reason:
                 refused[reason] += 1
         for sensor, pos in found.items():
@@ -148,7 +159,7 @@ class SenmlReader:
         return out
 
     def _one(self, rec: dict, sensor: str, bt: float, bv: float, bu, now_ms: int,
-             groups: dict, found: dict) -> str | None:
+             groups: dict, found: dict, retained: bool = False) -> str | None:
         name = rec.get("n")
         if name is None:
             return "missing_field"
@@ -163,6 +174,8 @@ class SenmlReader:
             v = rec["v"]
             if type(v) not in (int, float):
                 return "wrong_type"
+            if not _finite(v):
+                return "not_finite"
             value = bv + float(v)
         elif has == ["vb"]:
             if type(rec["vb"]) is not bool:
@@ -183,10 +196,16 @@ class SenmlReader:
         t = rec.get("t", 0)
         if type(t) not in (int, float):
             return "wrong_type"
-        ts = _ts_ms(bt + float(t), now_ms)
+        if not _finite(t):
+            return "not_finite"
+        seconds = bt + float(t)
+        ts = _ts_ms(seconds, now_ms)
         if ts is None or time_problem(ts, now_ms, self.future_ms):
             return "out_of_range"
         low = name.lower()
+        # A retained pack may be any age: a position is still where the sensor stands, but a
+        # reading needs an absolute time (a missing or relative one would be "now").
+        stale = retained and seconds < RELATIVE_BELOW_S
         if low in LAT_NAMES or unit == "lat":
             if not -90.0 <= value <= 90.0:
                 return "out_of_range"
@@ -197,6 +216,8 @@ class SenmlReader:
                 return "out_of_range"
             found.setdefault(sensor, {})["lon"] = value
             return None
+        if stale:
+            return "retained_no_time"
         groups.setdefault((sensor, ts), {})[NAMES.get(low, name)] = value
         return None
 
@@ -226,14 +247,24 @@ def _pack_problem(value) -> str | None:
         if "bver" in rec and (type(rec["bver"]) is not int or rec["bver"] > SENML_VERSION):
             return "unknown_version"
         for k in BASE_NUMBERS:
-            if k in rec and (type(rec[k]) not in (int, float) or not math.isfinite(rec[k])):
+            if k in rec and type(rec[k]) not in (int, float):
                 return "wrong_type"
+            if k in rec and not _finite(rec[k]):
+                return "not_finite"
         for k in ("bn", "bu"):
             if k in rec and not isinstance(rec[k], str):
                 return "wrong_type"
     if not isinstance(first, dict):
         return "no_base_name"
     return None
+
+
+def _finite(v: int | float) -> bool:
+    """A finite number within ``FINITE``; a JSON integer of any size never raises here
+    (``float()`` of a 400-digit one would: OverflowError)."""
+    if type(v) is int:
+        return abs(v) <= FINITE
+    return math.isfinite(v) and abs(v) <= FINITE
 
 
 def _sensor_id(bn: str | None) -> str | None:

@@ -77,17 +77,34 @@ def test_mqtt_in_protocol_out_under_the_bridges_src(bridge, mqtt_publisher):
     assert all(r.rate is not None for r in got if isinstance(r, Heartbeat))
 
 
-def test_heartbeat_goes_on_while_the_broker_is_away(bridge, mosquitto):
+def test_heartbeats_stop_while_every_broker_is_down_and_resume(bridge, mosquitto):
+    """With every MQTT broker down the bridge sends no heartbeat, so the wall shows its src
+    down (after 3 s): the MQTT side is gone. They resume when the broker is back."""
     running, receiver = bridge
-    mosquitto.stop()
-    assert wait_for(lambda: not running.bridge.sources[0].up, 3)
-    heard = []
 
-    def beats():
-        batch, _ = receiver.drain()
-        heard.extend(r for r in batch.records if isinstance(r, Heartbeat))
-        return len(heard) >= 2
-    assert wait_for(beats, 3)
+    def beats(within: float) -> int:
+        heard = []
+        end = time.monotonic() + within
+        while time.monotonic() < end:
+            batch, _ = receiver.drain()
+            heard.extend(r for r in batch.records
+                         if isinstance(r, Heartbeat) and r.src == "bridge-1")
+            time.sleep(0.05)
+        return len(heard)
+
+    assert wait_for(lambda: running.bridge.sources[0].up, 5)
+    assert beats(1.2) >= 2                          # beating while the broker is up
+    mosquitto.stop()
+    t0 = time.monotonic()
+    assert wait_for(lambda: not running.bridge.sources[0].up, 3)
+    beats(max(0.0, 0.5 - (time.monotonic() - t0)))  # what was on its way
+    assert time.monotonic() - t0 < 3.0
+    assert beats(2.0) == 0, "heartbeats went on with every broker down"
+    assert running.bridge.beating is False
+    mosquitto.start()
+    assert wait_for(lambda: running.bridge.sources[0].up, 6)
+    assert beats(1.5) >= 2, "heartbeats did not resume with the broker back"
+    assert running.bridge.beating is True
 
 
 def test_command_line_errors_are_one_line(capsys, tmp_path):
@@ -123,3 +140,67 @@ def test_command_line_runs_and_stops(tmp_path, capsys):
         assert "pw-in-a-file" not in err
     finally:
         broker.stop()
+
+
+class _Sock:
+    def __init__(self):
+        self.sent = []
+
+    def send_multipart(self, fr):
+        self.sent.append(fr)
+
+
+class _Source:
+    def __init__(self, records, up=True):
+        self.records, self.up = records, up
+
+    def take(self):
+        from feeds.batch import Batch
+        batch = Batch()
+        batch.records, self.records = self.records, []
+        return batch
+
+
+def test_a_record_that_cannot_be_framed_costs_only_itself():
+    from feeds.faults import Faults
+    from feeds.mqtt_bridge import Bridge
+    now = int(time.time() * 1000)
+    good = SensorReading(v=1, src="s", seq=0, ts=now, id="a", kind="air", lat=39.9, lon=116.4,
+                         metrics={"pm25": 1.0})
+    bad = SensorReading(v=1, src="s", seq=0, ts=now, id="b", kind="空气", lat=39.9,
+                        lon=116.4, metrics={"pm25": 1.0})
+    pos = UnitPosition(v=1, src="s", seq=0, ts=now, unit_id="U-1", lat=39.9, lon=116.4)
+    sock, faults = _Sock(), Faults()
+    bridge = Bridge([_Source([good, bad, pos])], sock, src="b1", faults=faults)
+    bridge.step()
+    topics = [fr[0] for fr in sock.sent]
+    assert topics.count(b"sensor.air") == 1 and b"unit.pos" in topics and b"hb" in topics
+    assert bridge.unsendable == 1 and bridge.refused[("b1", "unsendable")] == 1 and faults
+    assert bridge.failures == 0
+
+
+def test_no_heartbeat_while_every_source_is_down():
+    from feeds.mqtt_bridge import Bridge
+    sock = _Sock()
+    sources = [_Source([], up=False), _Source([], up=False)]
+    bridge = Bridge(sources, sock, src="b1")
+    bridge.step()
+    assert sock.sent == []
+    sources[1].up = True
+    bridge.step()
+    assert [fr[0] for fr in sock.sent] == [b"hb"]
+
+
+def test_a_bridge_that_stops_by_itself_exits_1(monkeypatch, mosquitto, capsys):
+    import zmq
+
+    from feeds.mqtt_bridge import Bridge
+
+    def broken(self):
+        raise zmq.ZMQError(zmq.ETERM, "context was terminated")
+
+    monkeypatch.setattr(Bridge, "step", broken)
+    assert main(["--mqtt", mosquitto.url, "--feed", "tcp://127.0.0.1:*",
+                 "--run-for", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped by itself" in err and "ZMQError" in err

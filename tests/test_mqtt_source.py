@@ -154,7 +154,7 @@ def bad_inputs():
         ("senml/air/s", json.dumps([{"bn": "s", "n": "pm25", "v": i} for i in range(10_000)]),
          ("mqtt:senml", "too_large")),
         ("senml/air/s", "this is not json", ("mqtt:senml", "not_json")),
-        ("senml/air/s", "[" * 100_000 + "]" * 100_000, ("mqtt:senml", "too_deep")),
+        ("senml/air/s", "[" * 30_000 + "]" * 30_000, ("mqtt:senml", "too_deep")),
         ("senml/air/s", '[{"bn": "s\\udc00", "n": "pm25", "v": 1}]', ("mqtt:senml", "not_json")),
         ("senml/air/s", '[{"bn": "s", "n": "lat", "v": 1e400}]', ("mqtt:senml", "not_json")),
         ("senml/air/s", json.dumps([{"bn": "s", "n": 7, "v": 1}]), ("mqtt:senml", "wrong_type")),
@@ -355,6 +355,14 @@ def test_settings_from_url_and_table():
     ("mqtt://h", {"subscriptions": [{"topic": "a/#", "format": "senml"},
                                     {"topic": "a/b/+", "format": "owntracks"}]}, "overlap"),
     ("mqtt://wall:hunter2@h:0", {}, "port 0"),
+    ("mqtt://h", {"subscriptions": [{"topic": "a/#", "format": "senml", "srcs": ["x"]}]},
+     "srcs is for format protocol"),
+    ("mqtt://h", {"subscriptions": [{"topic": "a/#", "format": "protocol", "srcs": []}]},
+     "srcs must be"),
+    ("mqtt://h", {"subscriptions": [{"topic": "a/#", "format": "protocol", "srcs": "gw"}]},
+     "srcs must be"),
+    ("mqtt://h", {"subscriptions": [{"topic": "a/#", "format": "protocol",
+                                     "srcs": ["ok", "a\x01b"]}]}, "srcs must be"),
 ])
 def test_bad_settings_are_one_line_value_errors(url, opts, words):
     with pytest.raises(ValueError) as err:
@@ -400,3 +408,83 @@ def test_mqtts_with_the_brokers_ca(tmp_path):
     with pytest.raises(OSError, match="TLS"):
         MqttSource(MqttSettings.from_url("mqtts://127.0.0.1:1", ca=str(tmp_path / "no.pem"))
                    ).start()
+
+
+# ---- which src a protocol record may claim -----------------------------------------------------
+class Msg:
+    def __init__(self, topic, payload, retain=False):
+        self.topic, self.payload, self.retain = topic, payload, retain
+
+
+def protocol_record(src: str, seq: int = 0) -> bytes:
+    return encode(UnitPosition(v=1, src=src, seq=seq, ts=NOW, unit_id="U-9", lat=39.9,
+                               lon=116.4))
+
+
+def offline(subscriptions=None, **kw) -> MqttSource:
+    settings = MqttSettings.from_url("mqtt://127.0.0.1:1", subscriptions=subscriptions)
+    return MqttSource(settings, devices=DEVICES, now_ms=lambda: NOW, **kw)
+
+
+def judge(source: MqttSource, topic: str, payload: bytes) -> Batch:
+    source._on_message(None, None, Msg(topic, payload))
+    return source.take()
+
+
+def test_a_protocol_record_cannot_claim_a_src_the_source_stamps():
+    source = offline()
+    for own in ("mqtt:senml", "mqtt:owntracks"):
+        b = judge(source, "citywall/unit.pos", protocol_record(own))
+        assert not b.records and b.rejects == {(own, "src_not_allowed"): 1}
+    b = judge(source, "citywall/unit.pos", protocol_record("gw-1"))
+    assert [r.src for r in b.records] == ["gw-1"]
+
+
+def test_a_protocol_subscription_with_srcs_takes_only_those():
+    subs = [{"topic": "citywall/#", "format": "protocol", "srcs": ["gw-1", "gw-2"]}]
+    source = offline(subs, require_srcs=True)
+    assert source.settings.subscriptions[0].srcs == ("gw-1", "gw-2")
+    b = judge(source, "citywall/unit.pos", protocol_record("gw-2", 4))
+    assert [(r.src, r.seq) for r in b.records] == [("gw-2", 4)]
+    b = judge(source, "citywall/unit.pos", protocol_record("dispatch", 5))
+    assert not b.records and b.rejects == {("dispatch", "src_not_allowed"): 1}
+    assert "dispatch" not in source._seq_tracker.last          # not counted as heard seq
+
+
+def test_require_srcs_makes_a_protocol_subscription_without_srcs_an_error():
+    with pytest.raises(ValueError, match="with --publishers, an MQTT protocol subscription "
+                                         "must name its srcs="):
+        offline(require_srcs=True)                  # the defaults: citywall/# without srcs
+    offline([{"topic": "senml/#", "format": "senml"}], require_srcs=True)    # no protocol: ok
+
+
+def test_srcs_and_kind_level_on_the_command_line():
+    from feeds.mqtt_args import parse_sub
+    assert parse_sub("protocol citywall/# srcs=gw-1,gw-2") == {
+        "format": "protocol", "topic": "citywall/#", "srcs": ["gw-1", "gw-2"]}
+    with pytest.raises(ValueError, match="srcs must be"):
+        MqttSettings.from_url("mqtt://h", subscriptions=[parse_sub("protocol c/# srcs=")])
+    with pytest.raises(ValueError, match="kind_level is a whole number"):
+        parse_sub("senml senml/# kind_level=\u0663")              # ARABIC-INDIC DIGIT THREE
+
+
+def test_a_senml_kind_that_makes_no_zmq_topic_is_bad_topic():
+    source = offline()
+    pos = [{"bn": "s1", "bt": NOW_S, "n": "lat", "v": 39.9}, {"n": "lon", "v": 116.4},
+           {"n": "pm25", "v": 1}]
+    for kind in ("空气", "k" * 128, "caf\u00e9"):
+        b = judge(source, f"senml/{kind}/s1", json.dumps(pos).encode())
+        assert not b.records and b.rejects == {("mqtt:senml", "bad_topic"): 1}, kind
+    b = judge(source, "senml/" + "k" * 121 + "/s1", json.dumps(pos).encode())
+    assert len(b.records) == 1                      # sensor. + 121 = 128: the decoder's limit
+
+
+def test_health_says_why_a_broker_never_answered():
+    source = offline()
+    source._on_disconnect(None, None, None, "keepalive timeout", None)
+    assert source.health()["last_error"] == "no answer to CONNECT: keepalive timeout"
+    source._on_connect(None, None, None, type("RC", (), {"is_failure": True,
+                                                         "__str__": lambda s: "Not authorized"})(),
+                       None)
+    source._on_disconnect(None, None, None, "closed", None)
+    assert "refused" in source.health()["last_error"]

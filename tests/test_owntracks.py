@@ -64,6 +64,9 @@ def test_optional_fields_may_be_missing_and_negative_means_unknown():
     (b"\xff", "not_json"),
     (b'{"_type": "\xff"}', "not_utf8"),
     (b" " * 20_000, "too_large"),
+    (loc(lat=10 ** 400), "not_finite"),          # a JSON integer: float() would overflow
+    (loc(vel=-(10 ** 400)), "not_finite"),
+    (loc(acc=10 ** 400), "not_finite"),
 ])
 def test_bad_messages_refused_by_reason(payload, reason):
     assert read(payload) == (None, reason)

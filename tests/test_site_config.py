@@ -226,7 +226,7 @@ def test_the_example_centre_loads(tmp_path):
     site.mkdir()
     shutil.copy(EXAMPLE, site / "centre.toml")
     for name in ("city-wall", "commander-1", "commander-2", "dongcheng-wall", "broker",
-                 "dispatch"):
+                 "dispatch", "bridge"):
         new_key(name, str(site / "keys"))
     for folder in ("trust/walls", "trust/publishers", "trust/dispatch", "history"):
         (site / folder).mkdir(parents=True)
@@ -269,6 +269,17 @@ def test_the_example_centre_loads(tmp_path):
         ("upstream", "tcp://broker.centre.local:5556"),
         ("server_key", str(site / "keys" / "broker.key")),
         ("upstream_state", "tcp://broker.centre.local:5559")]
+    (site / "keys" / "bridge.mqtt-pass").write_text("pw\n")
+    (site / "keys" / "mqtt-ca.pem").write_text("")
+    from feeds import mqtt_bridge
+    from feeds.mqtt_args import mqtt_settings
+    bridge = mqtt_bridge.build_parser().parse_args(
+        config_argv(mqtt_bridge.build_parser(), str(f), "mqtt_bridge", []))
+    assert bridge.feed == "tcp://0.0.0.0:5560" and bridge.roster == str(site / "roster.csv")
+    [mqtt] = mqtt_settings(bridge)
+    assert (mqtt.name, mqtt.password, mqtt.ca) == (
+        "mqtts://citywall-bridge@mqtt.centre.local:8883", "pw", str(site / "keys" / "mqtt-ca.pem"))
+    assert [s.format for s in mqtt.subscriptions] == ["senml", "owntracks", "protocol"]
     svc = dispatch_cli.parser().parse_args(
         config_argv(dispatch_cli.parser(), str(f), "dispatch_service", []))
     assert svc.roles == str(site / "roles.toml") and svc.source_server_key == [

@@ -186,3 +186,72 @@ def test_bad_frame_and_mqtt_flags_are_one_line_and_exit_2(argv, says):
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2          # usage line + the one problem
+
+
+def test_the_site_config_gives_feeds_their_frames_and_walls_their_mqtt_brokers(tmp_path):
+    import main
+    from feeds.mqtt_args import mqtt_settings
+    from feeds.site_config import apply_config
+    from ui.session import feed_frames
+    (tmp_path / "wall.pass").write_text("s3cret\n", encoding="utf-8")
+    cfg = tmp_path / "centre.toml"
+    cfg.write_text('''
+[wall]
+map_crs = "wgs84"
+[[wall.feed]]
+endpoint = "tcp://127.0.0.1:5556"
+crs = "wgs84"
+[[wall.feed]]
+endpoint = "tcp://127.0.0.1:5557"
+[[wall.mqtt]]
+url = "mqtt://127.0.0.1:1883"
+user = "wall"
+password_file = "wall.pass"
+sub = ["senml city/+/senml kind_level=2", "owntracks owntracks/+/+"]
+''', encoding="utf-8")
+    argv = apply_config(main.build_parser(), ["--config", str(cfg)], "wall", prog="citywall",
+                        also_drops=main.CONFIG_DROPS)
+    args = main.build_parser().parse_args(argv)
+    assert args.map_crs == "wgs84"
+    assert feed_frames(args) == {"tcp://127.0.0.1:5556": "wgs84"}
+    [one] = mqtt_settings(args)
+    assert (one.username, one.password, one.name) == ("wall", "s3cret", "mqtt://wall@127.0.0.1:1883")
+    assert [(s.format, s.topic, s.crs) for s in one.subscriptions] == [
+        ("senml", "city/+/senml", "wgs84"), ("owntracks", "owntracks/+/+", "wgs84")]
+    assert "s3cret" not in repr(one)
+
+
+def test_the_bridge_reads_its_own_section(tmp_path):
+    (tmp_path / "roster.csv").write_text("unit_id,district,shift,device\nU1,110101,day,a/b\n",
+                                         encoding="utf-8")
+    cfg = tmp_path / "centre.toml"
+    cfg.write_text('''
+[mqtt_bridge]
+feed = "tcp://127.0.0.1:*"
+roster = "roster.csv"
+run_for = 0.5
+[[mqtt_bridge.mqtt]]
+url = "mqtt://127.0.0.1:1"
+sub = ["owntracks owntracks/+/+"]
+''', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "feeds.mqtt_bridge", "--config", str(cfg)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "1 devices" in done.stdout + done.stderr
+    bad = cfg.read_text().replace('roster = "roster.csv"', 'rooster = "roster.csv"')
+    cfg.write_text(bad, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "feeds.mqtt_bridge", "--config", str(cfg)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "centre.toml:4" in done.stderr and "roster" in done.stderr
+
+
+def test_with_a_publishers_file_an_mqtt_protocol_subscription_must_name_its_srcs():
+    from feeds.faults import Faults
+    from situation.clock import WallClock
+    from ui.session import mqtt_sources
+    args = _args(mqtt="mqtt://127.0.0.1:1")
+    with pytest.raises(ValueError, match="srcs"):
+        mqtt_sources(args, WallClock(), Faults(), "gcj02", require_srcs=True)
+    named = _args(mqtt="mqtt://127.0.0.1:1", mqtt_sub="protocol citywall/# srcs=gw-1")
+    [one] = mqtt_sources(named, WallClock(), Faults(), "gcj02", require_srcs=True)
+    assert one.settings.subscriptions[0].srcs == ("gw-1",)

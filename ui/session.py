@@ -216,7 +216,8 @@ def build_session(args) -> Session:
     except zmq.ZMQError as exc:
         fail(exc, f"cannot subscribe to {' '.join(feeds)}")
     try:
-        sources.extend(s.start() for s in mqtt_sources(args, clock, faults, display))
+        sources.extend(s.start() for s in mqtt_sources(
+            args, clock, faults, display, require_srcs=security.allowed_src is not None))
     except (OSError, ValueError) as exc:
         fail(exc, "cannot use the MQTT source")
     for source in sources:
@@ -237,8 +238,10 @@ def display_locator(frame: str):
     return DistrictLocator(crs=frame)
 
 
-def mqtt_sources(args, clock: Clock, faults: Faults, display: str) -> list:
-    """``--mqtt URL`` (and the site config's ``[[wall.mqtt]]``): one source each."""
+def mqtt_sources(args, clock: Clock, faults: Faults, display: str,
+                 require_srcs: bool = False) -> list:
+    """``--mqtt URL`` (and the site config's ``[[wall.mqtt]]``): one source each. With a
+    ``--publishers`` file (``require_srcs``) a protocol subscription must name its srcs."""
     settings = list(getattr(args, "mqtt_sources", None) or [])
     if not settings:
         return []
@@ -246,7 +249,8 @@ def mqtt_sources(args, clock: Clock, faults: Faults, display: str) -> list:
     devices = unit_devices(args)
     limits = receiver_options(args, clock, faults)
     return [MqttSource(one, display_crs=display, now_ms=clock.now_ms, faults=faults,
-                       max_message_bytes=limits["max_message_bytes"], devices=devices)
+                       max_message_bytes=limits["max_message_bytes"], devices=devices,
+                       require_srcs=require_srcs)
             for one in settings]
 
 
