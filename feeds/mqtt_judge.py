@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable
 
 import msgspec
-import paho.mqtt.client as paho
 
 from feeds.batch import Batch, SeqTracker
 from feeds.bounds import DEFAULT_FUTURE_MS, valid_id
@@ -67,6 +66,7 @@ class Judge:
         # The srcs this judge stamps itself: no protocol record may claim one.
         self.own_srcs = frozenset(s.src for s in settings.subscriptions
                                   if s.format != "protocol")
+        self._patterns = [(s, tuple(s.topic.split("/"))) for s in settings.subscriptions]
 
     def judge(self, msg, out: Batch) -> None:
         try:
@@ -174,7 +174,23 @@ class Judge:
     def subscription(self, topic: str) -> Subscription | None:
         if not topic or len(topic) > MAX_TOPIC_CHARS:
             return None
-        for sub in self.settings.subscriptions:
-            if paho.topic_matches_sub(sub.topic, topic):
+        levels = topic.split("/")
+        for sub, pattern in self._patterns:
+            if _matches(pattern, levels, topic):
                 return sub
         return None
+
+
+def _matches(pattern: tuple[str, ...], levels: list[str], topic: str) -> bool:
+    """MQTT's filter rules (as paho's ``topic_matches_sub``) on a filter split once: ``+`` one
+    level, ``#`` the rest (and the parent level); a ``$`` topic only by a filter naming it."""
+    if topic.startswith("$") and pattern and pattern[0] in ("+", "#"):
+        return False
+    for i, p in enumerate(pattern):
+        if p == "#":
+            return True
+        if i >= len(levels):
+            return False
+        if p != "+" and p != levels[i]:
+            return False
+    return len(levels) == len(pattern)

@@ -488,3 +488,26 @@ def test_health_says_why_a_broker_never_answered():
                        None)
     source._on_disconnect(None, None, None, "closed", None)
     assert "refused" in source.health()["last_error"]
+
+
+def test_the_topic_filter_agrees_with_paho_on_random_filters_and_topics():
+    """The judge splits each filter once (``feeds.mqtt_judge._matches``); paho's own
+    ``topic_matches_sub`` is the reference, on 100,000 seeded pairs."""
+    import random
+
+    import paho.mqtt.client as paho
+
+    from feeds.mqtt_judge import _matches
+    rng = random.Random(16)
+    words = ["a", "b", "", "$SYS", "senml"]
+    checked = 0
+    for _ in range(100_000):
+        f = [rng.choice(words + ["+", "#"]) for _ in range(rng.randint(1, 4))]
+        if "#" in f[:-1]:
+            continue
+        topic = "/".join(rng.choice(words) for _ in range(rng.randint(1, 5)))
+        flt = "/".join(f)
+        assert _matches(tuple(f), topic.split("/"), topic) == paho.topic_matches_sub(flt, topic), \
+            (flt, topic)
+        checked += 1
+    assert checked > 50_000
