@@ -48,15 +48,19 @@ class DemoSource:
     def start(self) -> "DemoSource":
         from feeds.simulator import start_in_thread
         self.service.start()
+        # The wall subscribes before the city binds and publishes (in-process, ZeroMQ queues
+        # the connection): it hears the city's first snapshot whole, never the tail of one
+        # sent for another subscriber (a unit's fix without the unit).
+        self.receiver = Receiver(self.endpoints, context=self.context, **self._options).start()
         try:
             self._thread, self._stop, _ = start_in_thread(
                 DEMO_ENDPOINT, city=self.city, now_ms=self.now_ms, context=self.context,
                 follow=DEMO_DISPATCH_FEED, also_bind=self.also_bind, keys=self.serve_keys)
         except zmq.ZMQError as exc:
+            self.receiver.stop()
             self.service.stop()
             raise OSError(f"cannot bind the demo city on {self.also_bind or DEMO_ENDPOINT}: "
                           f"{exc}") from None
-        self.receiver = Receiver(self.endpoints, context=self.context, **self._options).start()
         return self
 
     def take(self):

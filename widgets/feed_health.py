@@ -28,8 +28,9 @@ def source_label(src: str, lang: str) -> str:
 
 def endpoint_labels(endpoints, lang: str) -> dict[str, str]:
     """Each endpoint in words: one the console runs itself by what it carries, any other by
-    its place in the list ("接入点 1", "接入点 2"…), so no address is on the wall."""
-    out, n = {}, 0
+    its place in the list ("接入点 1", "接入点 2"…; an MQTT broker "MQTT 接入 1"), so no
+    address is on the wall."""
+    out, n, m = {}, 0, 0
     for ep in endpoints:
         if ep.startswith(LOCAL_PREFIX):
             key = f"ep.{ep[len(LOCAL_PREFIX):]}"
@@ -37,6 +38,10 @@ def endpoint_labels(endpoints, lang: str) -> dict[str, str]:
             if words != key:
                 out[ep] = words
                 continue
+        if ep.startswith(("mqtt://", "mqtts://")):
+            m += 1
+            out[ep] = tr("ep.mqtt_numbered", lang, n=m)
+            continue
         n += 1
         out[ep] = tr("ep.numbered", lang, n=n)
     return out
