@@ -76,6 +76,7 @@ def test_every_kind_is_a_source_and_a_new_kind_needs_no_other_change(tmp_path):
         assert "X-1" in session.situation.cases
         status = session.status()
         assert {"kind": "test", "name": "one-shot", "up": True} in status["inputs"]
+        assert status["map_crs"] == "gcj02"
         assert status["endpoints"]["test://one-shot"]["up"] is True
         assert wait_for(lambda: (session.drain(), session.situation.units)[1], 10)
     finally:
@@ -279,3 +280,37 @@ def test_the_feed_health_panel_names_mqtt_brokers_and_sources_in_words():
     assert endpoint_labels(eps, "en")[eps[3]] == "MQTT broker 2"
     assert source_label("mqtt:owntracks", "zh") == "OwnTracks 手机"
     assert source_label("mqtt:senml", "en") == "SenML sensors"
+
+
+def test_a_wgs84_wall_joining_mid_shift_gets_the_services_snapshot_in_its_frame(tmp_path):
+    """The dispatch service holds the protocol's frame (GCJ-02); its snapshot for a console
+    joining mid-shift is moved into a WGS-84 wall's frame like any feed."""
+    import zmq
+
+    from feeds.dispatch_client import DispatchClient
+    from feeds.dispatch_service import DispatchService
+    from feeds.districts import DistrictLocator
+    from situation.clock import ManualClock
+    from situation.store import Situation
+    from ui.session import join_mid_shift
+    ctx = zmq.Context()
+    pub = TestPublisher(ctx)
+    now = 1_795_449_600_000
+    svc = DispatchService([pub.endpoint], "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+                          tmp_path / "d.sqlite3", now_ms=lambda: now + 60_000,
+                          context=ctx).start()
+    client = DispatchClient(svc.dispatch_endpoint, "wall-1", context=ctx)
+    try:
+        pub.wait_subscriber()
+        pub.send("case", record("case", src="cases", ts=now, lat=GCJ[0], lon=GCJ[1]))
+        assert wait_for(lambda: svc.status()["cases"] == 1, 5)
+        wall = Situation(ManualClock(now + 60_000), locator=DistrictLocator(crs="wgs84"))
+        assert join_mid_shift(client, wall, "wgs84") is not None
+        c1 = wall.cases["C1"]
+        assert (c1.lat, c1.lon) == pytest.approx(WGS, abs=1e-7)
+        assert c1.district == "110101"                      # found on WGS-84 outlines
+    finally:
+        client.close()
+        svc.stop()
+        pub.close()
+        ctx.destroy(linger=0)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import zmq
 
-from feeds.crs import check_frame
+from feeds.crs import OUTSIDE, PROTOCOL_DEFAULT, check_frame, reframe
 from feeds.faults import Faults
 from feeds.metrics import drain_figures
 from feeds.receiver import Receiver
@@ -90,6 +90,7 @@ class Session:
     def status(self) -> dict:
         doc = self.situation.status()
         doc["mode"] = self.mode
+        doc["map_crs"] = getattr(self.situation.locator, "crs", "gcj02")   # the one frame held
         doc["inputs"] = [guarded(self.faults, "source health", s.health)
                          or {"name": getattr(s, "name", "?"), "up": False}
                          for s in self.sources]
@@ -207,7 +208,7 @@ def build_session(args) -> Session:
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
                                 mode="LIVE", **keyed)
     if client is not None and not args.demo:
-        join_mid_shift(client, situation)
+        join_mid_shift(client, situation, display)
     state = feed_states(args)
     try:
         for group, allowed in receiver_groups(feeds, security.allowed_src):
@@ -357,7 +358,8 @@ def _iso(ms: int) -> str:
         "%Y-%m-%d %H:%M:%S")
 
 
-def join_mid_shift(client, situation: Situation, timeout_s: float = 3.0) -> int | None:
+def join_mid_shift(client, situation: Situation, display: str = "gcj02",
+                   timeout_s: float = 3.0) -> int | None:
     """A console started mid-shift asks the dispatch service for every open case and unit, so
     it shows them at once instead of waiting for each to change; the feed then carries on from
     the snapshot's seq (records at or below it are already held: upserts make them harmless).
@@ -368,7 +370,11 @@ def join_mid_shift(client, situation: Situation, timeout_s: float = 3.0) -> int 
     except (TimeoutError, RuntimeError) as exc:
         print(f"citywall: warning: no snapshot from the dispatch service: {exc}", file=sys.stderr)
         return None
-    situation.load([*snap.cases, *snap.units])
+    records = [*snap.cases, *snap.units]
+    if display != PROTOCOL_DEFAULT:         # the service holds the protocol's frame
+        records, refused = reframe(records, PROTOCOL_DEFAULT, display)
+        situation.rejected[OUTSIDE] += len(refused)
+    situation.load(records)
     return snap.seq
 
 
