@@ -29,6 +29,16 @@ MAX_BATCH_ITEMS = 100_000
 # this (a replay judges by its own clock).
 MIN_TS_MS = 946_684_800_000
 DEFAULT_FUTURE_MS = 10 * 60_000
+# A position (``unit.pos``) dated further ahead of the clock than this is shown, but ordered as if
+# dated this far ahead: one fix from a phone whose clock runs fast may not pin a unit (every
+# real fix refused as older, the unit never stale) for the whole future tolerance.
+POSITION_AHEAD_MS = 5_000
+
+
+def position_order_ts(ts: int, now: int) -> int:
+    """The ts a position is ordered (and kept fresh) by: its own, at most ``POSITION_AHEAD_MS``
+    ahead of ``now``."""
+    return min(int(ts), int(now) + POSITION_AHEAD_MS)
 # A deadline (``due_at``) is in the future by nature: it may be at most this far past the
 # record's own ``ts``.
 MAX_DEADLINE_AHEAD_MS = 366 * 24 * 3_600_000

@@ -2,7 +2,8 @@
 
 The broker forwards bytes in C (``feeds.broker``); a copy of every message comes here, is
 judged exactly as a console judges it (``feeds.decode``), and keeps the current state: every
-open case, every unit, each unit's newest position (``unit.pos``, when newer than its record),
+open case, every unit, each held unit's newest position (``unit.pos``, when newer than its record; a position of a
+unit not held is counted ``unknown_unit`` and dropped, as a wall does),
 each sensor's latest reading, each source's last ``seq``. A wall that
 joins late asks once and gets all of it with those ``seq`` values; it then follows the feed,
 applying only records past them (the ZeroMQ guide's Clone pattern).
@@ -159,8 +160,11 @@ class BrokerState:
                 return self._put("units", self.units, rec.unit_id, rec, held)
         elif isinstance(rec, UnitPosition):
             unit = self.units.get(rec.unit_id)
+            if unit is None:        # as a wall does: nothing to show it by (and positions
+                self.rejected["unknown_unit"] += 1      # of made-up ids cannot fill the table)
+                return False
             held = self.positions.get(rec.unit_id)
-            if (unit is None or rec.ts > unit.ts) and (held is None or rec.ts > held.ts):
+            if rec.ts > unit.ts and (held is None or rec.ts > held.ts):
                 return self._put("positions", self.positions, rec.unit_id, rec, held)
         elif isinstance(rec, SensorReading):
             held = self.sensors.get(rec.id)

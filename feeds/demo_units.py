@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from feeds.city_rules import BUSY, HOUR, MINUTE
 from feeds.schema import Record, Unit, UnitPosition
 
 TICK_MS = 1_000
-MINUTE = 60_000
-HOUR = 3_600_000
 M_PER_DEG_LAT = 111_000.0
 M_PER_DEG_LON = 111_000.0 * math.cos(math.radians(40.0))
 
@@ -35,7 +34,6 @@ UNIT_MIX = (("foot_patrol", 0.42, "巡", 1.3), ("vehicle", 0.2, "车", 8.0),
 UNIT_REPORT_S = 10                # a GPS fix this often
 UNIT_FULL_S = 60                  # the whole state at least this often (in place of a fix)
 GPS_ACCURACY_M = 10.0
-BUSY = frozenset({"dispatched", "en_route", "on_scene", "returning"})
 SHIFTS = (("白班", 7, 19), ("夜班", 19, 7))
 
 

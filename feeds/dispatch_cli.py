@@ -30,8 +30,8 @@ import stat
 import sys
 from pathlib import Path
 
-from feeds.args import (EXIT_USAGE, OneLineParser, endpoint, port_number, positive_float,
-                        positive_int)
+from feeds.args import (EXIT_USAGE, OneLineParser, endpoint, frame_name, port_number,
+                        positive_float, positive_int)
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from feeds.dispatch_learning import DEFAULT_MAX_CASES, DEFAULT_MAX_UNITS, OPEN_CASE_MAX_AGE_MS
 from feeds.dispatch_service import (DAY_MS, DEFAULT_FEED, DEFAULT_SRC, BindError,
@@ -82,6 +82,10 @@ def parser() -> OneLineParser:
                      help="what each key may do: [client.NAME] role = viewer|dispatcher|"
                           "commander|trainer, districts = [adcodes] (without it every "
                           "trusted key is a commander)")
+    p.add_argument("--source-crs", action="append", default=None, type=frame_name,
+                   metavar="wgs84|gcj02",
+                   help="the --source feeds' coordinate frame: once for all, or once per "
+                        "--source in the same order (default gcj02, the protocol's)")
     sec.add_argument("--source-server-key", action="append", default=None, metavar="FILE",
                      help="the --source publishers' server key: once for all, or once per "
                           "--source in the same order (connects with --key)")
@@ -200,7 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         db.parent.mkdir(parents=True, exist_ok=True)
     else:
         db = Path(args.db)
+    frames = list(args.source_crs or [])
+    if frames and len(frames) not in (1, len(args.source)):
+        print(f"{PROG}: error: --source-crs given {len(frames)} times for {len(args.source)} "
+              "--source: give it once (one frame for all) or once per --source, in the same "
+              "order", file=sys.stderr)
+        return EXIT_USAGE
+    source_crs = dict(zip(args.source, frames * len(args.source) if len(frames) == 1
+                          else frames))
     service = DispatchService(args.source, args.dispatch, args.feed, db, src=args.src,
+                              source_crs=source_crs,
                               max_db_bytes=int(args.db_max_mb * 2**20) if args.db_max_mb
                               else None, max_order_bytes=args.max_order_bytes,
                               max_snapshot_bytes=args.max_snapshot_bytes,

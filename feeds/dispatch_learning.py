@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import time
 
-from feeds.batch import Batch
-from feeds.dispatch_store import StorageError
 import msgspec
 
+from feeds.batch import Batch
+from feeds.bounds import position_order_ts
+from feeds.city_rules import HOUR
+from feeds.dispatch_store import StorageError
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit, UnitPosition
-from feeds.simulator import HOUR
 
 CLOSED_KEEP_MS = 48 * HOUR        # closed cases are forgotten this long after they closed
 OPEN_CASE_MAX_AGE_MS = 30 * 24 * HOUR   # open cases and units nothing was heard of for this
@@ -131,12 +132,13 @@ class SourceLearning:
         if held is None:
             self.counts["positions_unknown_unit"] += 1
             return
-        if rec.ts <= self._held_position_ts(uid):
+        order_ts = position_order_ts(rec.ts, self.now_ms())    # a fast clock cannot pin it
+        if order_ts <= self._held_position_ts(uid):
             self.counts["positions_superseded"] += 1
             return
         self.units[uid] = msgspec.structs.replace(held, lat=rec.lat, lon=rec.lon,
                                                   course=rec.course, speed=rec.speed)
-        self._unit_pos_ts[uid] = rec.ts
+        self._unit_pos_ts[uid] = order_ts
         self._moved_units.add(uid)
         self.counts["positions"] += 1
         self._version += 1
@@ -174,7 +176,9 @@ class SourceLearning:
         units = self._dirty_units | set(moved)
         try:
             self.storage.write(cases=[self.cases[k] for k in self._dirty_cases],
-                               units=[self.units[k] for k in units if k in self.units])
+                               units=[self.units[k] for k in units if k in self.units],
+                               unit_pos_ts={k: self._unit_pos_ts[k] for k in units
+                                            if k in self.units and k in self._unit_pos_ts})
         except StorageError as exc:
             self._storage_failed(exc)
             return

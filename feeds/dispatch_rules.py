@@ -20,7 +20,7 @@ from feeds.orders import DispatchOrder, Order, RecallOrder, reason
 from feeds.schema import CLOSED_CASE_STATUSES, Case, Unit
 # The stage time limits are configuration (PROTOCOL.md's category table); the demo city
 # keeps them, per category and per priority, and the service applies the same ones.
-from feeds.simulator import BUSY, CATEGORY_RULES, DISPATCH_LIMIT, HOUR
+from feeds.city_rules import BUSY, CATEGORY_RULES, DISPATCH_LIMIT, HOUR
 
 DEFAULT_RESOLVE_MS = 4 * HOUR     # time to resolve for a category the table does not know
 RESOLVE_MS = {cat: int(rule[3] * HOUR) for cat, rule in CATEGORY_RULES.items()}

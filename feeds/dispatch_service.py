@@ -156,10 +156,14 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                  insecure: bool = False, future_ms: int = DEFAULT_FUTURE_MS,
                  max_cases: int = DEFAULT_MAX_CASES, max_units: int = DEFAULT_MAX_UNITS,
                  open_case_max_age_ms: int = OPEN_CASE_MAX_AGE_MS,
-                 unit_max_age_ms: int = UNIT_MAX_AGE_MS, prune_s: float = PRUNE_S):
+                 unit_max_age_ms: int = UNIT_MAX_AGE_MS, prune_s: float = PRUNE_S,
+                 source_crs: dict[str, str] | None = None):
         if roles is not None and keys is None:
             raise ValueError("roles need keys: without them no order says who sent it")
         self.sources = list(sources)
+        # Each source's coordinate frame (the protocol's, GCJ-02, unless told): the service
+        # holds and publishes the protocol's frame, so a WGS-84 tracker is converted on the way in.
+        self.source_crs = dict(source_crs or {})
         self.keys = keys
         self.source_keys = source_keys
         self.roles = roles if roles is not None else Roles.everyone_commands()
@@ -289,7 +293,8 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
         # refused (out_of_range), so none can outlive the real ones for years.
         return Receiver(self.sources, context=self._ctx, faults=self.faults,
                         max_message_bytes=self.max_message_bytes, now_ms=self.now_ms,
-                        future_ms=self.future_ms, keys=self.source_keys).start()
+                        future_ms=self.future_ms, keys=self.source_keys,
+                        crs=self.source_crs).start()
 
     def start(self) -> "DispatchService":
         if self._router is None:
@@ -402,6 +407,9 @@ class DispatchService(OrderIntake, SnapshotAnswers, FeedPublishing, SourceLearni
                 if self._newer(table.get(key), rec):
                     table[key] = rec
                     dirty.discard(key)
+        for key, ts in stored.unit_pos_ts.items():      # the position order survives too
+            if key in self.units and ts > self._unit_pos_ts.get(key, -1):
+                self._unit_pos_ts[key] = ts
         self._version += 1
         if self.storage_error is not None:
             LOG.warning("dispatch database %s is open again", self.storage.path)

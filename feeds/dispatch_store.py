@@ -85,6 +85,9 @@ class StorageError(Exception):
     """The database could not be opened, read or written; the text says why."""
 
 
+POS_TS, POS_TS_END = "pos_ts:", "pos_ts;"       # meta keys of units' position ts (a range)
+
+
 @dataclass
 class Stored:
     """What a database holds at start-up."""
@@ -92,6 +95,8 @@ class Stored:
     units: dict[str, Unit] = field(default_factory=dict)
     seq: int | None = None            # the last seq given out (None: a new database)
     published: int | None = None      # the last seq sent on the feed (None: not known)
+    unit_pos_ts: dict[str, int] = field(default_factory=dict)   # a unit's position's ts, when
+                                      # a fix newer than its record moved it (meta pos_ts:ID)
 
 
 def change_row(order_id: str, rec: Case | Unit) -> tuple:
@@ -159,10 +164,13 @@ class Storage:
             seq = c.execute("SELECT max(coalesce((SELECT value FROM meta WHERE key='seq'), -1),"
                             " coalesce((SELECT max(seq) FROM changes), -1))").fetchone()[0]
             row = c.execute("SELECT value FROM meta WHERE key='published'").fetchone()
+            pos_ts = {k[len(POS_TS):]: int(v) for k, v in c.execute(
+                "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (POS_TS, POS_TS_END))
+                if k[len(POS_TS):] in units and isinstance(v, int)}
         except (sqlite3.Error, msgspec.DecodeError) as exc:
             raise StorageError(f"{self.path}: {exc}") from None
         return Stored(cases, units, None if seq < 0 else int(seq),
-                      None if row is None else int(row[0]))
+                      None if row is None else int(row[0]), pos_ts)
 
     def changes_after(self, seq: int) -> list[Case | Unit]:
         """The records of the change log after ``seq``, in seq order."""
@@ -185,9 +193,10 @@ class Storage:
     def write(self, *, orders: Iterable[tuple] = (), cases: Iterable[Case] = (),
               units: Iterable[Unit] = (), changes: Iterable[tuple] = (),
               seq: int | None = None, published: int | None = None,
-              forget: Iterable[str] = (), forget_units: Iterable[str] = ()) -> None:
+              forget: Iterable[str] = (), forget_units: Iterable[str] = (),
+              unit_pos_ts: dict[str, int] | None = None) -> None:
         """One transaction: all of it or none of it. ``forget``: case ids to delete,
-        ``forget_units``: unit ids."""
+        ``forget_units``: unit ids; ``unit_pos_ts``: units' position ts (from fixes)."""
         c = self._conn()
         try:
             c.execute("BEGIN IMMEDIATE")
@@ -200,6 +209,9 @@ class Storage:
             c.executemany("INSERT INTO changes VALUES (?,?,?,?,?,?,?)", changes)
             c.executemany("DELETE FROM cases WHERE case_id=?", [(k,) for k in forget])
             c.executemany("DELETE FROM units WHERE unit_id=?", [(k,) for k in forget_units])
+            c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                          [(POS_TS + k, int(v)) for k, v in (unit_pos_ts or {}).items()])
+            c.executemany("DELETE FROM meta WHERE key=?", [(POS_TS + k,) for k in forget_units])
             if seq is not None:
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
             if published is not None:

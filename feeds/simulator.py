@@ -29,7 +29,9 @@ from feeds.decode import MessageDecoder
 from feeds.districts import District, load_districts, points_in_rings
 from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
 # The units live in feeds.demo_units (with the city's time base); still importable from here.
-from feeds.demo_units import (BUSY, GPS_ACCURACY_M, HOUR, M_PER_DEG_LAT,  # noqa: F401
+from feeds.city_rules import (BUSY, CATEGORY_RULES, CLOSE_LIMIT, DISPATCH_LIMIT,  # noqa: F401
+                              REGISTER_LIMIT, VERIFY_LIMIT)
+from feeds.demo_units import (GPS_ACCURACY_M, HOUR, M_PER_DEG_LAT,  # noqa: F401
                               M_PER_DEG_LON, MINUTE, SHIFTS, TICK_MS, UNIT_COUNT, UNIT_FULL_S,
                               UNIT_MIX, UNIT_REPORT_S, DemoUnits, FieldUnit,
                               metres as _metres)
@@ -47,21 +49,6 @@ SENSOR_COUNTS = {"air": 40, "noise": 45, "crowd": 40, "vendor": 45, "parking": 4
 SENSOR_PERIOD_S = {"air": 60, "noise": 30, "crowd": 30, "vendor": 60, "parking": 60,
                    "manhole": 120, "waste": 120}
 
-# category → (agency, priority, unit kinds that can handle it, hours to resolve)
-CATEGORY_RULES = {
-    "event.city_appearance.exposed_garbage": ("环卫", 3, ("sanitation", "foot_patrol"), 4),
-    "event.city_appearance.illegal_building": ("城管执法", 2, ("enforcement",), 4),
-    "event.advertising.illegal_flyers": ("城管执法", 3, ("foot_patrol", "enforcement"), 8),
-    "event.construction.road_occupation": ("住建", 2, ("enforcement", "vehicle"), 4),
-    "event.construction.site_dust": ("住建", 2, ("enforcement", "vehicle"), 2),
-    "event.street_order.vending": ("城管执法", 2, ("foot_patrol", "enforcement"), 1),
-    "event.street_order.unlicensed_business": ("市场监管", 3, ("enforcement",), 24),
-    "event.emergency.road_collapse": ("市政", 1, ("vehicle",), 1),
-    "event.emergency.waterlogging": ("水务", 1, ("vehicle",), 2),
-    "part.public_facility.manhole": ("市政", 1, ("vehicle", "foot_patrol"), 2),
-    "part.public_facility.street_light": ("市政", 3, ("vehicle",), 24),
-    "part.city_appearance.waste_bin": ("环卫", 3, ("sanitation",), 4),
-}
 CATEGORY_ZH = {
     "event.city_appearance.exposed_garbage": "暴露垃圾",
     "event.city_appearance.illegal_building": "私搭乱建",
@@ -95,11 +82,6 @@ DESCRIPTIONS = {
     "video": "视频智能识别：{cat}，置信度{conf}%。",
     "sensor": "感知设备 {sensor} 读数越限：{reading}。",
 }
-# Workflow limits for the stages before and after the work itself (configuration).
-REGISTER_LIMIT = 30 * MINUTE        # 受理/立案
-DISPATCH_LIMIT = {1: 15 * MINUTE, 2: 30 * MINUTE, 3: 60 * MINUTE}   # 派遣, by priority
-VERIFY_LIMIT = 2 * HOUR             # 核查
-CLOSE_LIMIT = HOUR                  # 结案
 
 
 def local_hour(ts: int) -> float:

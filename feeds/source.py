@@ -39,9 +39,16 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
 
-def take_all(sources) -> Batch:
-    """One batch from every source, in order (the bridge's and the headless loop's drain)."""
+def take_all(sources, faults=None) -> Batch:
+    """One batch from every source, in order (the bridge's and the headless loop's drain). A
+    source whose ``take()`` raises costs only itself: a fault (``feeds.faults.Faults``) named
+    after it, and what the others handed over is kept."""
     merged = Batch()
     for source in sources:
-        merged.merge(source.take())
+        try:
+            merged.merge(source.take())
+        except Exception as exc:
+            if faults is None:
+                raise
+            faults.record(f"source {getattr(source, 'name', '?')}", exc)
     return merged

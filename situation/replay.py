@@ -79,6 +79,7 @@ class Replay:
         self._keyframes: dict[int, Keyframe] = {} if keyframes is None else keyframes
         self._keyframes.setdefault(0, self._keyframe())
         self._indexer: Replay | None = None
+        self._pending_keyframe: tuple[int, int] | None = None   # (message index, version)
 
     # ---- the picture at the clock's time ----------------------------------------------
     @property
@@ -123,19 +124,34 @@ class Replay:
             self.clock.pause(True)           # the recording is over: stop at its end
             self.clock.set(self.end_ms)
             self.ended = True
+        self._settle_keyframe()
         every = self.keyframe_every
-        if (self.pos and self.pos % every == 0 and self.pos not in self._keyframes
-                and self.exercise is None):
-            self._keyframes[self.pos] = self._keyframe()    # the last batch is applied now
         target = self.recording.index_at(self.clock.now_ms())
         stop = min(target, (self.pos // every + 1) * every, self.pos + APPLY_SLICE)
         batch = self._decode(self.pos, stop) if stop > self.pos else Batch()
         self.pos = max(self.pos, stop)
+        if (stop > 0 and stop % every == 0 and stop not in self._keyframes
+                and self.exercise is None):
+            # The keyframe is the picture once the consumer has applied this batch: taken at
+            # the next call (or before a seek) if, and only if, it was applied.
+            self._pending_keyframe = (stop, self.situation.version)
         if self.exercise is not None:
             batch.records.extend(self.exercise.pump(self.clock.now_ms()))
         if rebuilt is not None:
             batch.rebuilt = (rebuilt.cases, rebuilt.units, rebuilt.sensors)
         return batch
+
+    def _settle_keyframe(self) -> None:
+        """Take the keyframe a batch ending on a boundary was waiting for — only when the
+        consumer applied that batch, and nothing else, since (``situation.version`` moved by
+        exactly one); otherwise it is left for the indexer (``index_step``) to take."""
+        pending, self._pending_keyframe = self._pending_keyframe, None
+        if pending is None:
+            return
+        at, version = pending
+        if (self.pos == at and self.situation.version == version + 1
+                and at not in self._keyframes):
+            self._keyframes[at] = self._keyframe()
 
     def _apply_to(self, target: int) -> Change:
         """Apply up to message ``target`` now (a seek; the indexer), keyframes as it passes."""
@@ -210,13 +226,21 @@ class Replay:
                                    max_record_bytes=self._max_record_bytes,
                                    keyframes=self._keyframes, display_crs=self.display_crs)
         ix = self._indexer
-        furthest = max(self._keyframes)
-        if furthest > ix.pos:                 # the player got there first: go on from there
-            kf = self._keyframes[furthest]
+        every = self.keyframe_every
+        last = (len(rec) // every) * every
+        # From the keyframe before the first one missing (the player may have taken later ones,
+        # and left a hole where a batch it handed over was not applied).
+        hole = next((k for k in range(every, last + 1, every) if k not in self._keyframes),
+                    None)
+        if hole is None:
+            self._indexer = None              # done: its picture goes
+            return False
+        base = hole - every
+        if not (base <= ix.pos < hole):
+            kf = self._keyframes[base]
             ix.situation.restore(kf.state)
             ix._seq.last = copy.copy(kf.seq)
-            ix.pos = furthest
-        last = (len(rec) // self.keyframe_every) * self.keyframe_every
+            ix.pos = base
         if ix.pos >= last:
             self._indexer = None              # done: its picture goes
             return False
@@ -244,6 +268,7 @@ class Replay:
                 gc.enable()
 
     def _seek(self, t_ms: int) -> Change:
+        self._settle_keyframe()              # a boundary reached by play, before leaving it
         t_ms = int(min(max(int(t_ms), self.start_ms), self.end_ms))
         target = self.recording.index_at(t_ms)
         before = _keys(self.situation)

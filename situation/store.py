@@ -365,6 +365,8 @@ class Situation(UnitTables, ScopedTables):
             self._forget_unit_times(uid)
             self.tracks.pop(uid, None)
             self.aged_out += 1
+        for uid in [k for k, (u, _) in self.units_away.items() if now - u.ts > lim.unit_max_age_ms]:
+            del self.units_away[uid]          # gone from a district wall longer than kept
         for sid in [k for k, r in self.sensors.items() if now - r.ts > lim.sensor_max_age_ms]:
             del self.sensors[sid]
             self.sensor_history.pop(sid, None)

@@ -46,7 +46,7 @@ from feeds.dispatch_rules import change_ts, decide
 from feeds.orders import (Ack, DispatchOrder, Problem, SnapshotOrder, SnapshotReply, bad_order,
                           reason, reason_code)
 from feeds.schema import CLOSED_CASE_STATUSES, PROTOCOL_VERSION, Case, Record, Unit, UnitPosition
-from feeds.simulator import VERIFY_LIMIT
+from feeds.city_rules import VERIFY_LIMIT
 from situation.handover import window_kpis
 from situation.suggest import DEFAULT_SPEED_MS, DETOUR, SPEED_MS, distance_m, nearest_available
 from situation.supervision import DISPATCH_TARGET_MS, RATE_COLUMNS

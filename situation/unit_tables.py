@@ -12,7 +12,9 @@ ahead must not make the dispatch service's next status record look older):
 * ``unit_status_ts[uid]``: the ts of the last full record taken. A full record is taken when
   its ts is ≥ it (a tie taken, as any upsert); its position only when its ts is ≥ the shown
   position's too (else the newer fix stays).
-* ``unit_pos_ts[uid]``: the ts of the position shown. A ``unit.pos`` is taken when its ts is >
+* ``unit_pos_ts[uid]``: the ts of the position shown — at most ``POSITION_AHEAD_MS`` (5 s)
+  ahead of the clock, however far ahead the fix says it is (``feeds.bounds``): one fix from a
+  phone whose clock runs fast cannot pin the unit. A ``unit.pos`` is taken when its ts is >
   it; it moves the unit, feeds its track (patrol coverage) and keeps it fresh, and never
   changes its status or case. A position for a unit not held cannot make one (no callsign,
   kind or status): it is counted as ``unknown_unit`` (rejected, per source) and dropped —
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import msgspec
 
+from feeds.bounds import position_order_ts
 from feeds.schema import Unit, UnitPosition
 
 
@@ -46,24 +49,25 @@ class UnitTables:
         the one shown. True when the picture changed."""
         uid = rec.unit_id
         held = self.units.get(uid)
-        status_ts = pos_ts = rec.ts
+        status_ts = rec.ts
+        pos_ts = position_order_ts(rec.ts, now)
         shown = rec
         if held is not None:
             if rec.ts < self.unit_status_ts.get(uid, held.ts):
                 self.superseded += 1
                 return False
             held_pos = self.unit_pos_ts.get(uid, held.ts)
-            if rec.ts < held_pos:       # its status is news, its position is not
-                pos_ts = held_pos
+            if pos_ts < held_pos:       # its status is news, its position is not
+                pos_ts = None
                 shown = msgspec.structs.replace(rec, lat=held.lat, lon=held.lon,
                                                 course=held.course, speed=held.speed,
-                                                ts=held_pos)
+                                                ts=max(rec.ts, held_pos))
         changed = self._place_unit(shown, status_ts)
         if not changed or uid not in self.units:
             return changed                      # refused, or left the scope
         self.units_away.pop(uid, None)
         self.unit_status_ts[uid] = status_ts
-        if pos_ts == rec.ts:
+        if pos_ts is not None:                  # its position was taken too
             self.unit_pos_ts[uid] = pos_ts
             if track:
                 self._track(rec, now)
@@ -81,17 +85,18 @@ class UnitTables:
             else:
                 self._unknown_by[rec.src] += 1      # nothing to show it by: counted, dropped
             return False
-        if rec.ts <= self.unit_pos_ts.get(uid, held.ts):
+        order_ts = position_order_ts(rec.ts, now)
+        if order_ts <= self.unit_pos_ts.get(uid, held.ts):
             self.superseded += 1
             return False
         status_ts = self.unit_status_ts.get(uid, held.ts)
         shown = msgspec.structs.replace(held, lat=rec.lat, lon=rec.lon, course=rec.course,
-                                        speed=rec.speed, ts=max(status_ts, rec.ts))
+                                        speed=rec.speed, ts=max(status_ts, order_ts))
         changed = self._place_unit(shown, status_ts)
         if not changed or uid not in self.units:
             return changed                      # left the scope (or refused)
         self.unit_status_ts[uid] = status_ts
-        self.unit_pos_ts[uid] = rec.ts
+        self.unit_pos_ts[uid] = order_ts
         if track:
             self._track(rec, now)
         return True
@@ -99,17 +104,22 @@ class UnitTables:
     def _come_back(self, rec: UnitPosition, now: int, track: bool) -> bool:
         """A position for a unit a district wall last saw outside it."""
         away, status_ts = self.units_away[rec.unit_id]
-        if rec.ts <= away.ts:
+        order_ts = position_order_ts(rec.ts, now)
+        if order_ts <= away.ts:
             self.superseded += 1
             return False
+        if order_ts - away.ts > self.limits.unit_max_age_ms:
+            del self.units_away[rec.unit_id]     # gone longer than a unit is kept: forgotten
+            self._unknown_by[rec.src] += 1
+            return False
         shown = msgspec.structs.replace(away, lat=rec.lat, lon=rec.lon, course=rec.course,
-                                        speed=rec.speed, ts=max(status_ts, rec.ts))
+                                        speed=rec.speed, ts=max(status_ts, order_ts))
         changed = self._place_unit(shown, status_ts)
         if rec.unit_id not in self.units:
             return changed                      # still outside (remembered anew)
         self.units_away.pop(rec.unit_id, None)
         self.unit_status_ts[rec.unit_id] = status_ts
-        self.unit_pos_ts[rec.unit_id] = rec.ts
+        self.unit_pos_ts[rec.unit_id] = order_ts
         if track:
             self._track(rec, now)
         return True

@@ -267,3 +267,154 @@ def test_a_replay_at_64x_keeps_up_with_one_take_per_tick(day):
         rp.situation.apply(rp.take())
         behind.append(rp.recording.index_at(rp.clock.now_ms()) - rp.pos)
     assert max(behind[-5:]) == 0
+
+
+def test_a_seek_from_a_pending_boundary_leaves_no_hole_in_the_keyframes(day, monkeypatch):
+    """take() stops exactly at a boundary and leaves its keyframe for the next take. A seek
+    forward from there (a step, a drag) goes on with _apply_to, which keyframes only the
+    boundaries it stops at — not the one it starts from — and index_step resumes from the
+    furthest keyframe, so the hole is never filled: every later seek near it pays up to twice
+    KEYFRAME_EVERY messages."""
+    rp = _replay(day, every=400, monkeypatch=monkeypatch)
+    every = rp.keyframe_every
+    t = rp.start_ms
+    while rp.pos < every:
+        t += 500
+        rp.clock.set(t)
+        rp.situation.apply(rp.take())
+    assert rp.pos == every and every not in rp._keyframes       # pending
+    rp.step(600_000)
+    rp.index_all()
+    last = (len(rp.recording) // every) * every
+    missing = [k for k in range(0, last + 1, every) if k not in rp._keyframes]
+    assert missing == []
+
+
+def test_a_wgs84_replay_converts_once_and_seeks_equal_a_straight_run(day):
+    def run(display, t_ms, seek_from=None):
+        rec_ = read_recording(day)
+        clock = ReplayClock(rec_.start_ms)
+        clock.pause(True)
+        s = Situation(clock, locator=DistrictLocator(crs=display))
+        rp = Replay(rec_, s, display_crs=display)
+        if seek_from is not None:
+            rp.seek(seek_from)
+            rp.index_all()
+        rp.seek(t_ms)
+        return rp.situation
+    rec_ = read_recording(day)
+    t = rec_.start_ms + 300_000
+    g = run(GCJ02, t)
+    w = run(WGS84, t)
+    w2 = run(WGS84, t, seek_from=rec_.end_ms)
+    assert _picture(w) == _picture(w2)
+    for uid, u in g.units.items():
+        want = convert(u.lat, u.lon, GCJ02, WGS84)
+        assert (w.units[uid].lat, w.units[uid].lon) == pytest.approx(want, abs=1e-9)
+    for cid, c in g.cases.items():
+        assert w.cases[cid].district == c.district
+
+
+class _Learner:
+    """The dispatch service's learning half on its own (no sockets)."""
+    def __init__(self, now):
+        from collections import Counter
+        self.units, self.cases, self._unit_pos_ts = {}, {}, {}
+        self._moved_units, self._dirty_units, self._dirty_cases = set(), set(), set()
+        self.counts, self.learn_refused = Counter(), Counter()
+        self._version, self.src, self.future_ms = 0, "dispatch", 600_000
+        self.max_units = self.max_cases = 100
+        self.source_auth_failed = Counter()
+        self.t = now
+
+    def now_ms(self):
+        return self.t
+
+
+def test_the_dispatch_service_is_not_frozen_by_one_future_fix_either():
+    from feeds.dispatch_learning import SourceLearning
+
+    class L(_Learner, SourceLearning):
+        pass
+    svc = L(NOW)
+    svc._learn_batch(batch_of(rec("unit", src="city", seq=0, ts=NOW, status="dispatched",
+                                   case_id="C1")))
+    svc._learn_batch(batch_of(_pos(0, NOW + 590 * SEC, lat=39.95)))
+    for i in range(1, 31):
+        svc.t += SEC
+        svc._learn_batch(batch_of(_pos(i, svc.t, lat=39.91 + i * 1e-4)))
+    assert svc.units["U1"].lat == pytest.approx(39.91 + 30 * 1e-4)
+
+
+def test_one_source_that_raises_does_not_lose_what_the_others_handed_over():
+    """take_all merges in order; a source whose take() raises (a bug: the contract says it never
+    raises for a sender, not that it cannot) throws away the batches the sources before it
+    already handed over — a receiver's records are gone from its queue and never applied."""
+    from feeds.source import take_all
+
+    class Good:
+        name, endpoints = "good", []
+
+        def take(self):
+            return batch_of(_unit(0, NOW))
+
+    class Bad:
+        name, endpoints = "bad", []
+
+        def take(self):
+            raise RuntimeError("bug")
+    from feeds.faults import Faults
+    s = Situation(ManualClock(NOW))
+    good = Good()
+    faults = Faults()
+    try:
+        batch = take_all([good, Bad()], faults)
+    except RuntimeError:
+        batch = Batch()
+    s.apply(batch)
+    assert "U1" in s.units, "the good source's records were lost with the bad one's error"
+    assert "source bad" in faults.snapshot()          # and the wall says which source broke
+
+
+def test_the_dispatch_services_position_order_survives_a_restart(tmp_path):
+    """The service writes a moved unit to SQLite with the fix's position; the fix's ts goes
+    with it (meta ``pos_ts:ID``), so after a restart a fix older than the one it shows (a late
+    copy, a second broker) does not move the unit back. Real sockets, a real SQLite file."""
+    import zmq
+
+    from feeds.dispatch_service import DispatchService
+    from feeds.receiver import wait_for
+    from tests.pubhelp import TestPublisher, record
+    ctx = zmq.Context()
+    db = tmp_path / "d.sqlite3"
+    clock = [NOW + 30 * SEC]
+
+    def service(pub):
+        return DispatchService([pub.endpoint], "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", db,
+                               now_ms=lambda: clock[0], context=ctx).start()
+    pub = TestPublisher(ctx)
+    svc = service(pub)
+    try:
+        pub.wait_subscriber()
+        pub.send("unit", record("unit", src="city", seq=0, ts=NOW, status="dispatched",
+                                case_id="C1"))
+        assert wait_for(lambda: svc.unit("U1") is not None, 5)
+        pub.send("unit.pos", {"v": 1, "src": "gps", "seq": 0, "ts": NOW + 20 * SEC,
+                              "unit_id": "U1", "lat": 39.95, "lon": 116.40})
+        assert wait_for(lambda: svc.unit("U1").lat == 39.95, 5)
+    finally:
+        svc.stop()                                   # writes the moved unit and its fix's ts
+        pub.close()
+    pub = TestPublisher(ctx)
+    again = service(pub)
+    try:
+        assert again.unit("U1").lat == 39.95 and again.unit("U1").status == "dispatched"
+        pub.wait_subscriber()
+        pub.send("unit.pos", {"v": 1, "src": "gps", "seq": 1, "ts": NOW + 10 * SEC,
+                              "unit_id": "U1", "lat": 39.80, "lon": 116.40})   # an older fix
+        assert wait_for(lambda: again.status()["positions"]["superseded"] == 1, 5)
+        assert again.unit("U1").lat == 39.95
+    finally:
+        again.stop()
+        pub.close()
+        ctx.destroy(linger=0)

@@ -95,7 +95,7 @@ def test_a_source_that_fails_to_take_is_a_fault_not_the_end():
     try:
         session.sources.append(Broken([]))
         session.drain()
-        assert "sources" in session.status()["faults"]
+        assert "source one-shot" in session.status()["faults"]
     finally:
         session.stop()
 
@@ -314,3 +314,46 @@ def test_a_wgs84_wall_joining_mid_shift_gets_the_services_snapshot_in_its_frame(
         svc.stop()
         pub.close()
         ctx.destroy(linger=0)
+
+
+def test_the_live_services_never_import_the_demo_city():
+    """The wall on live feeds, the dispatch service, the broker and the MQTT bridge run
+    without the demo's modules (a fresh interpreter imports each and lists what came)."""
+    code = ("import sys, importlib\n"
+            "for m in ('feeds.dispatch_service', 'feeds.dispatch_cli', 'feeds.broker_cli',\n"
+            "          'feeds.mqtt_bridge', 'ui.session', 'ui.headless', 'situation.training'):\n"
+            "    importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m in ('feeds.simulator', 'feeds.demo_units',\n"
+            "                                             'feeds.demo_source', 'feeds.demo_day')))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_dispatch_service_takes_a_wgs84_source_in_the_protocols_frame(tmp_path):
+    """``--source EP --source-crs wgs84``: a tracker's WGS-84 points are held (and published in
+    every unit record) in the protocol's GCJ-02."""
+    import zmq
+
+    from feeds import dispatch_cli
+    from feeds.dispatch_service import DispatchService
+    ctx = zmq.Context()
+    pub = TestPublisher(ctx)
+    now = 1_795_449_600_000
+    svc = DispatchService([pub.endpoint], "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+                          tmp_path / "d.sqlite3", now_ms=lambda: now + 60_000, context=ctx,
+                          source_crs={pub.endpoint: "wgs84"}).start()
+    try:
+        pub.wait_subscriber()
+        pub.send("unit", record("unit", src="units", ts=now, lat=WGS[0], lon=WGS[1]))
+        assert wait_for(lambda: svc.unit("U1") is not None, 5)
+        u1 = svc.unit("U1")
+        assert (u1.lat, u1.lon) == pytest.approx(GCJ, abs=1e-9)
+    finally:
+        svc.stop()
+        pub.close()
+        ctx.destroy(linger=0)
+    with pytest.raises(SystemExit) as exc:
+        dispatch_cli.parser().parse_args(["--source", "tcp://127.0.0.1:1", "--source-crs", "bd09"])
+    assert exc.value.code == 2

@@ -110,7 +110,7 @@ def test_sixty_fixes_keep_the_dispatch_and_feed_the_track():
 
 
 def test_status_and_position_are_ordered_apart_with_skewed_clocks():
-    clock = ManualClock(NOW)
+    clock = ManualClock(NOW + 10 * SEC)          # the wall agrees with the phone
     s = Situation(clock)
     s.apply(batch_of(_unit(0, NOW, status="dispatched", case_id="C1")))
     # A phone 10 s ahead of the dispatch service.
@@ -203,7 +203,7 @@ def test_units_away_from_a_district_wall_are_bounded():
 
 
 def test_snapshot_and_restore_keep_both_orders():
-    clock = ManualClock(NOW)
+    clock = ManualClock(NOW + 30 * SEC)
     s = Situation(clock)
     s.apply(batch_of(_unit(0, NOW, status="dispatched", case_id="C1")))
     s.apply(batch_of(typed_pos(0, NOW + 10 * SEC, lat=39.95)))
@@ -251,8 +251,9 @@ def test_the_dispatch_service_keeps_an_order_through_sixty_fixes(ctx, tmp_path):
             == "accepted"
         city.clock.advance(60 * SEC)
         now = city.clock.now_ms()
-        # A phone 10 s ahead of the service: 60 fixes, the last 10 s in the service's future.
-        fixes = [pos(i, now - 50 * SEC + i * SEC, lat=39.91 + i * 1e-4, speed=1.5)
+        # A phone ahead of the service: 60 fixes, the last 4 s in the service's future (within
+        # POSITION_AHEAD_MS: a fix further ahead is ordered as if 5 s ahead).
+        fixes = [pos(i, now - 55 * SEC + i * SEC, lat=39.91 + i * 1e-4, speed=1.5)
                  for i in range(60)]
         for i in range(0, 60, 20):
             city.pub.send("unit.pos", fixes[i:i + 20])
@@ -331,10 +332,12 @@ def test_a_broker_state_sends_each_units_newest_fix_after_the_units():
     st.absorb([b"unit", payload(record("unit", src="d", seq=8, ts=NOW + 9 * SEC, unit_id="U1",
                                        status="en_route", case_id="C1"))])
     assert st.positions == {} and st.status()["positions"] == 0
-    # Bounded like the units.
+    # Only units it holds (bounded like them): a position of an id no unit has is counted.
     small = BrokerState(max_units=2)
-    small.absorb([b"unit.pos", payload([pos(i, NOW, unit_id=f"U{i}") for i in range(5)])])
-    assert len(small.positions) == 2 and small.refused_ids["positions"] == 3
+    small.absorb([b"unit", payload([record("unit", src="d", seq=i, ts=NOW, unit_id=f"U{i}")
+                                    for i in range(2)])])
+    small.absorb([b"unit.pos", payload([pos(i, NOW + SEC, unit_id=f"U{i}") for i in range(5)])])
+    assert set(small.positions) == {"U0", "U1"} and small.rejected["unknown_unit"] == 3
 
 
 def test_a_late_wall_behind_a_broker_gets_the_units_newest_fixes():
@@ -469,3 +472,20 @@ def test_a_wall_on_the_demo_agrees_with_the_dispatch_service(ctx, tmp_path):
         running.stop.set()
         running.thread.join(5)
         svc.stop()
+
+
+def test_a_fix_far_ahead_of_the_clock_is_shown_but_cannot_pin_the_unit():
+    """One fix from a phone whose clock runs ten minutes fast: shown, but ordered as if at
+    most 5 s ahead (feeds.bounds.POSITION_AHEAD_MS), so the next real fixes move the unit and a
+    silent unit still goes stale."""
+    from feeds.bounds import POSITION_AHEAD_MS
+    clock = ManualClock(NOW)
+    s = Situation(clock)
+    s.apply(batch_of(_unit(0, NOW, status="dispatched", case_id="C1")))
+    s.apply(batch_of(typed_pos(0, NOW + 590 * SEC, lat=39.95)))
+    assert s.units["U1"].lat == 39.95 and s.unit_pos_ts["U1"] == NOW + POSITION_AHEAD_MS
+    clock.advance(POSITION_AHEAD_MS + SEC)
+    s.apply(batch_of(typed_pos(1, clock.now_ms(), lat=39.91)))
+    assert s.units["U1"].lat == 39.91 and s.units["U1"].status == "dispatched"
+    clock.advance(UNIT_STALE_MS + SEC)
+    assert s.unit_stale(s.units["U1"])

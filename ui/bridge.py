@@ -46,7 +46,7 @@ class SituationBridge(QObject):
     def drain(self) -> Change:
         started = time.perf_counter()
         try:
-            change = self.situation.apply(take_all(self.sources))
+            change = self.situation.apply(take_all(self.sources, self.situation.faults))
             self.drains.add(time.perf_counter() - started)
         except Exception as exc:        # one bad drain is a fault on the wall, not the end
             self.situation.faults.record("situation", exc)

@@ -78,7 +78,7 @@ class Session:
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
         started = time.perf_counter()
-        batch = guarded(self.faults, "sources", take_all, self.sources)
+        batch = guarded(self.faults, "sources", take_all, self.sources, self.faults)
         if batch is not None:
             guarded(self.faults, "situation", self.situation.apply, batch)
         drain_figures(self).add(time.perf_counter() - started)     # status' ingest
