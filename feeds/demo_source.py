@@ -73,8 +73,7 @@ class DemoSource:
         city_alive = self._thread is not None and self._thread.is_alive()
         inner = self.receiver.health() if self.receiver is not None else {"up": False}
         return {"kind": "demo", "name": self.name, "up": city_alive and inner["up"],
-                "city": city_alive, "seed": self.city.seed if hasattr(self.city, "seed")
-                else None}
+                "city": city_alive}
 
     def stop(self) -> None:
         if self.receiver is not None:
