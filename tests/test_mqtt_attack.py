@@ -589,7 +589,8 @@ def test_stop_while_tls_handshake_hangs_is_quick(tmp_path):
     assert took < 2.0, f"stop() took {took:.1f} s"
 
 
-def test_paho_thread_dying_shows_down_in_health_and_take(mosquitto):
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_paho_thread_dying_shows_down_in_health_and_take(mosquitto):     # (it dies on purpose)
     """Kill paho's network thread (a callback that raises, as paho re-raises callbacks'
     exceptions): the wall must hear of it. ``take()`` notices and restarts; ``health()`` on its
     own keeps saying up/subscribed."""
