@@ -48,8 +48,14 @@ Description = Annotated[str, Meta(max_length=8_000)]
 ShortText = Annotated[str, Meta(max_length=500)]
 
 
-class Record(msgspec.Struct, kw_only=True):
-    """Fields every record carries."""
+class Record(msgspec.Struct, kw_only=True, gc=False):
+    """Fields every record carries.
+
+    ``gc=False``: records are not tracked by Python's cyclic garbage collector. A record holds
+    only strings, numbers and containers of them, never a reference back to itself or to
+    anything that holds it, so it can be in no cycle; a wall holds hundreds of thousands of
+    them, and the collector walking them cost a fifth of decode + apply on a city's mix
+    (measured: 88,700 → 108,800 records/s in one process)."""
     v: int
     src: str
     seq: Seq
