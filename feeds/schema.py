@@ -54,8 +54,8 @@ class Record(msgspec.Struct, kw_only=True, gc=False):
     ``gc=False``: records are not tracked by Python's cyclic garbage collector. A record holds
     only strings, numbers and containers of them, never a reference back to itself or to
     anything that holds it, so it can be in no cycle; a wall holds hundreds of thousands of
-    them, and the collector walking them cost a fifth of decode + apply on a city's mix
-    (measured: 88,700 → 108,800 records/s in one process)."""
+    them, and the collector walking them cost about a fifth of decode + apply on a city's mix
+    in one process (one run each, 88,700 → 108,800 records/s: indicative; bench/ measures)."""
     v: int
     src: str
     seq: Seq
