@@ -278,6 +278,8 @@ def duty_plan_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feeds.gc_tuning import tune_for_ingest
+    tune_for_ingest()          # the collector less often: see feeds.gc_tuning
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["duty-plan"]:
         return duty_plan_main(argv[1:])

@@ -131,6 +131,8 @@ def broker_from_args(args, context: zmq.Context | None = None) -> Broker:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feeds.gc_tuning import tune_for_ingest
+    tune_for_ingest()          # the collector less often: see feeds.gc_tuning
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
     argv = apply_config(p, argv, "broker", prog=PROG)      # [broker] of --config FILE

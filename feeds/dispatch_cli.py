@@ -175,6 +175,8 @@ def load_security(args) -> tuple[ServerKeys | None, ClientKeys | None, Roles | N
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feeds.gc_tuning import tune_for_ingest
+    tune_for_ingest()          # the collector less often: see feeds.gc_tuning
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["audit"]:
         from feeds.dispatch_audit import main as audit_main

@@ -278,6 +278,8 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feeds.gc_tuning import tune_for_ingest
+    tune_for_ingest()          # the collector less often: see feeds.gc_tuning
     from feeds.key_args import own_key, server_keys
     from feeds.mqtt_args import mqtt_settings
     from feeds.roster_devices import load_devices

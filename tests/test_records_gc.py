@@ -26,3 +26,26 @@ def test_no_record_type_is_tracked_by_the_collector():
             if isinstance(value, (list, dict)):
                 items = value.values() if isinstance(value, dict) else value
                 assert all(isinstance(v, (str, int, float)) for v in items)
+
+
+def test_every_long_running_program_runs_the_collector_less_often():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from feeds.gc_tuning import THRESHOLDS
+    root = Path(__file__).resolve().parent.parent
+    code = ("import gc, sys\n"
+            "import importlib\n"
+            "mod, = sys.argv[1:]\n"
+            "m = importlib.import_module(mod)\n"
+            "try:\n"
+            "    m.main(['--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(gc.get_threshold())\n")
+    for mod in ("main", "feeds.dispatch_cli", "feeds.broker_cli", "feeds.mqtt_bridge"):
+        done = subprocess.run([sys.executable, "-c", code, mod], cwd=root, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == str(THRESHOLDS), (mod, done.stdout[-200:])
