@@ -11,11 +11,9 @@ from pathlib import Path
 
 import zmq
 
+from feeds.endpoints import DEMO_DISPATCH, DEMO_DISPATCH_FEED, DEMO_ENDPOINT
 from feeds.receiver import Receiver
 
-DEMO_ENDPOINT = "inproc://citywall-demo"
-DEMO_DISPATCH = "inproc://citywall-dispatch"            # the demo's own dispatch service
-DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
 
 
 class DemoSource:

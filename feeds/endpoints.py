@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import re
 
+# The demo city's in-process endpoints (feeds.demo_source runs it; the wall wires its client
+# and keys to them): named here, where nothing imports the demo city.
+DEMO_ENDPOINT = "inproc://citywall-demo"
+DEMO_DISPATCH = "inproc://citywall-dispatch"            # the demo's own dispatch service
+DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
+
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(?P<port>\*|\d{1,5})$")
 
 

@@ -298,7 +298,7 @@ def broker_families(doc: dict, prefix: str = PREFIX) -> list:
     ``forwarded_frames``/``forwarded_bytes``/``rate_frames`` (libzmq counts frames: a feed
     message is two), the state's ``state_messages``/``state_records``/``state_rate`` and
     ``state_behind_frames``, ``input_*`` losses and restarts, the state service's figures,
-    ``state`` {cases, units, sensors, sources}, ``gate``, ``faults``. Any may be missing."""
+    ``state`` {cases, units, positions, sensors, sources}, ``gate``, ``faults``. Any may be missing."""
     doc = _dict(doc)
     o = _Out(prefix)
     p = "broker_"
@@ -342,7 +342,7 @@ def broker_families(doc: dict, prefix: str = PREFIX) -> list:
     else:
         o.counter(p + "state_refused", "state requests refused", refused)
     state = _dict(doc.get("state"))
-    for key in ("cases", "units", "sensors", "sources"):
+    for key in ("cases", "units", "positions", "sensors", "sources"):
         o.gauge(p + "state_" + key, f"{key} held by the state service", state.get(key))
     _faults(o, doc.get("faults"))
     return o.families

@@ -6,10 +6,18 @@ subscription) instead of sleeping and hoping.
 from __future__ import annotations
 
 import json
+import socket
 
 import zmq
 
 from feeds.receiver import wait_for
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a program that binds it itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def record(topic: str, src: str = "t", seq: int = 0, ts: int = 1_700_000_000_000, **fields):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from feeds.districts import by_adcode, random_points_in
 from feeds.keys import load_key, new_key
 from feeds.receiver import wait_for
 from feeds.security import connect_as
-from tests.pubhelp import record
+from tests.pubhelp import free_port, record
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = lambda: time.time_ns() // 1_000_000        # noqa: E731
 INSIDE = "110101"                                 # the district wall's (东城区)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_json(path: Path) -> dict | None:

@@ -22,15 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from feeds.dispatch_client import AckFigures, DispatchClient
 from feeds.metrics import (MetricsServer, broker_families, console_families,
                            dispatch_families)
-from tests.pubhelp import TestPublisher, record
+from tests.pubhelp import TestPublisher, free_port, record
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float] | None:

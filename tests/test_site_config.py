@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from feeds.key_args import pair_server_keys
 from feeds.keys import new_key
 from feeds.publishers import load_publishers
 from feeds.site_config import ConfigError, apply_config, config_argv, load_section
+from tests.pubhelp import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "centre.toml"
@@ -71,11 +71,6 @@ def run_broker(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "feeds.broker", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 TWO_FEEDS = """\

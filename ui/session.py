@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
 
+from feeds.endpoints import DEMO_DISPATCH, DEMO_DISPATCH_FEED, DEMO_ENDPOINT
 from feeds.crs import OUTSIDE, PROTOCOL_DEFAULT, check_frame, reframe
 from feeds.faults import Faults
 from feeds.metrics import drain_figures
@@ -29,9 +28,6 @@ from situation.scope import Scope
 from situation.store import Situation
 from ui.security_args import ConsoleSecurity
 
-DEMO_ENDPOINT = "inproc://citywall-demo"           # the same names as feeds.demo_source's,
-DEMO_DISPATCH = "inproc://citywall-dispatch"       # which only --demo imports
-DEMO_DISPATCH_FEED = "inproc://citywall-dispatch-feed"
 
 
 @dataclass
@@ -40,8 +36,6 @@ class Session:
     situation: Situation
     sources: list                               # feeds.source.Source, each
     mode: str                                   # LIVE, DEMO, REPLAY or TRAINING
-    _stops: list[threading.Event] = field(default_factory=list)
-    _threads: list[threading.Thread] = field(default_factory=list)
     client: object | None = None                # feeds.dispatch_client.DispatchClient
     services: list = field(default_factory=list)   # in-process services (their faults shown)
     replay: object | None = None                # situation.replay.Replay (REPLAY, TRAINING)
@@ -50,16 +44,6 @@ class Session:
     faults: Faults = field(default_factory=Faults)   # what stopped inside, said on the wall
     security: ConsoleSecurity = field(default_factory=ConsoleSecurity)   # keys, plain sockets
     context: zmq.Context | None = None
-
-    @property
-    def receivers(self) -> list[Receiver]:
-        """The ZeroMQ receivers among the sources (the demo's own included)."""
-        out = []
-        for source in self.sources:
-            inner = getattr(source, "receiver", source)
-            if isinstance(inner, Receiver):
-                out.append(inner)
-        return out
 
     def stop(self) -> None:
         for source in self.sources:
@@ -70,10 +54,6 @@ class Session:
             self.exercise.close()
         if self.client is not None:
             self.client.close()
-        for ev in self._stops:
-            ev.set()
-        for t in self._threads:
-            t.join(5)
 
     def drain(self) -> None:
         """Hand everything received so far to the situation (headless; Qt uses the bridge)."""
