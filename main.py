@@ -82,11 +82,30 @@ def check_replay_options(args) -> None:
             if given:
                 p.error(f"--replay has no network: drop {flag}")
     else:
-        for flag, given in (("--training", args.training), ("--debrief-out", args.debrief_out)):
+        for flag, given in (("--training", args.training), ("--debrief-out", args.debrief_out),
+                            ("--index-keyframes", args.index_keyframes)):
             if given:
                 p.error(f"{flag} needs --replay FILE.mcap")
     if args.debrief_out and not args.training:
         p.error("--debrief-out needs --training")
+    if args.index_keyframes and args.training:
+        p.error("--index-keyframes: training keeps no keyframes (it runs forward only)")
+
+
+def index_keyframes(session) -> int:
+    """Every keyframe of the replay, into the keyframe file beside the recording."""
+    replay = session.replay
+    try:
+        replay.index_all()
+    finally:
+        session.stop()
+    store = replay._keyframes
+    if store.path is None:
+        print(f"citywall: error: cannot write a keyframe file beside {replay.recording.path} "
+              "(a read-only directory, or another console writing it now)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{len(store)} keyframes, {store.bytes_on_disk() / 1e6:.0f} MB: {store.path}")
+    return 0
 
 
 def write_debrief(session, path: str, lang: str) -> int:
@@ -189,6 +208,10 @@ def build_parser() -> OneLineParser:
                           "orders go to an in-process training service only")
     rep.add_argument("--debrief-out", type=export_file, metavar="FILE.html",
                      help="with --training: write the exercise's debrief here at exit")
+    rep.add_argument("--index-keyframes", action="store_true",
+                     help="with --replay: take every keyframe now, into the keyframe file "
+                          "beside the recording, and exit (so the walls that open it with the "
+                          "same options jump at once)")
     out = p.add_argument_group("running")
     out.add_argument("--headless", action="store_true", help="no window; write status JSON")
     out.add_argument("--run-for", type=positive_float, metavar="SECONDS",
@@ -321,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.index_keyframes:
+        return index_keyframes(session)
     from feeds.metrics import start_console_metrics
     try:                            # --metrics-port: the loops publish their status to it
         metrics = start_console_metrics(args, session)

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-JSON = "json"
-FRAMES = "citywall-frames"
+from feeds.mcap_read import (FRAMES, JSON, MAGIC, MS, ChunkReader, Damaged, Walk, message_at,
+                             scan_chunk)
+
 RAW_TOPIC = "citywall.raw_frames"
 PROFILE = "citywall"
 ENCODINGS = (JSON, FRAMES)
 CHUNK_BYTES = 1 << 20
-MS = 1_000_000                      # ns per ms: MCAP times are ns, the protocol's are ms
 
 # A loose JSON Schema, so tools that want one (Foxglove) can open the JSON channels: a record
 # (object) or a batch (array of records); PROTOCOL.md is the real contract.
@@ -155,51 +153,12 @@ class RecordingWriter:
             pass
 
 
-class _Chunks:
-    """The file's chunks, held compressed; one decompressed on demand, the last few kept (a
-    replay reads them in order), so a day's recording costs its file size in memory, not ten
-    times that."""
-
-    KEEP = 4
-
-    def __init__(self):
-        self.held: list[tuple[str, bytes, int]] = []      # (compression, data, size)
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
-
-    def add(self, compression: str, data: bytes, size: int) -> tuple[int, bytes]:
-        plain = _decompress(compression, data, size)
-        self.held.append((compression, data, size))
-        return len(self.held) - 1, plain
-
-    def get(self, n: int) -> bytes:
-        plain = self._cache.get(n)
-        if plain is None:
-            plain = self._cache[n] = _decompress(*self.held[n])
-            if len(self._cache) > self.KEEP:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(n)
-        return plain
-
-
-def _decompress(compression: str, data: bytes, size: int) -> bytes:
-    if compression == "zstd":
-        import zstandard
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
-    if compression == "lz4":
-        import lz4.frame
-        return lz4.frame.decompress(data)
-    if compression == "":
-        return data
-    raise ValueError(f"chunk compression {compression!r}")
-
-
 class Payloads(Sequence):
-    """Message payloads by index, read from the chunks when asked for."""
+    """Message payloads by index, read from the file's chunks when asked for."""
 
-    def __init__(self, chunks: _Chunks, chunk: np.ndarray, offset: np.ndarray,
-                 length: np.ndarray, loose: dict[int, bytes]):
-        self._chunks, self._chunk, self._offset, self._length = chunks, chunk, offset, length
+    def __init__(self, reader: ChunkReader, chunk: np.ndarray, offset: np.ndarray,
+                 loose: list[bytes]):
+        self._reader, self._chunk, self._offset = reader, chunk, offset
         self._loose = loose            # messages outside chunks (an unchunked file)
 
     def __len__(self) -> int:
@@ -208,25 +167,24 @@ class Payloads(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        c = self._chunk[i]
-        if c < 0:
-            return self._loose[int(self._offset[i])]
-        at = int(self._offset[i])
-        return self._chunks.get(int(c))[at:at + int(self._length[i])]
+        return next(self.span(i, i + 1)) if -len(self) <= i < len(self) else [][i]
 
-    def span(self, start: int, stop: int):
-        """Payloads ``start`` to ``stop`` in order: what a replay reads, without indexing the
-        arrays one message at a time."""
-        get, loose = self._chunks.get, self._loose
-        held, plain = -2, b""
-        for c, at, n in zip(self._chunk[start:stop].tolist(), self._offset[start:stop].tolist(),
-                            self._length[start:stop].tolist()):
+    def span(self, start: int, stop: int, publish: bool = False):
+        """Payloads ``start`` to ``stop`` in order (with ``publish``: (publish ns, payload)):
+        what a replay reads, without indexing the arrays one message at a time. A message of
+        a chunk that cannot be read is an empty payload."""
+        if start < 0:
+            start += len(self)
+        get, loose = self._reader.get, self._loose
+        held, plain = -2, None
+        for c, at in zip(self._chunk[start:stop].tolist(), self._offset[start:stop].tolist()):
             if c < 0:
-                yield loose[at]
-                continue
-            if c != held:
-                held, plain = c, get(c)
-            yield plain[at:at + n]
+                got = loose[at]
+            else:
+                if c != held:
+                    held, plain = c, get(c)
+                got = message_at(plain, at)
+            yield got if publish else got[1]
 
 
 @dataclass
@@ -236,10 +194,9 @@ class Recording:
     ``log_ms[i]`` is message i's receive time; its frames are ``frames(i)``."""
     path: str
     log_ms: np.ndarray                      # int64, sorted
-    publish_ms: np.ndarray                  # int64
     topics: list[bytes]                     # topic frame per channel slot
     topic_idx: np.ndarray                   # int16: index into topics, -1 for raw frames
-    payloads: Sequence[bytes]
+    payloads: Payloads
     problems: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -253,6 +210,13 @@ class Recording:
     @property
     def end_ms(self) -> int:
         return int(self.log_ms[-1]) if len(self) else 0
+
+    @property
+    def publish_ms(self) -> np.ndarray:
+        """Every message's publish time (the record's ``ts`` as recorded): read through the
+        whole file when asked (tools, tests; a replay does not need it)."""
+        return np.fromiter((pub // MS for pub, _ in self.payloads.span(0, len(self), True)),
+                           np.int64, len(self))
 
     def frames(self, i: int) -> list[bytes]:
         return next(self.frames_span(i, i + 1))
@@ -275,151 +239,118 @@ class Recording:
         before it)."""
         return int(np.searchsorted(self.log_ms, t_ms, side="right"))
 
+    def close(self) -> None:
+        """Let go of the file now (it is also let go when the recording is)."""
+        self.payloads._reader.close()
 
-_RECORD = struct.Struct("<BQ")              # opcode, length
-_MESSAGE = struct.Struct("<HIQQ")           # channel id, sequence, log time, publish time
-_OP_CHANNEL, _OP_MESSAGE = 0x04, 0x05
 
-
-class _Index:
-    """What reading gathers: channels and, per message, where its payload lies."""
-
-    def __init__(self):
-        self.channels: dict[int, tuple[str, str]] = {}      # id → (topic, encoding)
-        self.slot: dict[int, int] = {}                      # JSON channel id → topics index
-        self.topics: list[bytes] = []
-        self.log, self.pub, self.tidx = [], [], []
-        self.chunk, self.offset, self.length = [], [], []
-        self.loose: dict[int, bytes] = {}
-        self.skipped: dict[str, int] = {}
-
-    def channel(self, cid: int, topic: str, encoding: str) -> None:
-        # Every chunk and the summary repeat channels: one slot per channel.
-        if self.channels.get(cid) == (topic, encoding):
-            return
-        self.channels[cid] = (topic, encoding)
+def _slots(channels: dict[int, tuple[str, str]]) -> tuple[list[bytes], np.ndarray, dict]:
+    """Topic slots for the JSON channels; per channel id: its slot, -1 raw frames, -2 an
+    encoding we cannot read, -3 no channel record."""
+    topics: list[bytes] = []
+    slot = np.full(65536, -3, np.int32)
+    names: dict[int, str] = {}
+    for cid, (topic, encoding) in sorted(channels.items()):
+        names[cid] = f"{topic} ({encoding or 'no encoding'})"
         if encoding == JSON:
-            self.slot[cid] = len(self.topics)
-            self.topics.append(topic.encode("utf-8", "replace"))
-
-    def message(self, cid: int, log_ns: int, pub_ns: int, chunk: int, offset: int,
-                length: int) -> bool:
-        """Index one message; False when it is skipped (a channel we cannot read)."""
-        ch = self.channels.get(cid)
-        if ch is None:
-            self.skipped["(no channel record)"] = self.skipped.get("(no channel record)", 0) + 1
-            return False
-        if ch[1] == JSON:
-            self.tidx.append(self.slot[cid])
-        elif ch[1] == FRAMES:
-            self.tidx.append(-1)
+            slot[cid] = len(topics)
+            topics.append(topic.encode("utf-8", "replace"))
+        elif encoding == FRAMES:
+            slot[cid] = -1
         else:
-            key = f"{ch[0]} ({ch[1] or 'no encoding'})"
-            self.skipped[key] = self.skipped.get(key, 0) + 1
-            return False
-        self.log.append(log_ns // MS)
-        self.pub.append(pub_ns // MS)
-        self.chunk.append(chunk)
-        self.offset.append(offset)
-        self.length.append(length)
-        return True
-
-    def scan_chunk(self, data: bytes, chunk: int) -> None:
-        """The records inside one decompressed chunk (schemas, channels, messages)."""
-        at, end = 0, len(data)
-        while at < end:
-            if at + 9 > end:
-                raise ValueError("a record is cut short inside a chunk")
-            op, n = _RECORD.unpack_from(data, at)
-            body, at = at + 9, at + 9 + n
-            if at > end:
-                raise ValueError("a record is cut short inside a chunk")
-            if op == _OP_MESSAGE:
-                cid, _seq, log_ns, pub_ns = _MESSAGE.unpack_from(data, body)
-                self.message(cid, log_ns, pub_ns, chunk, body + 22, n - 22)
-            elif op == _OP_CHANNEL:
-                cid, _schema = struct.unpack_from("<HH", data, body)
-                (tl,) = struct.unpack_from("<I", data, body + 4)
-                topic = data[body + 8:body + 8 + tl].decode("utf-8", "replace")
-                (el,) = struct.unpack_from("<I", data, body + 8 + tl)
-                enc = data[body + 12 + tl:body + 12 + tl + el].decode("utf-8", "replace")
-                self.channel(cid, topic, enc)
+            slot[cid] = -2
+    return topics, slot, names
 
 
 def read_recording(path: str | os.PathLike) -> Recording:
-    """Read a recording. RecordingError when nothing can be replayed; partial damage is said in
-    ``problems`` and the readable part returned."""
-    from mcap.exceptions import InvalidMagic
-    from mcap.records import Channel, Chunk, Message, Metadata
-    from mcap.stream_reader import StreamReader
-
+    """Read a recording's index (not its payloads: those are read as a replay reaches them).
+    RecordingError when nothing can be replayed; partial damage is said in ``problems`` and
+    the readable part returned."""
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     if path.is_dir():
         raise RecordingError(f"{path}: is a directory, not a recording")
     try:
-        stream = open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise RecordingError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    idx, chunks = _Index(), _Chunks()
-    problems: list[str] = []
-    metadata: dict[str, str] = {}
-    with stream:
-        head = stream.read(8)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 8, 0)
         if not head:        # a recorder stopped before its first chunk reached the disk
             raise RecordingError(f"{path}: the file is empty, nothing was recorded in it")
-        if head[:5] != b"\x89MCAP":
+        if head[:5] != MAGIC[:5]:
             raise RecordingError(f"{path}: not an MCAP file (it does not start with the MCAP "
                                  "magic bytes)")
-        stream.seek(0)
-        # Chunks come whole; we look inside them ourselves (twice as fast as the library's
-        # record objects, and the payloads stay compressed until a replay needs them).
-        reader = StreamReader(stream, emit_chunks=True, record_size_limit=1 << 30)
-        try:
-            for rec in reader.records:
-                if isinstance(rec, Chunk):
-                    n, plain = chunks.add(rec.compression, rec.data, rec.uncompressed_size)
-                    if rec.uncompressed_crc and zlib.crc32(plain) != rec.uncompressed_crc:
-                        raise ValueError("a chunk fails its CRC check")
-                    idx.scan_chunk(plain, n)
-                elif isinstance(rec, Message):          # a file written without chunks
-                    n = len(idx.loose)
-                    if idx.message(rec.channel_id, rec.log_time, rec.publish_time, -1, n,
-                                   len(rec.data)):
-                        idx.loose[n] = rec.data
-                elif isinstance(rec, Channel):
-                    idx.channel(rec.id, rec.topic, rec.message_encoding)
-                elif isinstance(rec, Metadata) and rec.name == "citywall":
-                    metadata.update(rec.metadata)
-        except InvalidMagic:
-            if not idx.log:
-                raise RecordingError(f"{path}: not an MCAP file") from None
-            problems.append(f"{path}: the file's end is damaged after {len(idx.log)} "
-                            "messages; replaying those")
-        except Exception as exc:        # struct, EOF, CRC, zstd/lz4 errors: all "damaged"
-            what = type(exc).__name__
-            if not idx.log:
-                raise RecordingError(f"{path}: no readable messages (the file is cut short "
-                                     f"or corrupt: {what})") from None
-            problems.append(f"{path}: cut short or damaged after {len(idx.log)} messages "
-                            f"({what}); replaying up to the last complete chunk")
-    for key, n in sorted(idx.skipped.items()):
-        problems.append(f"{path}: channel {key}: {n} messages in an encoding CityWall cannot "
-                        "read; skipped")
-    if not idx.log:
+        walk = Walk(fd, size).run()
+    finally:
+        os.close(fd)
+    problems: list[str] = []
+    reader = ChunkReader(str(path), walk.chunks, problems)
+    # Chunks that must be read now: those without indexes, those naming a channel the file
+    # nowhere describes outside chunks, and the last one of a damaged file (its indexes may
+    # be cut short).
+    parts = []              # per chunk, in the order written: (chunk no, channel, log, offset)
+    for n, chunk in enumerate(walk.chunks):
+        cids = [cid for cid, _ in chunk.indexes]
+        if (not chunk.indexes or any(c not in walk.channels for c in cids)
+                or (walk.damage and n == len(walk.chunks) - 1)):
+            plain = reader.get(n)
+            if plain is None:
+                continue
+            try:
+                cid, log, offset = (np.asarray(a, np.uint64) for a in
+                                    scan_chunk(plain, walk.channels))
+            except Damaged as exc:
+                problems.append(f"{path}: chunk {n} is damaged inside ({exc}); its messages "
+                                "are skipped")
+                continue
+        else:
+            cid = np.concatenate([np.full(len(e), c, np.uint64) for c, e in chunk.indexes])
+            log = np.concatenate([e[:, 0] for _, e in chunk.indexes])
+            offset = np.concatenate([e[:, 1] for _, e in chunk.indexes])
+            order = np.argsort(offset, kind="stable")
+            cid, log, offset = cid[order], log[order], offset[order]
+        if len(offset) and (offset.max() >= min(chunk.size, 1 << 32) or cid.max() >= 65536):
+            problems.append(f"{path}: chunk {n}'s message index makes no sense; its messages "
+                            "are skipped")
+            continue
+        parts.append((n, cid.astype(np.uint16), log, offset.astype(np.uint32)))
+        chunk.indexes = []                  # (views of the records read: let them go)
+    n_chunked = sum(len(p[1]) for p in parts)
+    loose = walk.loose
+    chunk_no = np.concatenate([np.full(len(p[1]), p[0], np.int32) for p in parts]
+                              + [np.full(len(loose), -1, np.int32)])
+    cid = np.concatenate([p[1] for p in parts]
+                         + [np.asarray([m[0] for m in loose], np.uint16)])
+    log_ns = np.concatenate([p[2] for p in parts]
+                            + [np.asarray([m[1] for m in loose], np.uint64)])
+    offset = np.concatenate([p[3] for p in parts] + [np.arange(len(loose), dtype=np.uint32)])
+    del parts
+    topics, slot, names = _slots(walk.channels)
+    tidx = slot[cid]
+    for c in np.unique(cid[tidx <= -2]).tolist():
+        what = names.get(c, "(no channel record)")
+        problems.append(f"{path}: channel {what}: {int((cid == c).sum())} messages in an "
+                        "encoding CityWall cannot read; skipped")
+    keep = tidx >= -1
+    chunk_no, log_ns, offset, tidx = chunk_no[keep], log_ns[keep], offset[keep], tidx[keep]
+    if walk.damage:
+        problems.insert(0, f"{path}: cut short or damaged after {n_chunked} messages "
+                           f"({walk.damage}); replaying up to the last complete chunk")
+    if not len(log_ns):
+        if walk.damage and not walk.chunks and not walk.loose:
+            raise RecordingError(f"{path}: no readable messages (the file is cut short or "
+                                 f"corrupt: {walk.damage})")
         raise RecordingError(f"{path}: no messages to replay")
-    log_ms = np.asarray(idx.log, dtype=np.int64)
-    arrays = [np.asarray(idx.pub, dtype=np.int64), np.asarray(idx.tidx, dtype=np.int16),
-              np.asarray(idx.chunk, dtype=np.int32), np.asarray(idx.offset, dtype=np.int64),
-              np.asarray(idx.length, dtype=np.int64)]
+    log_ms = (log_ns // MS).astype(np.int64)
     backwards = int(np.count_nonzero(np.diff(log_ms) < 0))
     if backwards:
         problems.append(f"{path}: {backwards} messages out of time order; replayed in order "
                         "of their receive time")
         order = np.argsort(log_ms, kind="stable")
-        log_ms = log_ms[order]
-        arrays = [a[order] for a in arrays]
-    pub_ms, topic_idx, chunk, offset, length = arrays
-    return Recording(str(path), log_ms, pub_ms, idx.topics, topic_idx,
-                     Payloads(chunks, chunk, offset, length, idx.loose), problems, metadata)
+        log_ms, tidx, chunk_no, offset = log_ms[order], tidx[order], chunk_no[order], offset[order]
+    payloads = Payloads(reader, chunk_no, offset, [(m[2], m[3]) for m in loose])
+    return Recording(str(path), log_ms, topics, tidx.astype(np.int16), payloads, problems,
+                     walk.metadata)

@@ -6,16 +6,17 @@ every countdown, staleness check, heat window and now-line follows the replay. `
 time, through the same decoder and sequence check a live feed goes through, so rejects, gaps
 and restarts show as the recording console saw them.
 
-Seeking rebuilds the situation as it stood at that moment: from the nearest keyframe (a copy of
-the whole situation every ``KEYFRAME_EVERY`` messages, sparser past ``MAX_KEYFRAMES``) plus the
-messages after it. Keyframes are taken as play passes them, ahead of it in small steps
-(``index_step``, the wall does this while it runs), or all at once (``index_all``).
+Seeking rebuilds the situation as it stood at that moment: from the nearest keyframe (the
+whole picture every ``KEYFRAME_EVERY`` messages, sparser past ``MAX_KEYFRAMES``; compact, on
+disk: ``situation.keyframes``) plus the messages after it. Keyframes are taken as play passes
+them, ahead of it in small steps (``index_step``, the wall does this while it runs), or all at
+once (``index_all``); with ``keyframe_file`` they are kept beside the recording for the next
+console that opens it.
 """
 from __future__ import annotations
 
 import copy
 import gc
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,10 +26,11 @@ from feeds.decode import MessageDecoder
 from feeds.recording import Recording
 from feeds.schema import DEFAULT_MAX_RECORD_BYTES
 from situation.clock import ScaledClock
+from situation.keyframes import Keyframe, KeyframeStore
 from situation.store import Change, Situation
 
 KEYFRAME_EVERY = 10_000          # messages: a seek applies at most this many after a keyframe
-MAX_KEYFRAMES = 100              # … or sparser, for a long recording: each costs a few MB
+MAX_KEYFRAMES = 200              # … or sparser, for a long recording (each ~1 MB on disk)
 APPLY_SLICE = 10_000             # messages per situation.apply while catching up
 SPEEDS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 STEP_MS = 60_000
@@ -42,12 +44,6 @@ class ReplayClock(ScaledClock):
         return self.now_ms()
 
 
-@dataclass
-class Keyframe:
-    state: dict
-    seq: dict
-
-
 class Replay:
     """A recording played back: a source like any feed (``feeds.source``), and the
     transport's controls (seek, loop, speed) on the situation it drives."""
@@ -55,7 +51,8 @@ class Replay:
 
     def __init__(self, recording: Recording, situation: Situation, *,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, exercise=None,
-                 keyframes: dict | None = None, display_crs: str = GCJ02):
+                 keyframes: KeyframeStore | None = None, display_crs: str = GCJ02,
+                 keyframe_file: bool = False):
         if not isinstance(situation.clock, ReplayClock):
             raise TypeError("a replay needs the situation on a ReplayClock")
         self.recording = recording
@@ -69,14 +66,16 @@ class Replay:
         self.ended = False
         self.exercise = exercise                      # situation.training.Exercise in TRAINING
         self.held_back = 0                            # recorded records the trainee took over
-        self.notices: list[str] = list(recording.problems)
+        self.notices: list[str] = recording.problems   # grows if a chunk cannot be read later
         self._max_record_bytes = max_record_bytes
         # A recording holds what the feeds sent, in the protocol's frame: moved into the
         # wall's as it is played (a feed configured as WGS-84 is not told apart: see README).
         self.display_crs = display_crs
         self.keyframe_every = max(KEYFRAME_EVERY, -(-len(recording) // MAX_KEYFRAMES))
         # message index → the picture after the messages before it (shared with the indexer)
-        self._keyframes: dict[int, Keyframe] = {} if keyframes is None else keyframes
+        if keyframes is None:
+            keyframes = KeyframeStore(recording, self._settings(), beside=keyframe_file)
+        self._keyframes: KeyframeStore = keyframes
         self._keyframes.setdefault(0, self._keyframe())
         self._indexer: Replay | None = None
         self._pending_keyframe: tuple[int, int] | None = None   # (message index, version)
@@ -206,6 +205,29 @@ class Replay:
     def _keyframe(self) -> Keyframe:
         return Keyframe(self.situation.snapshot(), copy.copy(self._seq.last))
 
+    def _settings(self) -> dict:
+        """What, besides the recording and the code, shapes the picture a keyframe holds."""
+        s = self.situation
+        scope = getattr(s, "scope", None)
+        return {"display_crs": self.display_crs, "max_record_bytes": self._max_record_bytes,
+                "keyframe_every": self.keyframe_every, "limits": s.limits,
+                "scope": sorted(scope.adcodes) if scope is not None else None,
+                "history": s._history_len}
+
+    def _restore_from(self, target: int) -> None:
+        """Put back the nearest keyframe at or before message ``target`` that reads back
+        whole (one that does not is forgotten, to be taken again)."""
+        for base in sorted((k for k in self._keyframes.keys() if k <= target), reverse=True):
+            try:
+                kf = self._keyframes[base]
+            except KeyError:
+                continue
+            self.situation.restore(kf.state)
+            self._seq.last = copy.copy(kf.seq)
+            self.pos = base
+            return
+        raise RuntimeError("a replay without its first keyframe")
+
     def index_step(self, budget: int) -> bool:
         """Take keyframes ahead of time, ``budget`` messages' worth, so a jump far ahead is as
         quick as one back (the wall calls this in small steps while it runs). A second replay
@@ -237,10 +259,7 @@ class Replay:
             return False
         base = hole - every
         if not (base <= ix.pos < hole):
-            kf = self._keyframes[base]
-            ix.situation.restore(kf.state)
-            ix._seq.last = copy.copy(kf.seq)
-            ix.pos = base
+            ix._restore_from(base)
         if ix.pos >= last:
             self._indexer = None              # done: its picture goes
             return False
@@ -277,12 +296,9 @@ class Replay:
                 raise ValueError("training runs forward only: the trainee's orders cannot be "
                                  "taken back (restart the exercise to go back)")
         else:
-            base = max(k for k in self._keyframes if k <= target)
+            base = max(k for k in self._keyframes.keys() if k <= target)
             if not (base <= self.pos <= target):      # going back, or far ahead of here
-                kf = self._keyframes[base]
-                self.situation.restore(kf.state)
-                self._seq.last = copy.copy(kf.seq)
-                self.pos = base
+                self._restore_from(target)
         self.clock.set(t_ms)
         self.ended = False
         self._apply_to(target)
@@ -337,6 +353,8 @@ class Replay:
                 "position": self.pos, "messages": len(self.recording),
                 "loop": list(self.loop) if self.loop else None,
                 "held_back": self.held_back, "problems": list(self.notices),
+                "keyframes": len(self._keyframes),
+                "keyframe_file": str(self._keyframes.path) if self._keyframes.path else None,
                 "file": self.recording.path}
 
 

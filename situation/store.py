@@ -12,9 +12,7 @@ scope leaves.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -26,12 +24,15 @@ from feeds.districts import DistrictLocator
 from feeds.faults import Faults
 from feeds.schema import (CLOSED_CASE_STATUSES, Case, Heartbeat, SensorReading, Unit,
                           UnitPosition)
+from situation.case_times import StageTable
 from situation.clock import Clock
 from situation.limits import Limits
 from situation.reports import REPORT_LOG_MS, Report, ReportLog  # noqa: F401 (re-exported)
 from situation.scope import Scope
 from situation.scope_tables import ScopedTables
 from situation.sources import RATE_WINDOW_MS, SourceHealth, Sources
+from situation.tracks import (_M_PER_DEG_LAT, _M_PER_DEG_LON,  # noqa: F401 (re-exported)
+                              TRACK_MIN_MOVE_M, TRACK_REFRESH_MS, Track)
 from situation.unit_tables import UnitTables
 
 UNIT_STALE_MS = 60_000           # PROTOCOL: a unit with no record nor fix for 60 s is stale
@@ -41,13 +42,12 @@ CLOSED_KEEP_MS = 48 * 3_600_000  # closed cases stay for the supervision figures
 # Unit tracks (巡查即监察: where the units went), for patrol coverage. A position is kept when
 # the unit moved at least TRACK_MIN_MOVE_M since the last kept one, or TRACK_REFRESH_MS passed
 # (so a parked unit still leaves a point a minute); kept for TRACK_KEEP_MS of the situation's
-# clock and at most TRACK_MAX points a unit.
+# clock and at most TRACK_MAX points a unit. (The thinning is ``Track.keep``'s.)
 TRACK_KEEP_MS = 24 * 3_600_000
 TRACK_MAX = 12_000
-TRACK_MIN_MOVE_M = 25.0
-TRACK_REFRESH_MS = 60_000
-_M_PER_DEG_LAT = 111_000.0
-_M_PER_DEG_LON = _M_PER_DEG_LAT * math.cos(math.radians(40.0))   # as situation.heat
+# Distinct flags remembered per case (the protocol has four; a record carries at most eight):
+# a publisher sending new names on every record cannot grow a case's flags without bound.
+MAX_FLAGS_SEEN = 16
 
 
 @dataclass
@@ -74,10 +74,8 @@ def _copy_state(value):
     if isinstance(value, SourceHealth):
         return dataclasses.replace(value, rejected=Counter(value.rejected),
                                    _recent=deque(value._recent))
-    if isinstance(value, ReportLog):
-        log = copy.copy(value)
-        log._entries, log._ids = deque(value._entries), OrderedDict(value._ids)
-        return log
+    if isinstance(value, (ReportLog, StageTable, Track)):
+        return value.copy()
     if isinstance(value, (Counter, OrderedDict)):
         return type(value)(value)
     if isinstance(value, dict):
@@ -131,11 +129,12 @@ class Situation(UnitTables, ScopedTables):
         # the first ts seen in each status, the first ts each flag was seen, and the first
         # stage deadline the case was seen to miss (a record of it dated after the held
         # record's ``due_at`` while that record was open).
-        self.case_stages: dict[str, dict[str, int]] = {}
+        # (case_stages reads like a dict of dicts; held compact: situation.case_times.)
+        self.case_stages: StageTable = StageTable()
         self.case_flags: dict[str, dict[str, int]] = {}
         self.case_late: dict[str, int] = {}
         # unit id → (ts, lon, lat) of its reported positions, oldest first (see TRACK_*)
-        self.tracks: dict[str, deque[tuple[int, float, float]]] = {}
+        self.tracks: dict[str, Track] = {}      # (compact: situation.tracks)
         # Records outside the scope, by kind ("case", "unit", "sensor"): received fine, not held.
         self.out_of_scope: Counter = Counter()
         # (kind, id) → the ts that last put it outside the scope (the newest MAX_LEFT_SCOPE)
@@ -275,16 +274,14 @@ class Situation(UnitTables, ScopedTables):
     def _history(self, rec: Case, held: Case | None) -> None:
         """Stage history of an accepted case record (records only move forward in ts)."""
         cid = rec.case_id
-        stages = self.case_stages.get(cid)
-        if stages is None:
-            stages = self.case_stages[cid] = {}
-        stages.setdefault(rec.status, rec.ts)
+        self.case_stages.note(cid, rec.status, rec.ts)
         if rec.flags:
             flags = self.case_flags.get(cid)
             if flags is None:
                 flags = self.case_flags[cid] = {}
             for flag in rec.flags:
-                flags.setdefault(flag, rec.ts)
+                if len(flags) < MAX_FLAGS_SEEN or flag in flags:
+                    flags.setdefault(flag, rec.ts)
         if (held is not None and held.due_at is not None and rec.ts > held.due_at
                 and held.status not in CLOSED_CASE_STATUSES):
             self.case_late.setdefault(cid, held.due_at)
@@ -295,13 +292,8 @@ class Situation(UnitTables, ScopedTables):
             return
         track = self.tracks.get(rec.unit_id)
         if track is None:
-            track = self.tracks[rec.unit_id] = deque(maxlen=TRACK_MAX)
-        elif track:
-            ts, lon, lat = track[-1]
-            moved = math.hypot((rec.lon - lon) * _M_PER_DEG_LON, (rec.lat - lat) * _M_PER_DEG_LAT)
-            if moved < TRACK_MIN_MOVE_M and rec.ts - ts < TRACK_REFRESH_MS:
-                return
-        track.append((rec.ts, rec.lon, rec.lat))
+            track = self.tracks[rec.unit_id] = Track(maxlen=TRACK_MAX)
+        track.keep(rec.ts, rec.lon, rec.lat)
 
     def _upsert_sensor(self, rec: SensorReading) -> bool:
         if rec.district is None:

@@ -66,6 +66,7 @@ from feeds.crs import GCJ02, check_frame
 from feeds.districts import frame_of, load_districts
 from feeds.schema import CLOSED_CASE_STATUSES
 from situation.heat import UNIT_CELL_M, HeatGrid, empty_grid
+from situation.tracks import Track
 
 MIN_MS = 60_000
 HOUR_MS = 60 * MIN_MS
@@ -396,6 +397,12 @@ def _as_array(points, n: int) -> np.ndarray:
     return np.fromiter(itertools.chain.from_iterable(points), float, 3 * n).reshape(n, 3)
 
 
+def _points_from(track, k: int, n: int) -> np.ndarray:
+    if isinstance(track, Track):                 # compact (situation.tracks): its columns
+        return track.as_array(k, n)
+    return _as_array(itertools.islice(track, k, n), n - k)
+
+
 def track_array(situation, unit_id: str) -> np.ndarray:
     """A unit's whole track as an (n, 3) array of ts, lon, lat (cached)."""
     track = situation.tracks[unit_id]
@@ -409,11 +416,11 @@ def track_array(situation, unit_id: str) -> np.ndarray:
         k = bisect.bisect_right(track, arr[-1, 0], key=_ts) if len(arr) else 0
         if len(arr) + (n - k) == n:
             if k < n:
-                arr = np.concatenate([arr, _as_array(itertools.islice(track, k, n), n - k)])
+                arr = np.concatenate([arr, _points_from(track, k, n)])
         else:
             arr = None               # not a plain append (same-ms points): convert it all
     if arr is None or len(arr) != n:
-        arr = _as_array(track, n)
+        arr = _points_from(track, 0, n)
     cache[unit_id] = (track, arr)
     return arr
 

@@ -318,8 +318,10 @@ def build_replay_session(args) -> Session:
         # The guard in the client refuses any endpoint but an in-process one in TRAINING.
         client = DispatchClient(TRAINING_DISPATCH, args.console_id, clock_ms=clock.now_ms,
                                 context=ctx, mode="TRAINING")
+    # Keyframes beside the recording (when its directory can be written): the next console
+    # that opens it jumps at once (situation.keyframes).
     replay = Replay(recording, situation, max_record_bytes=args.max_record_bytes,
-                    exercise=exercise, display_crs=display)
+                    exercise=exercise, display_crs=display, keyframe_file=exercise is None)
     if start != recording.start_ms:
         clock.pause(True)
         replay.seek(start)
