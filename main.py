@@ -95,14 +95,18 @@ def check_replay_options(args) -> None:
 def index_keyframes(session) -> int:
     """Every keyframe of the replay, into the keyframe file beside the recording."""
     replay = session.replay
+    store = replay._keyframes
+    if store.path is None or store.shared:
+        session.stop()
+        print(f"citywall: error: cannot write a keyframe file beside {replay.recording.path} "
+              "(a read-only directory, or another wall writing it now)", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         replay.index_all()
     finally:
         session.stop()
-    store = replay._keyframes
-    if store.path is None:
-        print(f"citywall: error: cannot write a keyframe file beside {replay.recording.path} "
-              "(a read-only directory, or another console writing it now)", file=sys.stderr)
+    if store.failed:
+        print(f"citywall: error: {store.failed}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{len(store)} keyframes, {store.bytes_on_disk() / 1e6:.0f} MB: {store.path}")
     return 0

@@ -35,7 +35,7 @@ _MESSAGE = struct.Struct("<HIQQ")           # channel id, sequence, log time, pu
 _CHUNK_HEAD = struct.Struct("<QQQI")        # start, end, uncompressed size, uncompressed crc
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 MAX_SMALL_RECORD = 64 << 20         # a channel, metadata or message index record read whole
-MAX_CHUNK = 1 << 30                 # a chunk larger than this (either way) is not read
+MAX_CHUNK = 64 << 20                # a chunk larger than this (either way) is not read (ours: 1 MB)
 
 
 class Damaged(Exception):
@@ -85,8 +85,9 @@ def decompress(compression: str, data: bytes, size: int) -> bytes:
         return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
     if compression == "lz4":
         import lz4.frame
-        plain = lz4.frame.decompress(data)
-        if len(plain) != size:
+        d = lz4.frame.LZ4FrameDecompressor()      # never past the size the chunk claims
+        plain = d.decompress(data, max_length=size + 1)
+        if len(plain) != size or not d.eof:
             raise ValueError("lz4 chunk of the wrong size")
         return plain
     if compression == "":
@@ -199,12 +200,14 @@ class ChunkReader:
     them in order). Safe to share between threads."""
 
     KEEP = 4
+    SAY_LOST = 10                            # chunks lost said one by one, at most
 
-    def __init__(self, path: str, chunks: list[Chunk], problems: list[str]):
+    def __init__(self, path: str, chunks: list[Chunk], problems: list[str],
+                 fd: int | None = None):
         self.path, self.chunks, self.problems = path, chunks, problems
         self._cache: OrderedDict[int, bytes | None] = OrderedDict()
         self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._fd: int | None = fd            # the file as opened (not its name, read again)
         self.lost: set[int] = set()          # chunks that could not be read (said once)
 
     def _open(self) -> int:
@@ -250,8 +253,12 @@ class ChunkReader:
             return plain
         except Exception as exc:           # OSError, zstd/lz4 errors, CRC: the chunk is lost
             self.lost.add(n)
-            self.problems.append(f"{self.path}: chunk {n} cannot be read ({exc}); its "
-                                 "messages are skipped")
+            if len(self.lost) <= self.SAY_LOST:    # said for the first few, then once for all
+                self.problems.append(f"{self.path}: chunk {n} cannot be read ({exc}); its "
+                                     "messages are skipped")
+            elif len(self.lost) == self.SAY_LOST + 1:
+                self.problems.append(f"{self.path}: more chunks cannot be read; their "
+                                     "messages are skipped")
             return None
 
 

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from feeds.recording import CHUNK_BYTES, RecordingError, RecordingWriter, read_recording
+from feeds.recording import (CHUNK_BYTES, RecordingError, RecordingWriter, keyframe_files,
+                             read_recording)
 
 FLUSH_S = 1.0
 RETRY_S = 60.0                 # after a write error, try a new file this much later …
@@ -350,6 +351,8 @@ class RollingRecorder(_Tap):
                 continue
             try:
                 (self.directory / name).unlink()
+                for kf in keyframe_files(self.directory / name):   # a replay's, beside it
+                    kf.unlink(missing_ok=True)
             except FileNotFoundError:
                 pass
             except OSError as exc:

@@ -73,6 +73,19 @@ def topic_of(frames: list[bytes]) -> str | None:
     return topic if topic.isprintable() and topic != RAW_TOPIC else None
 
 
+def keyframe_files(path: str | os.PathLike) -> list[Path]:
+    """The keyframe files a replay keeps beside a recording (``situation.keyframes``):
+    ``<name>.<16 hex>.keyframes``, this recording's only."""
+    import glob
+    path = Path(path)
+    out = []
+    for other in path.parent.glob(glob.escape(path.name) + ".*.keyframes"):
+        mid = other.name[len(path.name) + 1:-len(".keyframes")]
+        if len(mid) == 16 and not mid.strip("0123456789abcdef"):
+            out.append(other)
+    return sorted(out)
+
+
 class RecordingWriter:
     """Writes messages to one MCAP file. Not thread-safe: one thread writes.
 
@@ -284,10 +297,12 @@ def read_recording(path: str | os.PathLike) -> Recording:
             raise RecordingError(f"{path}: not an MCAP file (it does not start with the MCAP "
                                  "magic bytes)")
         walk = Walk(fd, size).run()
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
     problems: list[str] = []
-    reader = ChunkReader(str(path), walk.chunks, problems)
+    # The payloads are read from this very file later, not from whatever then has its name.
+    reader = ChunkReader(str(path), walk.chunks, problems, fd=fd)
     # Chunks that must be read now: those without indexes, those naming a channel the file
     # nowhere describes outside chunks, and the last one of a damaged file (its indexes may
     # be cut short).

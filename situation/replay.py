@@ -74,7 +74,9 @@ class Replay:
         self.keyframe_every = max(KEYFRAME_EVERY, -(-len(recording) // MAX_KEYFRAMES))
         # message index → the picture after the messages before it (shared with the indexer)
         if keyframes is None:
-            keyframes = KeyframeStore(recording, self._settings(), beside=keyframe_file)
+            every, n = self.keyframe_every, len(recording)
+            keyframes = KeyframeStore(recording, self._settings(), beside=keyframe_file,
+                                      valid=lambda i: 0 < i <= n and i % every == 0)
         self._keyframes: KeyframeStore = keyframes
         self._keyframes.setdefault(0, self._keyframe())
         self._indexer: Replay | None = None
@@ -103,7 +105,7 @@ class Replay:
         return self
 
     def stop(self) -> None:
-        pass
+        self._keyframes.close()              # what is taken is written, the file let go
 
     def health(self) -> dict:
         return {"kind": "replay", "name": self.recording.path, "up": not self.ended,
@@ -233,6 +235,10 @@ class Replay:
         quick as one back (the wall calls this in small steps while it runs). A second replay
         on a picture of its own does it, storing into the same keyframes; this one's picture
         does not move. False when every keyframe is taken (training keeps none)."""
+        if self._keyframes.failed:
+            if self._keyframes.failed not in self.notices:
+                self.notices.append(self._keyframes.failed)     # said on the transport bar
+            return False
         if self.exercise is not None:
             return False
         rec = self.recording
@@ -354,6 +360,7 @@ class Replay:
                 "loop": list(self.loop) if self.loop else None,
                 "held_back": self.held_back, "problems": list(self.notices),
                 "keyframes": len(self._keyframes),
+                "keyframes_problem": self._keyframes.failed,
                 "keyframe_file": str(self._keyframes.path) if self._keyframes.path else None,
                 "file": self.recording.path}
 

@@ -393,7 +393,10 @@ class Situation(UnitTables, ScopedTables):
 
     def restore(self, snap: dict) -> None:
         version = self.version
-        self.__dict__.update({k: _copy_state(v) for k, v in snap.items()})
+        # Only the picture's own parts: a keyframe (read from a file) never sets the clock,
+        # the settings or a method.
+        self.__dict__.update({k: _copy_state(v) for k, v in snap.items()
+                              if k not in self._NOT_STATE and not hasattr(type(self), k)})
         self.version = max(version, self.version) + 1     # panels keyed on version redraw
 
     # ---- questions widgets ask ------------------------------------------------------------

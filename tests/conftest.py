@@ -6,6 +6,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox --disable-gpu")
+# Per-user state (the keyframe signing key, a dispatch database's default place) in a
+# directory of the run's own, never the user's home; subprocesses inherit it.
+if "CITYWALL_TEST_STATE" not in os.environ:
+    import tempfile
+    os.environ["CITYWALL_TEST_STATE"] = os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(
+        prefix="citywall-test-state-")
 
 import pytest  # noqa: E402
 

@@ -4,11 +4,13 @@ recording is found by the next console with the same settings and is not trusted
 flipped or torn entry is refused and taken again, and nothing in it can name a function."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 
 import msgspec
 import pytest
+import zstandard
 
 from feeds.demo_day import write_demo_day
 from feeds.recording import read_recording
@@ -130,11 +132,24 @@ def test_the_next_console_finds_the_keyframes_beside_the_recording(day, monkeypa
     changed._keyframes.close()
 
 
-def test_a_keyframe_file_being_written_by_another_console_is_left_alone(day):
+def test_a_wall_finding_the_file_being_written_reads_what_it_holds(day, monkeypatch):
+    monkeypatch.setattr(replay_mod, "KEYFRAME_EVERY", 2_000)
     one = replay(day, keyframe_file=True)
-    two = replay(day, keyframe_file=True)         # the first holds the lock
-    assert one._keyframes.path is not None and two._keyframes.path is None
-    two.index_all()                               # into its own temporary file
+    one.seek(one.end_ms)                          # keyframes written as play passes them
+    one._keyframes.flush()
+    written = len(one._keyframes)
+    two = replay(day, keyframe_file=True)         # the first still holds the file
+    assert two._keyframes.path == one._keyframes.path and two._keyframes.shared
+    assert two._keyframes.loaded == written - 1 > 0
+    size = one._keyframes.path.stat().st_size
+    two.index_all()                               # its own new ones: a temporary file
+    t = two.start_ms + (two.end_ms - two.start_ms) // 2
+    two.seek(t)
+    straight = replay(day)
+    straight.clock.set(t)
+    straight.advance()
+    assert whole(two.situation)["cases"] == whole(straight.situation)["cases"]
+    assert one._keyframes.path.stat().st_size == size       # the other wall's file untouched
     one._keyframes.close()
     two._keyframes.close()
 
@@ -160,7 +175,7 @@ class _Boom:
         return (os.system, ("touch /tmp/citywall-pwned",))
 
 
-def test_a_forged_keyframe_cannot_call_anything_and_is_taken_again(day, monkeypatch, tmp_path):
+def test_a_keyframe_not_signed_by_this_user_is_never_unpickled(day, monkeypatch):
     monkeypatch.setattr(replay_mod, "KEYFRAME_EVERY", 2_000)
     for old in day.parent.glob("day.mcap.*.keyframes"):
         old.unlink()
@@ -168,19 +183,23 @@ def test_a_forged_keyframe_cannot_call_anything_and_is_taken_again(day, monkeypa
     rp.index_all()
     path = rp._keyframes.path
     rp._keyframes.close()
-    # Rewrite the entry at 4,000 with a pickle that names os.system, with a valid checksum.
+    # Someone who can write beside the recording appends an entry for 4,000 (the newest
+    # entry of an index wins) with a valid SHA-256 but not this user's key.
+    forged = zstandard.ZstdCompressor().compress(pickle.dumps(({"x": _Boom()}, {})))
+    with open(path, "ab") as f:
+        f.write(kf_mod._ENTRY.pack(4_000, len(forged), hashlib.sha256(forged).digest())
+                + forged)
+    calls, real_unpack = [], kf_mod.unpack
+    monkeypatch.setattr(kf_mod, "unpack", lambda data: calls.append(data))
     store = replay(day, keyframe_file=True)._keyframes
-    forged = kf_mod.zstandard.ZstdCompressor().compress(pickle.dumps(({"x": _Boom()}, {})))
-    with pytest.raises(pickle.UnpicklingError, match="os.system|posix.system"):
-        unpack(forged)
-    store._append(4_000, forged)                   # the newest entry for 4,000 wins
     with pytest.raises(KeyError):
         store[4_000]
-    assert 4_000 not in store and not os.path.exists("/tmp/citywall-pwned")
+    assert calls == [] and 4_000 not in store and not os.path.exists("/tmp/citywall-pwned")
     store.close()
+    monkeypatch.setattr(kf_mod, "unpack", real_unpack)
     # A flipped byte anywhere in an entry: refused by its checksum, the seek still right.
     data = bytearray(path.read_bytes())
-    data[-100] ^= 0xFF
+    data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     rp = replay(day, keyframe_file=True)
     t = rp.end_ms
@@ -204,11 +223,15 @@ def test_a_forged_keyframe_cannot_call_anything_and_is_taken_again(day, monkeypa
 
 
 def test_the_unpickler_refuses_every_global_but_a_pictures_parts():
+    # The second wall behind the signature: even a signed entry names only a picture's parts.
     for bad in (os.system, eval, KeyframeStore, Situation, pickle.loads):
         with pytest.raises(pickle.UnpicklingError):
-            unpack(kf_mod.zstandard.ZstdCompressor().compress(pickle.dumps(({"f": bad}, {}))))
+            unpack(zstandard.ZstdCompressor().compress(
+                pickle.dumps(({"f": pickle.dumps(bad)}, pickle.dumps({})))))
+        with pytest.raises(pickle.UnpicklingError):
+            unpack(zstandard.ZstdCompressor().compress(pickle.dumps(({"f": bad}, {}))))
     with pytest.raises(pickle.UnpicklingError):
-        unpack(kf_mod.zstandard.ZstdCompressor().compress(pickle.dumps(([1, 2], {}))))
+        unpack(zstandard.ZstdCompressor().compress(pickle.dumps(([1, 2], {}))))
 
 
 def test_index_keyframes_prepares_a_recording_for_the_walls_that_open_it(day, tmp_path, capsys):

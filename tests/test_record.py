@@ -417,6 +417,9 @@ def test_the_size_cap_removes_the_oldest(tmp_path):
         for i in range(4):
             rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
             mono.t += 1.0
+        # A wall replayed this hour's file: its keyframe file beside that recording.
+        (tmp_path / f"citywall-2026-11-25T{16 + hour}Z.mcap.0123456789abcdef.keyframes"
+         ).write_bytes(b"k")
         ours = sorted(tmp_path.glob("citywall-2026-*.mcap"))
         assert sum(p.stat().st_size for p in ours) <= 40_000 + 20_000
     rr.close()
@@ -430,6 +433,9 @@ def test_the_size_cap_removes_the_oldest(tmp_path):
         assert r.problems == [] and len(r) == 4
     assert (tmp_path / "notes.txt").exists() and (tmp_path / "citywall-by-hand.mcap").exists()
     assert rr.status()["removed"] == len(rr.removed)
+    # A removed recording's keyframe files go with it; a kept one's stay.
+    keyframes = sorted(p.name.split(".mcap")[0] for p in tmp_path.glob("*.keyframes"))
+    assert keyframes == [n[:-len(".mcap")] for n in ours]
 
 
 def test_a_vanished_directory_stops_and_a_retry_resumes(tmp_path):

@@ -1,0 +1,93 @@
+"""A keyframe's compact form: the situation's snapshot pickled a part at a time and
+zstd-compressed, and read back by an unpickler that can name only the classes a picture is
+made of (an allow-list: no function, no other class). The keyframe file
+(``situation.keyframes``) signs every entry, so only this user's walls' keyframes are read at
+all; the allow-list is the second wall. No Qt here.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+
+import zstandard
+
+LEVEL = 1                                    # zstd: fast; pickled pictures compress ~2×
+MAX_PLAIN = 256 << 20                        # a keyframe larger than this decompressed: refused
+
+
+@dataclass
+class Keyframe:
+    state: dict
+    seq: dict
+
+
+# What a picture is made of: the only globals a keyframe may name.
+_ALLOWED = {
+    ("collections", "deque"), ("collections", "Counter"), ("collections", "OrderedDict"),
+    ("msgspec._utils", "rebuild"),
+    ("situation.sources", "Sources"), ("situation.sources", "SourceHealth"),
+    ("situation.reports", "ReportLog"), ("situation.reports", "Report"),
+    ("situation.case_times", "StageTable"), ("situation.tracks", "Track"),
+}
+_SCHEMA_MODULE = "feeds.schema"
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        if module == _SCHEMA_MODULE:
+            import msgspec
+            found = super().find_class(module, name)
+            if isinstance(found, type) and issubclass(found, msgspec.Struct):
+                return found
+        raise pickle.UnpicklingError(f"a keyframe names {module}.{name}, which a picture "
+                                     "is not made of")
+
+
+SLICE = 64                                   # dict items pickled at a time
+
+
+def _pickled(value) -> bytes | list[bytes]:
+    """One part of the picture: pickled whole, or a large dict a few items at a time (a
+    worker thread packing it lets the GUI thread in between)."""
+    if type(value) is dict and len(value) > SLICE:
+        items = list(value.items())
+        return [pickle.dumps(items[i:i + SLICE], protocol=5)
+                for i in range(0, len(items), SLICE)]
+    return pickle.dumps(value, protocol=5)
+
+
+def _unpickled(data):
+    if isinstance(data, bytes):
+        return _Unpickler(io.BytesIO(data)).load()
+    if not isinstance(data, list):
+        raise pickle.UnpicklingError("a keyframe is not a picture")
+    out = {}
+    for piece in data:
+        items = _Unpickler(io.BytesIO(piece)).load() if isinstance(piece, bytes) else None
+        if not isinstance(items, list) or not all(type(i) is tuple and len(i) == 2
+                                                  for i in items):
+            raise pickle.UnpicklingError("a keyframe is not a picture")
+        out.update(items)
+    return out
+
+
+def pack(frame: Keyframe) -> bytes:
+    """A keyframe as bytes: each part of the picture pickled on its own, then compressed."""
+    parts = {k: _pickled(v) for k, v in frame.state.items()}
+    return zstandard.ZstdCompressor(level=LEVEL).compress(
+        pickle.dumps((parts, pickle.dumps(frame.seq, protocol=5)), protocol=5))
+
+
+def unpack(data: bytes) -> Keyframe:
+    plain = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_PLAIN)
+    parts, seq = _Unpickler(io.BytesIO(plain)).load()
+    if not (isinstance(parts, dict) and isinstance(seq, bytes)
+            and all(isinstance(k, str) for k in parts)):
+        raise pickle.UnpicklingError("a keyframe is not a picture")
+    state = {k: _unpickled(v) for k, v in parts.items()}
+    seq = _Unpickler(io.BytesIO(seq)).load()
+    if not isinstance(seq, dict):
+        raise pickle.UnpicklingError("a keyframe is not a picture")
+    return Keyframe(state, seq)
