@@ -225,3 +225,23 @@ def test_list_screens_prints_what_qt_sees(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0].split("\t")[:3] == ["0", "left", "1920x1080+0+0"]
     assert lines[1].split("\t")[:3] == ["1", "right", "2560x1440+1920+0"]
+
+
+def test_a_city_of_open_cases_lists_the_most_urgent_and_counts_them_all(qtbot, sc):
+    from widgets.case_queue import MAX_ROWS
+    for i in range(MAX_ROWS + 500):          # a city's backlog: more than a wall can list
+        sc.case(f"C-B{i:04d}", 300 + (i * 7919) % 1000, category="event.street_order.vending",
+                status="registered")
+    sc.case("C-B-LATE", -5, category="event.street_order.vending", status="registered")
+    q = CaseQueue(sc.situation, "zh")
+    qtbot.addWidget(q)
+    q.refresh()
+    assert len(q.model.keys) == MAX_ROWS
+    assert q.model.keys[:2] == ["C-LATE", "C-B-LATE"]          # the overdue still on top
+    open_cases = sorted(sc.situation.open_cases(),
+                        key=lambda c: (c.due_at if c.due_at is not None else 1 << 62,
+                                       c.priority, c.reported_at))
+    assert q.model.keys == [c.case_id for c in open_cases[:MAX_ROWS]]
+    text = q.summary.text()
+    assert f"在办 {4 + MAX_ROWS + 501}" in text and "超期 2" in text
+    assert f"列出最急的 {MAX_ROWS} 件" in text

@@ -5,6 +5,8 @@ deadline; cases with no deadline last. Urgent priority breaks ties.
 """
 from __future__ import annotations
 
+import heapq
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QToolTip
@@ -18,6 +20,7 @@ from widgets.panel import Cell, TablePanel
 
 DUE_SOON_MS = 15 * 60_000
 SOON_SUMMARY_MS = 60 * 60_000
+MAX_ROWS = 300               # rows at most: the most urgent (a wall reads the top; a city has 10⁵)
 
 
 SHORT_ID = 5                # a long case id shows its last digits (the full id in the tooltip)
@@ -79,15 +82,20 @@ class CaseQueue(TablePanel):
         lang = self.lang
         cases = s.open_cases()
         far = 1 << 62
-        cases.sort(key=lambda c: (c.due_at if c.due_at is not None else far, c.priority,
-                                  c.reported_at))
+        # The most urgent first; at city scale (tens of thousands open) only the first
+        # MAX_ROWS become rows, so a refresh costs the same however many are open. The
+        # counts are of every open case.
+        dues = [c.due_at for c in cases if c.due_at is not None]
+        overdue = sum(1 for d in dues if now > d)
+        soon = sum(1 for d in dues if 0 <= d - now <= SOON_SUMMARY_MS)
+        urgency = (lambda c: (c.due_at if c.due_at is not None else far, c.priority,
+                              c.reported_at))
+        shown = (heapq.nsmallest(MAX_ROWS, cases, key=urgency) if len(cases) > MAX_ROWS
+                 else sorted(cases, key=urgency))
         keys, rows = [], []
-        overdue = soon = 0
-        for c in cases:
+        for c in shown:
             late = c.due_at is not None and now > c.due_at
             near = c.due_at is not None and not late and c.due_at - now <= DUE_SOON_MS
-            overdue += late
-            soon += c.due_at is not None and not late and c.due_at - now <= SOON_SUMMARY_MS
             row_bg = theme.ALARM_BG if late else None
             flags = " ".join(tr(f"flag.{f}", lang) for f in c.flags)
             unit = s.units.get(c.unit_id) if c.unit_id else None
@@ -125,6 +133,8 @@ class CaseQueue(TablePanel):
             ])
             keys.append(c.case_id)
         summary = tr("summary.queue", lang, open=len(cases), overdue=overdue, soon=soon)
+        if len(cases) > len(shown):
+            summary += tr("summary.queue_first", lang, n=len(shown))
         return keys, rows, summary
 
 

@@ -134,6 +134,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ago_h": ("{n}小时前", "{n}h ago"),
     "summary.queue": ("在办 {open} · 超期 {overdue} · 1小时内到期 {soon}",
                       "{open} open · {overdue} overdue · {soon} due within 1 h"),
+    "summary.queue_first": (" · 列出最急的 {n} 件", " · the {n} most urgent listed"),
     "summary.roster": ("待命 {available} · 出勤 {busy} · 失联 {stale} · 下班 {off}",
                        "{available} available · {busy} busy · {stale} stale · {off} off duty"),
     "summary.feeds": ("{up}/{n} 正常 · 拒收 {rejected} · 缺失 {gaps}",
