@@ -24,6 +24,7 @@ import time
 
 import zmq
 
+from bench.ingest import Publisher
 from bench.mix import SENSORS90, messages
 
 MARK_TS = 1_111_111_111_111           # the ts the pool is encoded with, then made a placeholder
@@ -179,8 +180,9 @@ def publisher_main(conn, mix: str, pool: int) -> None:
             pass
 
 
-class CityPublisher:
-    """The parent's handle on one publisher process (spawned)."""
+class CityPublisher(Publisher):
+    """The parent's handle on one publisher process (spawned); polling and closing as
+    ``bench/ingest.py``'s."""
 
     def __init__(self, mpctx, mix: str, pool: int):
         self.conn, child = mpctx.Pipe()
@@ -193,31 +195,9 @@ class CityPublisher:
             raise RuntimeError(f"publisher said {kind!r}")
         self.pool_records = 0
 
-    def _recv(self, timeout: float):
-        if not self.conn.poll(timeout):
-            raise TimeoutError("publisher process did not answer")
-        return self.conn.recv()
-
     def wait_ready(self, timeout: float = 60) -> bool:
         kind, joined, self.pool_records = self._recv(timeout)
         return kind == "ready" and joined
 
     def run(self, src: str, rate: float, duration: float) -> None:
         self.conn.send(("run", src, rate, duration))
-
-    def poll_done(self) -> dict | None:
-        if self.conn.poll():
-            _, stats = self.conn.recv()
-            return stats
-        return None
-
-    def close(self) -> None:
-        try:
-            self.conn.send(("quit",))
-        except (OSError, BrokenPipeError):
-            pass
-        self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-        self.conn.close()

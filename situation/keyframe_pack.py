@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections import deque
 from dataclasses import dataclass
 
+import msgspec
 import zstandard
 
 LEVEL = 1                                    # zstd: fast; pickled pictures compress ~2×
@@ -48,9 +50,34 @@ class _Unpickler(pickle.Unpickler):
 SLICE = 64                                   # dict items pickled at a time
 
 
-def _pickled(value) -> bytes | list[bytes]:
+_HISTORY = "readings"                         # a part held as msgpack (sensor_history's shape)
+_History = dict[str, tuple[int | None, list[tuple[int, dict[str, float]]]]]
+_history_decoder = msgspec.msgpack.Decoder(_History)
+
+
+def _is_history(value) -> bool:
+    """A dict of deques of (ts, {metric: float}) — the sensors' history — which msgspec
+    packs several times faster than pickle, and reads back typed. (Each deque's first entry
+    is looked at: the situation appends only decoded readings' (ts, metrics).)"""
+    if type(value) is not dict or not value:
+        return False
+    for hist in value.values():
+        if type(hist) is not deque:
+            return False
+        if hist:
+            entry = hist[0]
+            if not (type(entry) is tuple and len(entry) == 2 and type(entry[0]) is int
+                    and type(entry[1]) is dict):
+                return False
+    return True
+
+
+def _pickled(value) -> bytes | list[bytes] | tuple[str, bytes]:
     """One part of the picture: pickled whole, or a large dict a few items at a time (a
-    worker thread packing it lets the GUI thread in between)."""
+    worker thread packing it lets the GUI thread in between), or readings as msgpack."""
+    if _is_history(value):
+        return (_HISTORY, msgspec.msgpack.encode(
+            {k: (h.maxlen, list(h)) for k, h in value.items()}))
     if type(value) is dict and len(value) > SLICE:
         items = list(value.items())
         return [pickle.dumps(items[i:i + SLICE], protocol=5)
@@ -61,6 +88,15 @@ def _pickled(value) -> bytes | list[bytes]:
 def _unpickled(data):
     if isinstance(data, bytes):
         return _Unpickler(io.BytesIO(data)).load()
+    if isinstance(data, tuple) and len(data) == 2 and data[0] == _HISTORY \
+            and isinstance(data[1], bytes):
+        try:
+            got = _history_decoder.decode(data[1])
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise pickle.UnpicklingError(f"a keyframe's readings: {exc}") from None
+        if any(maxlen is not None and maxlen < 0 for maxlen, _ in got.values()):
+            raise pickle.UnpicklingError("a keyframe's readings: a negative length")
+        return {k: deque(entries, maxlen) for k, (maxlen, entries) in got.items()}
     if not isinstance(data, list):
         raise pickle.UnpicklingError("a keyframe is not a picture")
     out = {}
