@@ -30,7 +30,7 @@ from situation.keyframes import Keyframe, KeyframeStore
 from situation.store import Change, Situation
 
 KEYFRAME_EVERY = 10_000          # messages: a seek applies at most this many after a keyframe
-MAX_KEYFRAMES = 200              # … or sparser, for a long recording (each ~1 MB on disk)
+MAX_KEYFRAMES = 200              # … or sparser, for a long recording (each a few MB on disk)
 APPLY_SLICE = 10_000             # messages per situation.apply while catching up
 SPEEDS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 STEP_MS = 60_000
