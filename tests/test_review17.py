@@ -161,6 +161,7 @@ def test_an_lz4_chunk_is_not_decompressed_past_the_size_it_claims():
 def test_a_second_wall_uses_the_keyframes_already_on_disk(day, every_500):
     first = replay(day, keyframe_file=True)
     first.index_all()                      # (or --index-keyframes earlier)
+    first._keyframes.flush()               # the last ones written by its worker thread
     n = len(first._keyframes)
     second = replay(day, keyframe_file=True)          # the first still open
     try:
