@@ -140,8 +140,8 @@ def _no_follow(path, flags):
 class _File:
     """One file of entries: the keyframe file (written, or only read) or a temporary one."""
 
-    def __init__(self, f, end: int, writable: bool):
-        self.f, self.end, self.writable = f, end, writable
+    def __init__(self, f, end: int):
+        self.f, self.end = f, end
 
 
 class KeyframeStore:
@@ -198,7 +198,8 @@ class KeyframeStore:
             if f.read(len(header)) != header:
                 f.close()
                 return
-            held = _File(f, self._read_entries(f, len(header)), False)
+            held = _File(f, len(header), False)
+            self._read_entries(held)
             self._files.append(held)
             self.path, self.shared, self.loaded = path, True, len(self._where)
             return
@@ -208,15 +209,13 @@ class KeyframeStore:
             f.truncate()
             f.write(header)
             f.flush()
-            end = len(header)
             _forget_stale(path, Path(recording.path), doc)
-        else:
-            end = self._read_entries(f, len(header), writable=True)
-            f.truncate(end)                  # a torn last entry goes
-        self._out = _File(f, end, True)
-        self._files.append(self._out)
-        # The entries read point at this file: one object for both.
-        self._where = {k: (self._out, *v[1:]) for k, v in self._where.items()}
+        out = _File(f, len(header), True)
+        if head == header:
+            self._read_entries(out)
+            f.truncate(out.end)              # a torn last entry goes
+        self._out = out
+        self._files.append(out)
         self.path, self.loaded = path, len(self._where)
 
     @staticmethod
@@ -229,20 +228,20 @@ class KeyframeStore:
             raise ValueError(f"{path}: not a keyframe file of its own")
         return os.fdopen(fd, mode)
 
-    def _read_entries(self, f, at: int, writable: bool = False) -> int:
-        """Index the entries from ``at``; the end of the last whole one."""
+    def _read_entries(self, held: _File) -> None:
+        """Index the entries of ``held`` from ``held.end``, which ends after the last whole
+        one."""
+        f, at = held.f, held.end
         size = os.fstat(f.fileno()).st_size
-        holder = _File(f, 0, writable)
         while at + _ENTRY.size <= size:
             f.seek(at)
             index, length, mac = _ENTRY.unpack(f.read(_ENTRY.size))
             if length > MAX_ENTRY or at + _ENTRY.size + length > size:
                 break
             if self._valid(index):           # (the first picture is made, never read)
-                self._where[index] = (holder, at + _ENTRY.size, length, mac)
+                self._where[index] = (held, at + _ENTRY.size, length, mac)
             at += _ENTRY.size + length
-        holder.end = at
-        return at
+        held.end = at
 
     def _mac(self, index: int, data: bytes) -> bytes:
         return hmac.new(self._key, struct.pack("<Q", index) + data, hashlib.sha256).digest()

@@ -223,17 +223,21 @@ def test_a_file_of_many_bad_chunks_does_not_grow_the_problems_without_bound(tmp_
 def test_a_dropped_replay_lets_go_of_its_keyframe_file(day, every_500):
     import gc
     import threading
+    from feeds.receiver import wait_for
     rp = replay(day, keyframe_file=True)
     rp.seek(rp.end_ms)
-    threads = threading.active_count()
     del rp
+    # The packing worker ends when idle (it holds the store while it works), then the store
+    # goes, and its lock with it.
+    assert wait_for(lambda: not any(t.name == "keyframes" for t in threading.enumerate()),
+                    10, step_s=0.05)
     gc.collect()
     again = replay(day, keyframe_file=True)       # the same wall reopening the recording
     try:
-        assert again._keyframes.path is not None  # the lock went with the dropped replay
+        assert again._keyframes.path is not None
+        assert not again._keyframes.shared        # it writes the file: nobody else holds it
     finally:
         again._keyframes.close()
-    del threads
 
 
 # ---- 10. a tiny forged entry makes the unpickler allocate without bound ----------------------
