@@ -175,7 +175,7 @@ class KeyframeStore:
         if self._out is None:
             f = tempfile.TemporaryFile(prefix="citywall-keyframes-")
             f.write(MAGIC)
-            self._out = _File(f, len(MAGIC), True)
+            self._out = _File(f, len(MAGIC))
             self._files.append(self._out)
 
     # ---- the file beside the recording ---------------------------------------------------
@@ -198,7 +198,7 @@ class KeyframeStore:
             if f.read(len(header)) != header:
                 f.close()
                 return
-            held = _File(f, len(header), False)
+            held = _File(f, len(header))
             self._read_entries(held)
             self._files.append(held)
             self.path, self.shared, self.loaded = path, True, len(self._where)
@@ -210,7 +210,7 @@ class KeyframeStore:
             f.write(header)
             f.flush()
             _forget_stale(path, Path(recording.path), doc)
-        out = _File(f, len(header), True)
+        out = _File(f, len(header))
         if head == header:
             self._read_entries(out)
             f.truncate(out.end)              # a torn last entry goes
