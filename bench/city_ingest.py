@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
 import threading  # noqa: E402
@@ -306,6 +307,16 @@ def wall_step(feed: Feed, meter: Meter, mix: str, src: str, rate: float,
         settle.exec()
         meter.bind(situation, src)
         s0 = feed.snapshot()
+        cpu = {"apply": 0.0}
+        apply = situation.apply
+
+        def timed_apply(batch):             # the GUI thread's own CPU inside apply
+            t0 = time.thread_time()
+            try:
+                return apply(batch)
+            finally:
+                cpu["apply"] += time.thread_time() - t0
+        situation.apply = timed_apply
         loop = QEventLoop()
         hard = time.monotonic() + duration + TAIL_S + 20
 
@@ -315,6 +326,7 @@ def wall_step(feed: Feed, meter: Meter, mix: str, src: str, rate: float,
                 if stats is not None:
                     state["stats"] = stats
                     state["m"] = feed.window(s0, feed.snapshot())
+                    state["apply_cpu"] = cpu["apply"]
             stats = state.get("stats")
             if stats is not None and (meter.count >= stats["sent"] + stats["hbs"]
                                       or time.time() - stats["t_end"] > TAIL_S):
@@ -327,7 +339,13 @@ def wall_step(feed: Feed, meter: Meter, mix: str, src: str, rate: float,
         timer.timeout.connect(check)
         feed.pub.run(src, rate, duration)
         timer.start()
+        prof = PROFILE_WALL and cProfile.Profile()
+        if prof:
+            prof.enable()
         loop.exec()
+        if prof:
+            prof.disable()
+            print_wall_profile(prof, mix, rate)
         timer.stop()
     finally:
         wall.bridge.sources = []
@@ -335,7 +353,34 @@ def wall_step(feed: Feed, meter: Meter, mix: str, src: str, rate: float,
     step = finish(Step(mix, "wall", rate), meter, situation, state.get("stats"),
                   state.get("m", {}))
     step.held += f"; {wall.note}"
+    step.held += gui_split(state)
     return step
+
+
+PROFILE_WALL = False      # --profile-wall: cProfile the GUI thread during each wall step
+
+
+def print_wall_profile(prof, mix: str, rate: float) -> None:
+    import io
+    import pstats
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    print(f"\n-- cProfile of the GUI thread, wall, {mix} at {rate:,.0f}/s --\n"
+          + out.getvalue(), flush=True)
+
+
+def gui_split(state: dict) -> str:
+    """Where the GUI thread's CPU went during the load: ``Situation.apply`` of the drained
+    records, and everything else (the panels' refresh, the map's patches, painting, layout,
+    timers). Both are the thread's own CPU time, not time waiting for the GIL."""
+    m = state.get("m") or {}
+    window, apply_s = m.get("window"), state.get("apply_cpu")
+    if apply_s is None or not window or "main" not in m:
+        return ""
+    return (f"; GUI thread {m['main'] / window:.0%} of a core: apply {apply_s / window:.0%}, "
+            f"panels+map+paint {max(0.0, m['main'] - apply_s) / window:.0%}")
 
 
 def series(mpctx, zctx, mode: str, mix: str, rates, duration, pool, lim, out) -> None:
@@ -396,7 +441,11 @@ def main(argv=None) -> int:
     ap.add_argument("--limit-records", type=int, help="records for the in-process limits")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile the one-process decode+apply of each mix")
+    ap.add_argument("--profile-wall", action="store_true",
+                    help="cProfile the GUI thread during each wall step (slows it)")
     args = ap.parse_args(argv)
+    global PROFILE_WALL
+    PROFILE_WALL = args.profile_wall
     import gc
 
     from feeds.gc_tuning import tune_for_ingest
