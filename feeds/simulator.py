@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import lru_cache
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +27,8 @@ import zmq
 
 from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES, MAX_SUBSCRIPTION_BYTES
 from feeds.decode import MessageDecoder
-from feeds.districts import District, load_districts, points_in_rings
+from feeds.district_grid import odd_crossings
+from feeds.districts import District, load_districts
 from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
 # The units live in feeds.demo_units (with the city's time base); still importable from here.
 from feeds.city_rules import (BUSY, CATEGORY_RULES, CLOSE_LIMIT, DISPATCH_LIMIT,  # noqa: F401
@@ -88,12 +90,14 @@ def local_hour(ts: int) -> float:
     return ((ts + CITY_UTC_OFFSET_MS) % DAY) / HOUR
 
 
+@lru_cache(maxsize=256)           # pure: one tick asks the same few many times
 def bump(hour: float, centre: float, width: float) -> float:
     """A smooth daily peak (wraps around midnight)."""
     d = min(abs(hour - centre), 24 - abs(hour - centre))
     return math.exp(-0.5 * (d / width) ** 2)
 
 
+@lru_cache(maxsize=64)
 def traffic(hour: float) -> float:
     """Morning and evening peaks, quiet nights: 0.1 … ~1."""
     return 0.1 + 0.8 * bump(hour, 8.0, 1.2) + 0.9 * bump(hour, 18.0, 1.5) + 0.3 * bump(hour, 13, 3)
@@ -161,13 +165,13 @@ class DemoCity(DemoUnits):
         self.units: dict[str, FieldUnit] = {}
         self.cases: dict[str, CaseState] = {}
         self._out: list[tuple[str, list[Record]]] = []
+        self._warming = False
         self.haze = 0.0
         self.t = (start_ms - warmup_ms) // TICK_MS * TICK_MS
         self._slots: dict[tuple[int, int], list[Sensor]] = {}   # (period s, second) → due
         self._build_sensors()
         self._build_units()
-        self.step(start_ms)                 # warm up: the records go nowhere
-        self._out.clear()
+        self._warm_up(start_ms)
         self._announce_units()              # each unit's first report is its whole state
 
     # ---- building the city ------------------------------------------------------------
@@ -188,7 +192,7 @@ class DemoCity(DemoUnits):
         sx, sy = (x1 - x0) / 5 * spread, (y1 - y0) / 5 * spread
         for _ in range(200):
             lon, lat = self.rng.normal(cx, sx), self.rng.normal(cy, sy)
-            if points_in_rings(np.array([lon]), np.array([lat]), d.rings)[0]:
+            if odd_crossings(lon, lat, d.edges):    # points_in_rings' arithmetic, vectorised
                 return round(float(lon), 6), round(float(lat), 6)
         return round(cx, 6), round(cy, 6)
 
@@ -221,6 +225,17 @@ class DemoCity(DemoUnits):
             self._out = []
         return out
 
+    def _warm_up(self, until_ms: int) -> None:
+        """``step(until_ms)`` whose records go nowhere: each tick's are dropped as it ends
+        (the city's state, seq and randomness end exactly as ``step``'s would)."""
+        self._warming = True
+        try:
+            while self.t + TICK_MS <= until_ms:
+                self.t += TICK_MS
+                self._tick()
+        finally:
+            self._warming = False
+
     def snapshot(self) -> list[tuple[str, list[Record]]]:
         """The whole current state (every sensor's last reading, every unit, every case
         still held), as fresh records: what a console that just joined needs."""
@@ -248,6 +263,8 @@ class DemoCity(DemoUnits):
         return msgspec.structs.replace(rec, seq=self._next_seq())
 
     def _emit(self, topic: str, rec: Record) -> None:
+        if self._warming:
+            return                  # the warm-up's records go nowhere
         # Runs of one topic become one batch; a new topic starts a new one, so the wire
         # carries seq in order (+1 each) as the protocol asks.
         if self._out and self._out[-1][0] == topic:
@@ -407,7 +424,14 @@ class DemoCity(DemoUnits):
         self._emit("case", rec)
 
     def _cases_tick(self, t: int) -> None:
-        for c in list(self.cases.values()):
+        # Only the cases something happens to this second, in the same order (what happens to
+        # one case never changes another's times or status, so the city is the same).
+        gone = t - 2 * HOUR
+        due = [c for c in self.cases.values()
+               if (c.next_at and t >= c.next_at)
+               or (c.due_at and t > c.due_at and c.status in ("dispatched", "on_scene"))
+               or (c.status in ("closed", "rejected") and c.last.ts < gone)]
+        for c in due:
             if c.status == "registered":
                 self._try_dispatch(c, t)
             elif c.next_at and t >= c.next_at:

@@ -14,7 +14,8 @@ import zmq
 from feeds.decode import MessageDecoder
 from feeds.receiver import Receiver
 from feeds.schema import Case, SensorReading, Unit, frames
-from feeds.simulator import HOUR, DemoCity, local_hour, start_in_thread
+from feeds.simulator import (BUSY, HOUR, MINUTE, UNIT_REPORT_S, DemoCity, local_hour,
+                             start_in_thread)
 from situation.clock import ManualClock
 from situation.store import Situation
 from tests.pubhelp import drain_until
@@ -199,3 +200,63 @@ def test_the_city_carries_out_the_dispatch_services_orders():
     city.follow(recall)
     assert unit.status == "available" and unit.case_id is None
     assert case.status == "registered" and case.unit_id is None
+
+
+class _SteppedWarmUp(DemoCity):
+    """The city warmed up as it was before issue #18: ``step()`` every second of the three
+    hours, every record built and collected, then dropped; every unit and every case looked
+    at every second (the loops below are the model's before it learnt to skip the ones
+    nothing happens to)."""
+
+    def _warm_up(self, until_ms: int) -> None:
+        self.step(until_ms)
+        self._out.clear()
+
+    def _units_tick(self, t, hour):
+        on_minute = t % MINUTE == 0
+        for u in self.units.values():
+            if on_minute or (t >= u.until and u.status in BUSY):
+                self._unit_status(u, t, hour)
+            if t >= u.next_report:
+                u.next_report = t + UNIT_REPORT_S * 1000
+                if t < u.silent_until:
+                    continue
+                if self.rng.random() < 0.00015:
+                    u.silent_until = t + int(self.rng.uniform(2, 8) * MINUTE)
+                    continue
+                self._move_unit(u, t)
+                if t >= u.next_full:
+                    self._publish_unit(u, t)
+                else:
+                    self._publish_position(u, t)
+
+    def _cases_tick(self, t):
+        for c in list(self.cases.values()):
+            if c.status == "registered":
+                self._try_dispatch(c, t)
+            elif c.next_at and t >= c.next_at:
+                self._advance(c, t)
+            if c.status in ("dispatched", "on_scene") and c.due_at and t > c.due_at:
+                self._overdue(c, t)
+            if c.status in ("closed", "rejected") and t - c.last.ts > 2 * HOUR:
+                del self.cases[c.id]
+
+
+def _state(city) -> tuple:
+    return (city.t, city._seq, city._case_no, city.haze,
+            city.rng.bit_generator.state["state"]["state"],
+            _wire(city.snapshot()),
+            [(u.id, u.status, u.lon, u.lat, u.case_id, u.until, u.next_report, u.next_full,
+              u.silent_until, u.waypoint) for u in city.units.values()],
+            [(c.id, c.status, c.due_at, c.next_at, c.unit_id, tuple(c.flags))
+             for c in city.cases.values()],
+            [(s.id, s.fault, s.fill, s.over, s.case_id) for s in city.sensors.values()])
+
+
+@pytest.mark.parametrize("seed,start", [(1, START + 9 * HOUR + 17_000), (11, START + 19 * HOUR)])
+def test_the_fast_warm_up_opens_on_the_same_city_as_stepping_every_second(seed, start):
+    fast, stepped = DemoCity(seed=seed, start_ms=start), _SteppedWarmUp(seed=seed, start_ms=start)
+    assert len(fast.cases) > 10 and any(u.status != "available" for u in fast.units.values())
+    assert _state(fast) == _state(stepped)
+    # … and it goes on the same: the next half hour, record for record
+    assert _wire(fast.step(start + HOUR // 2)) == _wire(stepped.step(start + HOUR // 2))
