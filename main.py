@@ -340,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     supervision.MIN_CASES = args.min_cases        # read by every figure when asked
     from feeds.publishers import PublishersError
     from feeds.security import SecurityError
+    from feeds.startup import STARTUP
     from ui.session import ReplayOptionError, build_session
+    if not args.headless and not args.index_keyframes:
+        from ui.app import early_app           # the progress line needs Qt before the session
+        early_app(args)
+    STARTUP.stage("session")
     try:
         session = build_session(args)
     except (ReplayOptionError, SecurityError, PublishersError) as exc:
@@ -348,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:          # zmq.ZMQError is an OSError: a port in use, a bad path
         print(f"citywall: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    STARTUP.mark("session_s")
     if args.index_keyframes:
         return index_keyframes(session)
     from feeds.metrics import start_console_metrics

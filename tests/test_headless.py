@@ -64,6 +64,10 @@ def test_headless_status_counts_exact(tmp_path):
     src = doc["sources"]["cases"]
     assert (src["records"], src["gaps"], src["rejected"], src["last_seq"]) == (63, 1, 1, seq + 1)
     assert doc["endpoints"][silent.endpoint]["up"] is False
+    # Headless, a start is the session then the first records; no wall, no map (issue #18)
+    up = doc["startup"]
+    assert set(up) == {"session_s", "first_records_s"}, up
+    assert 0 < up["session_s"] < up["first_records_s"], up
 
 
 def test_malformed_endpoint_is_one_line_and_exit_2():

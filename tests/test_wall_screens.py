@@ -45,6 +45,12 @@ def test_two_screens_two_windows_on_their_geometry(tmp_path):
     # The demo city was seen: units and sensors arrived within the run.
     assert doc["units"] > 100 and doc["sensors"] > 250
     assert doc["mode"] == "DEMO"
+    # Where the start went (issue #18), in the order a start reaches it: the session, then
+    # the wall painted and the first records, then the map's first markers.
+    up = doc["startup"]
+    assert set(up) == {"session_s", "first_records_s", "wall_painted_s", "map_markers_s"}, up
+    assert 0 < up["session_s"] < up["wall_painted_s"] < up["map_markers_s"] < 4 + 60, up
+    assert up["session_s"] < up["first_records_s"], up
 
 
 def run_wall(tmp_path, screens, *extra):

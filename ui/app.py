@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Callable
 
 import shiboken6
-from PySide6.QtCore import QPoint, QTimer
+from PySide6.QtCore import QEvent, QObject, QPoint, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
+
+from feeds.startup import STARTUP
 
 from ui.bridge import SituationBridge
 from ui.session import Session, write_json_atomic
@@ -154,6 +156,7 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
         from ui.transport import attach_transport
         attach_transport([console], session.replay, bridge, args.lang)
     console.show()
+    startup_done()
     bridge.start()
     from ui.status_loop import WallStatus         # --status-out and --metrics-port alike
     status = WallStatus(session, args, bridge, lambda: [console], window_status, console)
@@ -253,6 +256,52 @@ def follow_screens(app, wall) -> None:
     app.screenRemoved.connect(lambda sc: relay(gone=sc))
 
 
+class _FirstPaint(QObject):
+    """Marks ``wall_painted_s`` (``feeds.startup``) at the first paint of anything in a wall
+    window, then lets go of the application's events."""
+
+    def __init__(self, app, windows):
+        super().__init__(app)
+        self.app, self.windows = app, list(windows)
+
+    def eventFilter(self, obj, event) -> bool:          # noqa: N802 - Qt's name
+        if (event.type() == QEvent.Type.Paint and isinstance(obj, QWidget)
+                and obj.window() in self.windows):
+            STARTUP.mark("wall_painted_s")
+            self.app.removeEventFilter(self)
+            self.windows = []
+        return False
+
+
+def mark_first_paint(windows) -> None:
+    app = QApplication.instance()
+    if app is not None and windows:
+        app.installEventFilter(_FirstPaint(app, windows))
+
+
+def early_app(args):
+    """The QApplication, made before the session is built so the start can say what it is
+    loading (``ui.startup_progress``); ``run_windows`` goes on with this one."""
+    chromium_flags()
+    register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("CityWall")
+    apply_theme(app)
+    if not QGuiApplication.screens():
+        return None                # nowhere to show it: run_windows says so and exits 2
+    from ui.startup_progress import start_progress
+    return start_progress(getattr(args, "lang", "zh") or "zh")
+
+
+def startup_done() -> None:
+    """The wall is up: the progress line goes."""
+    listener = STARTUP.listener
+    progress = getattr(listener, "__self__", None)
+    if progress is not None and hasattr(progress, "done"):
+        progress.done()
+    STARTUP.listener = None
+
+
 def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:
     chromium_flags()
     register_scheme()          # before the QApplication: Qt's rule for custom URL schemes
@@ -266,6 +315,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
     from widgets.tiles import open_tile_source
     # A tile source that cannot be used is said on the map, which keeps its district basemap.
     CityMap.tile_source = open_tile_source(getattr(args, "tiles", None), args.lang)
+    STARTUP.stage("history")
     load_duty_history(session, args)
     bridge = SituationBridge(session.situation, session.sources)
     orders = None
@@ -282,6 +332,7 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         key = getattr(args, "layout", None) or (
             "training" if getattr(args, "training", False) else None)   # the trainee's panel
     layout, notice = load_wall_layout(key, len(screens))
+    STARTUP.stage("wall")
     notice = " · ".join(t for t in (problem, notice) if t) or None
     if getattr(args, "console", False):
         return run_console(app, session, args, bridge, orders, layout or key, at_exit)
@@ -293,6 +344,8 @@ def run_windows(session: Session, args, at_exit: Callable[[], None] | None = Non
         wall.relaid.connect(lambda: attach_transport(wall.windows, session.replay, bridge,
                                                      args.lang))
     wall.build(screens)              # full screen: a wall console owns its screen
+    mark_first_paint(wall.windows)
+    startup_done()
     if session.recorder is not None:
         say_recording_problems(session.recorder, bridge, lambda: wall.windows)
     follow_screens(app, wall)

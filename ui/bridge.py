@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from feeds.metrics import DrainFigures
 from feeds.source import take_all
+from feeds.startup import STARTUP
 from situation.store import Change, Situation
 
 
@@ -48,6 +49,7 @@ class SituationBridge(QObject):
         try:
             change = self.situation.apply(take_all(self.sources, self.situation.faults))
             self.drains.add(time.perf_counter() - started)
+            STARTUP.after_drain(self.situation)
         except Exception as exc:        # one bad drain is a fault on the wall, not the end
             self.situation.faults.record("situation", exc)
             change = Change(sources=True)

@@ -20,6 +20,7 @@ from feeds.faults import Faults
 from feeds.metrics import drain_figures
 from feeds.receiver import Receiver
 from feeds.source import take_all
+from feeds.startup import STARTUP
 from feeds.bounds import DEFAULT_FUTURE_MS, DEFAULT_MAX_MESSAGE_BYTES
 from situation.atomic import write_text_atomic
 from situation.clock import Clock, FeedClock, ScaledClock, WallClock
@@ -62,6 +63,7 @@ class Session:
         if batch is not None:
             guarded(self.faults, "situation", self.situation.apply, batch)
         drain_figures(self).add(time.perf_counter() - started)     # status' ingest
+        STARTUP.after_drain(self.situation)
 
     def fatal(self) -> list[str]:
         """What stopped for good (the headless console exits non-zero)."""
@@ -75,6 +77,7 @@ class Session:
                          or {"name": getattr(s, "name", "?"), "up": False}
                          for s in self.sources]
         doc["faults"] = self.all_faults()
+        doc["startup"] = STARTUP.status()
         doc["security"] = self.security.status(self.situation, self.client, self.context)
         if self.replay is not None:
             doc["replay"] = self.replay.status()
@@ -176,6 +179,7 @@ def build_session(args) -> Session:
 
     if args.demo:
         from feeds.demo_source import DemoSource
+        STARTUP.stage("demo_city")
         demo = DemoSource(seed=args.seed, start_ms=start_ms, now_ms=clock.now_ms, context=ctx,
                           also_bind=demo_feed, serve_keys=security.serve,
                           receiver_options=options)
@@ -292,6 +296,7 @@ def build_replay_session(args) -> Session:
 
     from feeds.recording import RecordingError, read_recording
     from situation.replay import Replay, ReplayClock
+    STARTUP.stage("recording")
     try:
         recording = read_recording(args.replay)
     except RecordingError as exc:

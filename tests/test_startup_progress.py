@@ -1,0 +1,59 @@
+"""The windowed start says what it is loading (issue #18): a progress line that follows the
+start's stages, in the wall's words and type, and goes when the wall is up."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication
+
+from feeds.startup import STARTUP, Startup
+from ui.app import startup_done
+from ui.startup_progress import LINE_PX, StartupProgress, start_progress
+from widgets.i18n import tr
+
+
+def test_the_progress_line_says_each_stage_then_goes_when_the_wall_is_up(qtbot, monkeypatch):
+    monkeypatch.setattr(STARTUP, "listener", None)
+    progress = start_progress("zh")
+    assert STARTUP.listener == progress.say
+    assert STARTUP.age() >= 0.5             # a test process is older than half a second
+    for stage in ("session", "demo_city", "history", "wall"):
+        STARTUP.stage(stage)
+        assert progress.isVisible()
+        assert progress.line.text() == tr(f"startup.{stage}", "zh")
+    assert progress.line.font().pixelSize() >= LINE_PX      # wall-sized type, not a dialog's
+    shot = progress.grab().toImage()
+    assert shot.width() > 600 and not shot.isNull()
+    startup_done()
+    assert STARTUP.listener is None
+    qtbot.waitUntil(lambda: not progress.isVisible(), timeout=2000)
+
+
+def test_a_quick_start_shows_no_progress_line(qtbot, monkeypatch):
+    young = Startup()
+    monkeypatch.setattr(young, "started", young.started + 3600)   # "just started"
+    monkeypatch.setattr("ui.startup_progress.STARTUP", young)
+    progress = StartupProgress("en")
+    qtbot.addWidget(progress)
+    young.listener = progress.say
+    young.stage("session")
+    assert not progress.isVisible()
+    assert progress.line.text() == tr("startup.session", "en")
+
+
+def test_a_progress_line_that_fails_never_stops_the_start():
+    s = Startup()
+
+    def broken(stage):
+        raise RuntimeError("no screen")
+    s.listener = broken
+    s.stage("demo_city")                   # said nothing, raised nothing
+    assert s.listener is None and s.current == "demo_city"
+
+
+def test_marks_are_kept_once_from_the_process_start():
+    s = Startup()
+    assert 0 < s.age() < 3600
+    s.mark("session_s")
+    first = s.marks["session_s"]
+    s.mark("session_s")
+    assert s.status() == {"session_s": first}
+    assert QApplication is not None
