@@ -329,6 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         return list_screens()
     if args.headless and args.screenshot_dir:
         build_parser().error("--screenshot-dir needs windows; drop --headless")
+    if args.demo and not args.index_keyframes:
+        # The demo city's three-hour warm-up runs in a child process while this one starts
+        # (feeds.demo_ahead); its start is fixed now, so both sides build the same city.
+        import time
+        from feeds.demo_ahead import CityAhead
+        if args.start_ms is None:
+            args.start_ms = time.time_ns() // 1_000_000
+        args.demo_city_ahead = CityAhead(args.seed, args.start_ms).start()
     from situation.peakduty import DutyConfig
     try:
         args.duty = DutyConfig(slot_minutes=args.slot_minutes, target_share=args.target_share,

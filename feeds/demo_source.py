@@ -25,10 +25,15 @@ class DemoSource:
     name = "demo city"
 
     def __init__(self, *, seed: int, start_ms: int, now_ms, context: zmq.Context,
-                 also_bind: str | None = None, serve_keys=None, receiver_options: dict):
+                 also_bind: str | None = None, serve_keys=None, receiver_options: dict,
+                 ahead=None):
         from feeds.dispatch_service import DispatchService
         from feeds.simulator import DemoCity
-        self.city = DemoCity(seed=seed, start_ms=start_ms)
+        # warmed up in a child process while the console started (feeds.demo_ahead), or here
+        same = ahead is not None and (ahead.seed, ahead.start_ms) == (seed, start_ms)
+        self.city = (ahead.result() if same else None) or DemoCity(seed=seed, start_ms=start_ms)
+        if ahead is not None and not same:
+            ahead.close()
         self.now_ms = now_ms
         self.context = context
         self.also_bind = also_bind

@@ -34,6 +34,7 @@ UNIT_MIX = (("foot_patrol", 0.42, "巡", 1.3), ("vehicle", 0.2, "车", 8.0),
 UNIT_REPORT_S = 10                # a GPS fix this often
 UNIT_FULL_S = 60                  # the whole state at least this often (in place of a fix)
 GPS_ACCURACY_M = 10.0
+STILL = frozenset({"off_duty", "out_of_service", "on_scene", "dispatched"})   # not moving
 SHIFTS = (("白班", 7, 19), ("夜班", 19, 7))
 
 
@@ -64,6 +65,7 @@ class FieldUnit:
     waypoint: tuple[float, float] | None = None   # where an available unit patrols to
     last: Unit | None = None        # its last full record
     last_fix: UnitPosition | None = None   # its last position-only report
+    warm_fix: tuple | None = None   # (seq, ts, lat, lon, course, speed): the warm-up's last fix
 
 
 class DemoUnits:
@@ -86,6 +88,25 @@ class DemoUnits:
                           next_report=self.t + int(self.rng.integers(0, UNIT_REPORT_S)) * 1000)
             u.next_full = u.next_report
             self.units[u.id] = u
+        self._schedule_units()
+
+    def _schedule_units(self) -> None:
+        """After building them: the units' order, who reports when, nobody at work yet."""
+        self._unit_order = {u.id: i for i, u in enumerate(self.units.values())}
+        self._reports: dict[int, list[FieldUnit]] = {}
+        for u in self.units.values():
+            self._reports.setdefault(u.next_report, []).append(u)
+        self._at_work: dict[str, FieldUnit] = {}
+
+    def _reporters_at(self, t: int) -> list[FieldUnit]:
+        """The units whose next report is due at ``t`` (or was already, before the first
+        tick), in their order; off the schedule until they report again."""
+        due = self._reports.pop(t, [])
+        if self._reports and min(self._reports) < t:       # only before the first tick
+            late = sorted(k for k in self._reports if k < t)
+            due = sorted(due + [u for k in late for u in self._reports.pop(k)],
+                         key=lambda u: self._unit_order[u.id])
+        return due
 
     def _free(self, u: FieldUnit, t: int) -> None:
         self._move_unit(u, t)
@@ -95,19 +116,34 @@ class DemoUnits:
     def _units_tick(self, t: int, hour: float) -> None:
         on_minute = t % MINUTE == 0
         # Most seconds only a tenth of the units report and a few finish a step of their
-        # work: those are the units this tick touches (in the same order, so the city is the
-        # same; one unit's turn never changes another's).
-        due = self.units.values() if on_minute else [
-            u for u in self.units.values()
-            if t >= u.next_report or (t >= u.until and u.status in BUSY)]
+        # work: those are the units this tick touches, in the same order (so the city is the
+        # same; one unit's turn never changes another's). Who reports when is kept by time
+        # (``_reports``), the units at work in a short list (``_at_work``, made anew on the
+        # minute, when every unit is looked at).
+        reporting = self._reporters_at(t)
+        if on_minute:
+            due = self.units.values()
+            self._at_work = {}
+        else:
+            finishing = [u for u in self._at_work.values() if t >= u.until and u.status in BUSY]
+            if finishing:
+                both = {u.id: u for u in reporting + finishing}
+                due = sorted(both.values(), key=lambda u: self._unit_order[u.id])
+            else:
+                due = reporting
+        at_work, reports, draw = self._at_work, self._reports, self.rng.random
+        next_report = t + UNIT_REPORT_S * 1000
         for u in due:
             if on_minute or (t >= u.until and u.status in BUSY):
                 self._unit_status(u, t, hour)
+            if u.status in BUSY:
+                at_work[u.id] = u
             if t >= u.next_report:
-                u.next_report = t + UNIT_REPORT_S * 1000
+                u.next_report = next_report
+                reports.setdefault(next_report, []).append(u)
                 if t < u.silent_until:
                     continue
-                if self.rng.random() < 0.00015:         # radio lost for a few minutes
+                if draw() < 0.00015:                    # radio lost for a few minutes
                     u.silent_until = t + int(self.rng.uniform(2, 8) * MINUTE)
                     continue
                 self._move_unit(u, t)
@@ -159,7 +195,7 @@ class DemoUnits:
         around home."""
         dt = (t - u.moved_at) / 1000
         u.moved_at = t
-        if dt <= 0 or u.status in ("off_duty", "out_of_service", "on_scene", "dispatched"):
+        if dt <= 0 or u.status in STILL:
             return
         if u.target is None and u.status == "available":
             if u.waypoint is None or self.rng.random() < 0.3:
@@ -193,11 +229,25 @@ class DemoUnits:
     def _publish_position(self, u: FieldUnit, t: int) -> None:
         if t < u.silent_until:
             return
+        if self._warming:               # only the last one is ever read: made after
+            u.last_fix, u.warm_fix = None, (self._next_seq(), t, u.lat, u.lon, u.course,
+                                             _speed(u))
+            return
         rec = UnitPosition(v=1, src=self.src, seq=self._next_seq(), ts=t, unit_id=u.id,
                            lat=u.lat, lon=u.lon, course=u.course, speed=_speed(u),
                            accuracy=GPS_ACCURACY_M)
         u.last_fix = rec
         self._emit("unit.pos", rec)
+
+    def _warm_fixes(self) -> None:
+        """After the warm-up: each unit's last fix, as ``_publish_position`` makes it."""
+        for u in self.units.values():
+            if u.warm_fix is not None:
+                seq, ts, lat, lon, course, speed = u.warm_fix
+                u.last_fix = UnitPosition(v=1, src=self.src, seq=seq, ts=ts, unit_id=u.id,
+                                          lat=lat, lon=lon, course=course, speed=speed,
+                                          accuracy=GPS_ACCURACY_M)
+                u.warm_fix = None
 
     def _announce_units(self) -> None:
         """After a start (the warm-up went nowhere): each unit's next report is a full record,

@@ -50,6 +50,7 @@ SENSOR_COUNTS = {"air": 40, "noise": 45, "crowd": 40, "vendor": 45, "parking": 4
                  "manhole": 45, "waste": 45}
 SENSOR_PERIOD_S = {"air": 60, "noise": 30, "crowd": 30, "vendor": 60, "parking": 60,
                    "manhole": 120, "waste": 120}
+PERIODS = sorted({*SENSOR_PERIOD_S.values()})
 
 CATEGORY_ZH = {
     "event.city_appearance.exposed_garbage": "暴露垃圾",
@@ -122,6 +123,7 @@ class Sensor:
     over: int = 0                   # consecutive readings over the alarm line
     case_id: str | None = None      # the case its alarm raised, while open
     last: SensorReading | None = None
+    warm: tuple | None = None       # (seq, ts, metrics) of its last warm-up reading
 
 
 @dataclass
@@ -173,6 +175,19 @@ class DemoCity(DemoUnits):
         self._build_units()
         self._warm_up(start_ms)
         self._announce_units()              # each unit's first report is its whole state
+
+    def __getstate__(self) -> dict:
+        """Pickled without the district polygons (``feeds.demo_ahead`` hands a warmed-up city
+        from a child process): they are the data file's, loaded again on the other side."""
+        state = dict(self.__dict__)
+        state.pop("districts", None)
+        state.pop("_weights", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.districts = {d.adcode: d for d in load_districts()}
+        self._weights = self._district_weights()
 
     # ---- building the city ------------------------------------------------------------
     def _district_weights(self) -> tuple[list[str], np.ndarray]:
@@ -235,7 +250,14 @@ class DemoCity(DemoUnits):
                 self._tick()
         finally:
             self._warming = False
-
+        for s in self.sensors.values():       # each one's last reading, as step() makes it
+            if s.warm is not None:
+                seq, ts, metrics = s.warm
+                s.last = SensorReading(v=1, src=self.src, seq=seq, ts=ts, id=s.id, kind=s.kind,
+                                       lat=s.lat, lon=s.lon, metrics=metrics,
+                                       district=s.district)
+                s.warm = None
+        self._warm_fixes()
     def snapshot(self) -> list[tuple[str, list[Record]]]:
         """The whole current state (every sensor's last reading, every unit, every case
         still held), as fresh records: what a console that just joined needs."""
@@ -285,16 +307,18 @@ class DemoCity(DemoUnits):
     # ---- sensors --------------------------------------------------------------------------
     def _sensors_tick(self, t: int, hour: float) -> None:
         second = t // 1000
-        due = [s for p in sorted({*SENSOR_PERIOD_S.values()})
-               for s in self._slots.get((p, second % p), ())]
+        due = [s for p in PERIODS for s in self._slots.get((p, second % p), ())]
         for s in due:
             period = SENSOR_PERIOD_S[s.kind] * 1000
             metrics = self._read(s, t, hour, period)
-            rec = SensorReading(v=1, src=self.src, seq=self._next_seq(), ts=t, id=s.id,
-                                kind=s.kind, lat=s.lat, lon=s.lon, metrics=metrics,
-                                district=s.district)
-            s.last = rec
-            self._emit(f"sensor.{s.kind}", rec)
+            if self._warming:                   # only the last one is ever read: made after
+                s.last, s.warm = None, (self._next_seq(), t, metrics)
+            else:
+                rec = SensorReading(v=1, src=self.src, seq=self._next_seq(), ts=t, id=s.id,
+                                    kind=s.kind, lat=s.lat, lon=s.lon, metrics=metrics,
+                                    district=s.district)
+                s.last = rec
+                self._emit(f"sensor.{s.kind}", rec)
             self._maybe_raise(s, t, metrics)
 
     def _read(self, s: Sensor, t: int, hour: float, period: int) -> dict[str, float]:
@@ -514,6 +538,7 @@ class DemoCity(DemoUnits):
         self._publish_case(c, t)
         self._move_unit(u, t)
         u.status, u.case_id, u.target = "dispatched", c.id, (c.lon, c.lat)
+        self._at_work[u.id] = u          # looked at each second until its work is done
         u.until = t + int(self.rng.uniform(0.5, 2) * MINUTE)   # acknowledges, sets off
         self._publish_unit(u, t)
 

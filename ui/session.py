@@ -182,7 +182,8 @@ def build_session(args) -> Session:
         STARTUP.stage("demo_city")
         demo = DemoSource(seed=args.seed, start_ms=start_ms, now_ms=clock.now_ms, context=ctx,
                           also_bind=demo_feed, serve_keys=security.serve,
-                          receiver_options=options)
+                          receiver_options=options,
+                          ahead=getattr(args, "demo_city_ahead", None))
         sources.append(demo.start())           # the service before the client that orders it
         services.append(demo.service)
     client = None
