@@ -5,6 +5,8 @@ them as ``startup`` so an IT desk (and ``bench/startup.py``) can read where a st
 The marks, in the order a start reaches them:
 
 - ``session_s``: the sources built and started (a demo city warmed up, a recording opened);
+- ``dispatch_joined_s``: the dispatch service's snapshot loaded (every open case and unit of a
+  console started mid-shift with ``--dispatch``);
 - ``first_records_s``: the first drain that put records in the situation;
 - ``state_joined_s``: a broker's state applied (``feeds.state_join``): the picture is whole;
 - ``wall_painted_s``: the wall's first window painted (windowed only);

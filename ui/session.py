@@ -193,7 +193,8 @@ def build_session(args) -> Session:
         client = DispatchClient(dispatch, args.console_id, clock_ms=clock.now_ms, context=ctx,
                                 mode="LIVE", **keyed)
     if client is not None and not args.demo:
-        join_mid_shift(client, situation, display)
+        if join_mid_shift(client, situation, display) is not None:
+            STARTUP.mark("dispatch_joined_s")      # every open case and unit, at once
     state = feed_states(args)
     try:
         for group, allowed in receiver_groups(feeds, security.allowed_src):
