@@ -64,8 +64,9 @@ class Startup:
         """Called by the loop that drains (headless or the wall's bridge), after each drain."""
         if "first_records_s" not in self.marks and situation.records_accepted:
             self.mark("first_records_s")
-        if "state_joined_s" not in self.marks and situation.state_joins:
-            self.mark("state_joined_s")
+        if "state_joined_s" not in self.marks and any(
+                j.get("outcome") in ("joined", "caught_up") for j in situation.state_joins):
+            self.mark("state_joined_s")             # not a refused or fallen-back join
 
     def status(self) -> dict:
         return dict(self.marks)

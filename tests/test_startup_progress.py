@@ -57,3 +57,16 @@ def test_marks_are_kept_once_from_the_process_start():
     s.mark("session_s")
     assert s.status() == {"session_s": first}
     assert QApplication is not None
+
+
+def test_a_state_join_is_marked_only_when_the_state_was_applied():
+    from types import SimpleNamespace
+    s = Startup()
+    seen = SimpleNamespace(records_accepted=0, state_joins=[{"outcome": "refused"},
+                                                            {"outcome": "fell_back"}])
+    s.after_drain(seen)
+    assert s.marks == {}                         # no records, no state: nothing to say
+    seen.records_accepted = 5
+    seen.state_joins.append({"outcome": "caught_up"})
+    s.after_drain(seen)
+    assert set(s.marks) == {"first_records_s", "state_joined_s"}
