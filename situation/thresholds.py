@@ -35,5 +35,18 @@ def metric_level(kind: str, metric: str, value: float) -> int:
 
 
 def reading_level(kind: str, metrics: dict[str, float]) -> int:
-    """The worst level over a reading's metrics (unknown metrics don't raise it)."""
-    return max((metric_level(kind, m, v) for m, v in metrics.items()), default=UNKNOWN)
+    """The worst level over a reading's metrics (unknown metrics don't raise it): the highest
+    ``metric_level``, written out as one loop (a wall of 100,000 sensors asks it of each)."""
+    level = UNKNOWN
+    get = THRESHOLDS.get
+    for metric, value in metrics.items():
+        bounds = get((kind, metric))
+        if bounds is None:
+            continue
+        if value >= bounds[1]:
+            return ALARM                    # nothing is worse
+        if value >= bounds[0]:
+            level = WARN
+        elif level < OK:
+            level = OK
+    return level

@@ -117,3 +117,28 @@ def test_link_health_runs_in_real_seconds_whatever_the_city_speed():
     clock.set(clock.now_ms() + 120_000)             # two city minutes, no real time at all
     assert s.source_up("p")
     assert s.unit_stale(s.units["U1"])
+
+
+def test_reading_level_is_the_worst_metric_level_written_out():
+    """``reading_level`` is one loop for speed; it must say what the max of ``metric_level``
+    over the reading's metrics says, unknown metrics and kinds, NaN and infinities included."""
+    import math
+
+    from hypothesis import given, seed, settings
+    from hypothesis import strategies as st
+
+    from situation.thresholds import THRESHOLDS, UNKNOWN, metric_level, reading_level
+    kinds = st.sampled_from(sorted({k for k, _ in THRESHOLDS}) + ["other"])
+    names = st.sampled_from(sorted({m for _, m in THRESHOLDS}) + ["x"])
+    bounds = sorted({b for pair in THRESHOLDS.values() for b in pair})
+    values = st.one_of(st.sampled_from(bounds + [math.nan, math.inf, -math.inf]),
+                       st.floats(allow_nan=True, allow_infinity=True))
+
+    @seed(18)
+    @settings(max_examples=3000, deadline=None, database=None)
+    @given(kinds, st.dictionaries(names, values, max_size=4))
+    def same(kind, metrics):
+        want = max((metric_level(kind, m, v) for m, v in metrics.items()), default=UNKNOWN)
+        assert reading_level(kind, metrics) == want
+
+    same()
