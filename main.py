@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     from feeds.gc_tuning import tune_for_ingest
     tune_for_ingest()          # the collector less often: see feeds.gc_tuning
     argv = sys.argv[1:] if argv is None else list(argv)
+    from feeds.startup import STARTUP
+    STARTUP.reset()            # this start's marks (a second main() in one process: its own)
     if argv[:1] == ["duty-plan"]:
         return duty_plan_main(argv[1:])
     from feeds.site_config import apply_config
@@ -337,6 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.start_ms is None:
             args.start_ms = time.time_ns() // 1_000_000
         args.demo_city_ahead = CityAhead(args.seed, args.start_ms).start()
+    try:
+        return _start(args)
+    finally:
+        ahead = getattr(args, "demo_city_ahead", None)
+        if ahead is not None:
+            ahead.close()           # taken or not: no child left writing to a pipe
+        from feeds.startup import STARTUP
+        if STARTUP.listener is not None:      # a windowed start that failed before its wall
+            from ui.app import startup_done
+            startup_done()
+
+
+def _start(args) -> int:
+    """``main`` once the options are read (and the demo city's warm-up forked off)."""
     from situation.peakduty import DutyConfig
     try:
         args.duty = DutyConfig(slot_minutes=args.slot_minutes, target_share=args.target_share,

@@ -8,7 +8,8 @@ The marks, in the order a start reaches them:
 - ``dispatch_joined_s``: the dispatch service's snapshot loaded (every open case and unit of a
   console started mid-shift with ``--dispatch``);
 - ``first_records_s``: the first drain that put records in the situation;
-- ``state_joined_s``: a broker's state applied (``feeds.state_join``): the picture is whole;
+- ``state_joined_s``: a broker's state applied (``feeds.state_join``): the picture is whole
+  (a wall with two brokers: the first of them; each one's state is the whole picture);
 - ``wall_painted_s``: the wall's first window painted (windowed only);
 - ``map_markers_s``: the live map's page drew its first markers (windowed only).
 
@@ -45,6 +46,13 @@ class Startup:
         """The first time ``name`` is reached (later calls change nothing)."""
         if name not in self.marks:
             self.marks[name] = round(time.monotonic() - self.started, 3)
+
+    def reset(self) -> None:
+        """A new start in the same process (``main.main`` called again): no marks yet, no
+        listener; ages still count from the process's start."""
+        self.marks = {}
+        self.current = ""
+        self.listener = None
 
     def age(self) -> float:
         """Seconds since the process started."""

@@ -92,3 +92,23 @@ def test_no_fork_where_threads_already_run():
         print("ok")
     """)
     assert out.strip() == "ok"
+
+
+def test_a_start_that_fails_after_the_fork_leaves_no_child_behind():
+    """An option refused after the warm-up was forked (the duty plan's share): main exits 2
+    and the child is gone — killed and reaped, not left writing to a pipe."""
+    out = run("""
+        import os
+        import main
+        try:
+            main.main(["--demo", "--headless", "--run-for", "0.1", "--target-share", "2"])
+        except SystemExit as exc:
+            assert exc.code == 2, exc.code
+        else:
+            raise AssertionError("the bad share was taken")
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            print("no child")
+    """)
+    assert out.strip().endswith("no child")

@@ -70,3 +70,26 @@ def test_a_state_join_is_marked_only_when_the_state_was_applied():
     seen.state_joins.append({"outcome": "caught_up"})
     s.after_drain(seen)
     assert set(s.marks) == {"first_records_s", "state_joined_s"}
+
+
+def test_the_commanders_console_says_where_its_start_went(tmp_path):
+    """``--console`` (one window of docks) marks its first paint like the wall does."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path / "screen.json"
+    config.write_text(json.dumps({"screens": [{"name": "desk", "x": 0, "y": 0, "width": 1920,
+                                               "height": 1080, "logicalDpiX": 96,
+                                               "logicalDpiY": 96}]}))
+    status = tmp_path / "status.json"
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}")
+    out = subprocess.run([sys.executable, "main.py", "--demo", "--console", "--run-for", "3",
+                          "--status-out", str(status)], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    up = json.loads(status.read_text())["startup"]
+    assert {"session_s", "wall_painted_s", "first_records_s"} <= set(up), up
+    assert up["session_s"] < up["wall_painted_s"], up

@@ -156,6 +156,7 @@ def run_console(app, session: Session, args, bridge, orders, layout, at_exit) ->
         from ui.transport import attach_transport
         attach_transport([console], session.replay, bridge, args.lang)
     console.show()
+    mark_first_paint([console])
     startup_done()
     bridge.start()
     from ui.status_loop import WallStatus         # --status-out and --metrics-port alike
