@@ -36,6 +36,7 @@ SCALE = 1000              # cells per degree: 0.001° cells
 EPS = 1e-4                # margin in cells (1e-7°, about 1 cm) around every edge
 NONE = 255                # no district holds the cell
 BORDER = 254              # an edge may cross the cell: ask the polygons
+EXACT_MEMO = 1 << 16      # border-cell answers kept (a standing sensor asks again and again)
 
 
 class Edges(NamedTuple):
@@ -92,6 +93,7 @@ class DistrictGrid:
         self._mark_borders(districts)
         self._index_rows()
         self.flat = self.labels.tobytes()             # one bytes read per lookup
+        self._memo: dict[tuple[float, float], int] = {}     # exact()'s answers (bounded)
 
     # ---- build ----------------------------------------------------------------------------
 
@@ -175,7 +177,24 @@ class DistrictGrid:
 
     def exact(self, lon: float, lat: float) -> int:
         """Index of the first district (load order) whose bbox holds the point and whose rings
-        hold it by the even-odd rule, or -1. Finite coordinates only."""
+        hold it by the even-odd rule, or -1. Finite coordinates only.
+
+        A point in a border cell costs a pass over its row's edges (~0.1 ms where a row crosses
+        many boundaries); a sensor stands still and reports again and again, so the answers
+        are kept (``EXACT_MEMO`` points at most, then forgotten all at once: a feed of ever
+        new points costs what it did, never more memory)."""
+        memo = self._memo
+        key = (lon, lat)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        got = self._exact(lon, lat)
+        if len(memo) >= EXACT_MEMO:
+            memo.clear()
+        memo[key] = got
+        return got
+
+    def _exact(self, lon: float, lat: float) -> int:
         b = self.bbox
         cand = np.flatnonzero((b[:, 0] <= lon) & (lon <= b[:, 2])
                               & (b[:, 1] <= lat) & (lat <= b[:, 3]))

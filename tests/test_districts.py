@@ -271,3 +271,27 @@ def test_grid_of_awkward_shapes():
     assert np.array_equal(g.index_many(lon, lat), ref)
     assert [g.exact(float(a), float(b)) for a, b in zip(lon[-5000:], lat[-5000:])] \
         == ref[-5000:].tolist()
+
+
+def test_border_answers_are_kept_but_never_grow_past_their_bound(monkeypatch):
+    """A standing sensor in a border cell asks the polygons once; a feed of ever new points
+    costs no more memory than EXACT_MEMO answers, and every answer is the polygons' own."""
+    import math
+    import random
+
+    import feeds.district_grid as dg
+    from feeds.districts import district_grid
+    grid = district_grid("gcj02")
+    monkeypatch.setattr(dg, "EXACT_MEMO", 50)
+    monkeypatch.setattr(grid, "_memo", {})
+    rng = random.Random(18)
+    border = []
+    while len(border) < 400:
+        lon, lat = rng.uniform(116.0, 116.8), rng.uniform(39.6, 40.2)
+        ix, iy = math.floor(lon * 1000) - grid.ix0, math.floor(lat * 1000) - grid.iy0
+        if grid.labels[iy, ix] == dg.BORDER:
+            border.append((lon, lat))
+    for lon, lat in border + border[:40]:
+        assert grid.exact(lon, lat) == grid._exact(lon, lat)
+        assert len(grid._memo) <= 50
+    assert len(grid._memo) >= 1
