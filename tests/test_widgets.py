@@ -113,6 +113,32 @@ def test_sensor_tiles_colour_by_threshold_and_show_unknown_kinds(qtbot, sc):
     assert t.tiles["air"].view.alarm == 0
 
 
+def test_a_haze_lists_the_worst_readings_without_a_line_for_every_sensor(qtbot, sc):
+    """2,000 air sensors, most of them over the line: the list gets the worst WORST_KEEP — the
+    same ones, in the same order, as ranking every bad reading would give — not 2,000 lines."""
+    import random
+
+    from situation.thresholds import reading_level
+    from widgets.sensor_figures import severity
+    from widgets.sensor_worst import WORST_KEEP
+    rng = random.Random(18)
+    for i in range(2000):
+        pm25 = round(rng.uniform(20, 400), 1)
+        sc.sensor(f"AQ-H{i:04d}", "air", pm25=pm25, pm10=round(pm25 * rng.uniform(1, 2), 1))
+    t = SensorTiles(sc.situation, "zh")
+    qtbot.addWidget(t)
+    t.refresh()
+    recs = list(sc.situation.sensors.values())
+    bad = sorted(((reading_level(r.kind, r.metrics), r) for r in recs
+                  if reading_level(r.kind, r.metrics) >= WARN),
+                 key=lambda lr: (-lr[0], -severity(lr[1].kind, lr[1].metrics), lr[1].id))
+    assert len(bad) > 1000
+    assert [parts[1] for parts, _ in t.worst_lines] == [r.id for _, r in bad[:WORST_KEEP]]
+    assert t.tiles["air"].view.alarm == sum(1 for lvl, r in bad if lvl == ALARM
+                                            and r.kind == "air")        # counted, all of them
+    assert 0 < t.worst.shown <= 6
+
+
 def test_feed_health_source_down_after_3_seconds_and_endpoints(qtbot, sc):
     sc.situation.expect_endpoint("tcp://127.0.0.1:5999")
     f = FeedHealth(sc.situation, "zh")

@@ -19,6 +19,7 @@ are left out and gives the worst reading.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from itertools import combinations
 
@@ -40,7 +41,7 @@ from widgets.sensor_tile import (BADGE_PX, COMPACT_GAP, COMPACT_PAD_L,  # noqa: 
                                  DOT_GAP, DOT_PX, LEVEL_COLOUR, SMALL_PX, STYLES, TITLE_PX,
                                  VALUE_MIN_GOOD, VALUE_PX, DotRow, SensorTile, TilePlan,
                                  TileView, badge_text, dot_rows)
-from widgets.sensor_worst import (WORST_HEAD_PX, WORST_MAX, WORST_PX,  # noqa: F401
+from widgets.sensor_worst import (WORST_HEAD_PX, WORST_KEEP, WORST_MAX, WORST_PX,  # noqa: F401
                                   WorstList, colour_of)
 
 QWIDGETSIZE_MAX = (1 << 24) - 1
@@ -75,7 +76,7 @@ class SensorTiles(Panel):
         self.arrangement: tuple | None = None       # (worst side/below, cols, rows, size)
         self.no_dots = False
         self._summary = ""
-        self.worst_lines: list[tuple[tuple[str, ...], int]] = []   # alarm and warning lines
+        self.worst_lines: list[tuple[tuple[str, ...], int]] = []   # the worst WORST_KEEP
         for kind in SENSOR_KINDS:
             self._tile(kind)
 
@@ -336,26 +337,26 @@ class SensorTiles(Panel):
         for rec in self.situation.sensors.values():
             by_kind.setdefault(rec.kind, []).append(rec)
         total_warn = total_alarm = 0
-        bad: list[tuple[int, float, str, str, int]] = []
+        bad: list[tuple[int, float, str, str, object]] = []
         for kind, recs in by_kind.items():
             tile = self._tile(kind)
             recs.sort(key=lambda r: r.id)
             levels = [reading_level(kind, r.metrics) for r in recs]
             caption, value, head_level = headline_parts(kind, [r.metrics for r in recs], lang)
-            ranked = sorted(zip(levels, recs),
-                            key=lambda lr: (-lr[0], -severity(kind, lr[1].metrics), lr[1].id))
+            # The worst first — only as many as any list can show: a haze that puts 10,000
+            # air sensors in alarm must not cost the wall a sort and a line of each
+            alarms = [(lvl, r) for lvl, r in zip(levels, recs) if lvl == ALARM]
+            if len(alarms) < WORST_KEEP:      # enough alarms: no warning comes before them
+                alarms += [(lvl, r) for lvl, r in zip(levels, recs) if lvl == WARN]
+            ranked = heapq.nsmallest(
+                WORST_KEEP, alarms,
+                key=lambda lr: (-lr[0], -severity(kind, lr[1].metrics), lr[1].id))
             worst = [(f"{r.id}  {district_name(r.district, lang)}  "
                       f"{worst_metric(kind, r.metrics)}", lvl)
-                     for lvl, r in ranked[:4] if lvl >= WARN]
+                     for lvl, r in ranked[:4]]
             if not worst and recs:
                 worst = [(tr("all_normal", lang), OK)]
-            for lvl, r in ranked:
-                if lvl < WARN:
-                    break
-                where = district_name(r.district, lang) if r.district else "—"
-                parts = (tr("alarm" if lvl == ALARM else "warn", lang), r.id, where,
-                         worst_metric(kind, r.metrics, lang))
-                bad.append((lvl, severity(kind, r.metrics), r.id, parts, lvl))
+            bad += [(lvl, severity(kind, r.metrics), r.id, kind, r) for lvl, r in ranked]
             view = TileView(
                 title=sensor_kind_name(kind, lang), count=tr("sensors_n", lang, n=len(recs)),
                 headline=(f"{caption} {value}" if caption and value != "—" else value),
@@ -365,8 +366,11 @@ class SensorTiles(Panel):
             total_warn += view.warn
             total_alarm += view.alarm
             tile.set_view(view)
-        bad.sort(key=lambda b: (-b[0], -b[1], b[2]))
-        lines = [(text, lvl) for *_rest, text, lvl in bad]
+        bad = heapq.nsmallest(WORST_KEEP, bad, key=lambda b: (-b[0], -b[1], b[2]))
+        lines = [((tr("alarm" if lvl == ALARM else "warn", lang), r.id,
+                   district_name(r.district, lang) if r.district else "—",
+                   worst_metric(kind, r.metrics, lang)), lvl)
+                 for lvl, _sev, _id, kind, r in bad]
         self.worst.set_lines(lines or [(("", tr("all_normal", lang)), OK)])
         self.worst_lines = lines
         self._summary = f"{tr('alarm', lang)} {total_alarm} · {tr('warn', lang)} {total_warn}"

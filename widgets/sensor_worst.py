@@ -13,6 +13,7 @@ from widgets.i18n import tr
 
 WORST_PX, WORST_HEAD_PX = 22, 22     # the worst list: read from the back of the room
 WORST_MAX = 6
+WORST_KEEP = 64     # lines handed to the list: enough for WORST_MAX to fit, never all of them
 
 
 def colour_of(level: int) -> str:
@@ -85,9 +86,13 @@ class WorstList(QWidget):
     def fit(self) -> None:
         w, h = self.width(), self.height()
         room = max(0, (h - self.head_h()) // self.row_h())
-        fitting = [(text, lvl) for text, lvl in ((self.line_for(p, w), lvl)
-                                                  for p, lvl in self.lines) if text]
-        shown = fitting[:min(room, WORST_MAX)]
+        shown: list[tuple[str, int]] = []
+        for p, lvl in self.lines:               # the first that fit, measured no further
+            if len(shown) >= min(room, WORST_MAX):
+                break
+            text = self.line_for(p, w)
+            if text:
+                shown.append((text, lvl))
         self.shown = len(shown)
         more = len(self.lines) > len(shown) and any(lvl >= WARN for _, lvl in self.lines)
         self.head.setText(tr("tile.worst", self.lang)
