@@ -239,8 +239,9 @@ class Recorder(_Tap):
 class RollingRecorder(_Tap):
     """The console's continuous recording: ``DIR/citywall-YYYY-MM-DDTHHZ.mcap``, one file per
     UTC hour of the log time, finished when the hour turns (by the next message, or the timer
-    when the feed is silent). Past ``max_bytes`` of recordings in the directory the oldest are
-    removed (only files named like ours; never the one being written). A write error abandons
+    when the feed is silent). Past ``max_bytes`` of recordings in the directory — each counted
+    with the keyframe files replays left beside it — the oldest are removed with their
+    keyframe files (only files named like ours; never the one being written). A write error abandons
     the file (it stays replayable to its last complete chunk), sets ``problem``, and a new file
     is tried at the next hour or after ``retry_s``, whichever comes first; messages in between
     are counted in ``dropped``. The directory is made if missing (OSError to the caller, at
@@ -335,8 +336,11 @@ class RollingRecorder(_Tap):
             for entry in os.scandir(self.directory):
                 m = _NAME.match(entry.name)
                 if m and entry.is_file(follow_symlinks=False):
+                    # a recording's bytes are its own and its keyframe files' (a replayed
+                    # week's are ~3.6 times the week): the cap holds for both
                     ours.append(((m.group(1), int(m.group(2) or 0)), entry.name,
-                                 entry.stat(follow_symlinks=False).st_size))
+                                 entry.stat(follow_symlinks=False).st_size
+                                 + _keyframe_bytes(self.directory / entry.name)))
         except OSError as exc:
             self.cleanup_problem = f"cannot list {self.directory}: {describe(exc)}"
             return
@@ -362,6 +366,16 @@ class RollingRecorder(_Tap):
             total -= size
             self.removed.append(name)
         self._others_bytes = kept
+
+
+def _keyframe_bytes(path: Path) -> int:
+    total = 0
+    for kf in keyframe_files(path):
+        try:
+            total += kf.lstat().st_size
+        except OSError:                 # gone meanwhile: nothing to count
+            pass
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:

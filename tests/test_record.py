@@ -438,6 +438,27 @@ def test_the_size_cap_removes_the_oldest(tmp_path):
     assert keyframes == [n[:-len(".mcap")] for n in ours]
 
 
+def test_the_size_cap_counts_the_keyframe_files_beside_the_recordings(tmp_path):
+    """A replayed recording's keyframe files are several times its size: a cap of recordings
+    alone would let them fill the disk. Past the cap with them, the oldest go (with theirs)."""
+    rng = random.Random(8)
+    clock, mono = ManualClock(T16), Mono()
+    rr = RollingRecorder(tmp_path, max_bytes=60_000, now_ms=clock.now_ms, mono=mono,
+                         timer=False)
+    for hour in range(4):
+        clock.set(T16 + hour * HOUR_MS)
+        for i in range(4):
+            rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
+            mono.t += 1.0
+        (tmp_path / f"citywall-2026-11-25T{16 + hour}Z.mcap.0123456789abcdef.keyframes"
+         ).write_bytes(b"k" * 30_000)                           # a wall replayed it
+    rr.close()
+    on_disk = sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert on_disk <= 60_000 + 12_000 + 30_000      # the cap, and at most the newest hour's
+    assert rr.removed[:2] == ["citywall-2026-11-25T16Z.mcap", "citywall-2026-11-25T17Z.mcap"]
+    assert not list(tmp_path.glob("citywall-2026-11-25T16Z.mcap*"))
+
+
 def test_a_vanished_directory_stops_and_a_retry_resumes(tmp_path):
     where = tmp_path / "rec"
     clock, mono = ManualClock(T0), Mono()
