@@ -271,3 +271,57 @@ def test_a_city_of_open_cases_lists_the_most_urgent_and_counts_them_all(qtbot, s
     text = q.summary.text()
     assert f"在办 {4 + MAX_ROWS + 501}" in text and "超期 2" in text
     assert f"列出最急的 {MAX_ROWS} 件" in text
+
+
+def test_the_timers_redraw_one_panel_a_turn_so_a_drain_never_waits_for_all(qtbot):
+    """A wall at city scale spends tens of ms a panel: on the clock's tick and the redraw timer
+    the dirty panels are redrawn one per turn of the event loop (a drain due meanwhile runs
+    between two of them), each once a pass — a pass never chases panels dirtied again."""
+    from PySide6.QtCore import QCoreApplication, QTimer
+    from PySide6.QtWidgets import QWidget
+
+    from widgets.host import PanelHost
+
+    log = []
+
+    class Slow:
+        def __init__(self, name):
+            self.name, self.dirty = name, False
+
+        def refresh(self):
+            log.append(self.name)
+            self.dirty = False
+
+    class Header:
+        def refresh(self):
+            log.append("header")
+
+    class Host(PanelHost, QWidget):
+        pass
+
+    host = Host()
+    qtbot.addWidget(host)
+    host.header, host.panels = Header(), [Slow(f"p{i}") for i in range(5)]
+    host.follow(None)
+    host._redraw.stop()
+    host.refresh_on_tick()
+    assert log == ["header"]                    # the clock at once, the panels in turn
+    drained = []
+    QTimer.singleShot(0, lambda: drained.append(len(log)))     # a drain that comes due
+    qtbot.waitUntil(lambda: len(log) == 6, timeout=2000)
+    assert log == ["header", "p0", "p1", "p2", "p3", "p4"]
+    assert drained and drained[0] < 6            # it ran before the pass ended
+    # a panel the feed dirties again as soon as it is redrawn is redrawn once a pass
+    again = host.panels[2]
+
+    def busy():
+        log.append(again.name)
+        again.dirty = True                       # a drain marked it again meanwhile
+    again.refresh = busy
+    again.dirty = True
+    host.refresh_soon()
+    for _ in range(20):
+        QCoreApplication.processEvents()
+    assert log.count("p2") == 2 and again.dirty
+    host.refresh_soon()                          # the next pass takes it
+    qtbot.waitUntil(lambda: log.count("p2") == 3, timeout=2000)

@@ -131,6 +131,9 @@ class WallWindow(PanelHost, QWidget):
             if p.dirty and not self.parked(p):
                 p.refresh()
 
+    def _redrawable(self, panel) -> bool:
+        return panel.dirty and not self.parked(panel)
+
     def refresh_now(self) -> None:
         self.header.refresh()
         for p in self.panels:
