@@ -105,9 +105,19 @@ class Walk:
         self.loose: list[tuple[int, int, int, bytes]] = []     # (channel, log ns, pub ns, data)
         self.metadata: dict[str, str] = {}
         self.damage: str | None = None
+        self._buf, self._buf_at = b"", 0
+
+    WINDOW = 64 << 10       # read ahead: a chunk's message indexes lie together after it
 
     def _read(self, at: int, n: int) -> bytes:
-        data = os.pread(self.fd, n, at)
+        """``n`` bytes at ``at``, from a window of the file read ahead (one read for a run of
+        small records instead of two a record); a read past the file's end is cut short."""
+        buf, start = self._buf, self._buf_at
+        if not (start <= at and at + n <= start + len(buf)):
+            want = max(n, self.WINDOW)
+            buf = self._buf = os.pread(self.fd, want, at)
+            start = self._buf_at = at
+        data = buf[at - start:at - start + n]
         if len(data) != n:
             raise Damaged("cut short")
         return data

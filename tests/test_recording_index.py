@@ -66,6 +66,28 @@ def test_opening_reads_the_indexes_and_decompresses_nothing(tmp_path):
     assert logs == [m[1] for m in msgs] and pubs == [m[2] for m in msgs]
 
 
+@pytest.mark.parametrize("window", [9, 100, 4_097, 64 << 10])
+def test_the_walk_reads_the_same_whatever_its_read_ahead(tmp_path, monkeypatch, window):
+    """The walk reads the file through a read-ahead window (one read for a run of small
+    records); a window smaller than a record, or ending inside one, changes nothing."""
+    from feeds.mcap_read import Walk
+    msgs = _messages(2_000)
+    path = tmp_path / "w.mcap"
+    _write_ours(path, msgs)
+    monkeypatch.setattr(Walk, "WINDOW", 1)        # exactly what each record asks: no read-ahead
+    whole = _all(read_recording(path))
+    monkeypatch.setattr(Walk, "WINDOW", window)
+    again = read_recording(path)
+    assert _all(again) == whole and again.problems == []
+    cut = tmp_path / "cut.mcap"                   # and a file cut inside a record: damage
+    cut.write_bytes(path.read_bytes()[:path.stat().st_size * 2 // 3])
+    monkeypatch.setattr(Walk, "WINDOW", 1)
+    reference = read_recording(cut)
+    monkeypatch.setattr(Walk, "WINDOW", window)
+    damaged = read_recording(cut)
+    assert _all(damaged) == _all(reference) and damaged.problems == reference.problems
+
+
 @pytest.mark.parametrize("kw", [{"index_types": IndexType.NONE},
                                 {"index_types": IndexType.NONE, "repeat_channels": False,
                                  "use_summary_offsets": False},
