@@ -25,8 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from feeds.recording import (CHUNK_BYTES, RecordingError, RecordingWriter, keyframe_files,
-                             read_recording)
+from feeds.recording import CHUNK_BYTES, RecordingError, RecordingWriter, read_recording
 
 FLUSH_S = 1.0
 RETRY_S = 60.0                 # after a write error, try a new file this much later …
@@ -36,6 +35,8 @@ PREFIX = "citywall"
 # citywall-2026-11-25T16Z.mcap: the UTC hour of the log time; -1, -2 … when the console
 # restarts within an hour or a retry starts a new file (an existing file is never reopened).
 _NAME = re.compile(rf"^{PREFIX}-(\d{{4}}-\d\d-\d\dT\d\d)Z(?:-(\d+))?\.mcap$")
+_KEYFRAMES = re.compile(r"^(.+)\.[0-9a-f]{16}\.keyframes$")     # situation.keyframes' name
+RECHECK_S = 60.0        # keyframes a wall writes beside an old hour: counted within a minute
 
 _WORDS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
           errno.EFBIG: "file too large", errno.EIO: "I/O error",
@@ -257,6 +258,7 @@ class RollingRecorder(_Tap):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)     # OSError to the caller
         self.max_bytes = int(max_bytes)
+        self._capped_at = mono()                # when the directory was last looked over
         self._retry_s = retry_s
         self._chunk_bytes = chunk_bytes
         self._hour: int | None = None          # the hour of the file being written
@@ -309,6 +311,8 @@ class RollingRecorder(_Tap):
         elif (self._writer is not None and self._others_bytes
               and self._others_bytes + self._file_bytes > self.max_bytes):
             self._enforce_cap()                # the hour's file grew past the cap
+        elif self._mono() - self._capped_at >= RECHECK_S:
+            self._enforce_cap()                # keyframe files written beside old hours
 
     def _finish_file(self) -> None:
         super()._finish_file()
@@ -331,31 +335,49 @@ class RollingRecorder(_Tap):
                 pass
 
     def _enforce_cap(self) -> None:
+        """One listing of the directory: our recordings, each with the keyframe files replays
+        left beside it (a replayed week's are ~3.6 times the week: the cap holds for both),
+        and keyframe files whose recording is gone (removed: nothing can use them)."""
+        self._capped_at = self._mono()
         try:
-            ours = []
+            ours: dict[str, list] = {}          # name → [sort key, bytes, keyframe paths]
+            keyframes: list[tuple[str, Path, int]] = []
             for entry in os.scandir(self.directory):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
                 m = _NAME.match(entry.name)
-                if m and entry.is_file(follow_symlinks=False):
-                    # a recording's bytes are its own and its keyframe files' (a replayed
-                    # week's are ~3.6 times the week): the cap holds for both
-                    ours.append(((m.group(1), int(m.group(2) or 0)), entry.name,
-                                 entry.stat(follow_symlinks=False).st_size
-                                 + _keyframe_bytes(self.directory / entry.name)))
+                if m:
+                    held = ours.setdefault(entry.name, [None, 0, []])
+                    held[0] = (m.group(1), int(m.group(2) or 0))
+                    held[1] += entry.stat(follow_symlinks=False).st_size
+                    continue
+                k = _KEYFRAMES.match(entry.name)
+                if k and _NAME.match(k.group(1)):
+                    keyframes.append((k.group(1), Path(entry.path),
+                                      entry.stat(follow_symlinks=False).st_size))
         except OSError as exc:
             self.cleanup_problem = f"cannot list {self.directory}: {describe(exc)}"
             return
         self.cleanup_problem = None
-        ours.sort()
+        for name, path, size in keyframes:
+            held = ours.get(name)
+            if held is None or held[0] is None:
+                path.unlink(missing_ok=True)    # its recording is gone
+            else:
+                held[1] += size
+                held[2].append(path)
+        listed = sorted((held[0], name, held[1], held[2]) for name, held in ours.items()
+                        if held[0] is not None)
         current = self._writer.path.name if self._writer is not None else None
-        total = sum(size for _, _, size in ours)
+        total = sum(size for _, _, size, _ in listed)
         kept = 0
-        for _, name, size in ours:
+        for _, name, size, frames in listed:
             if total <= self.max_bytes or name == current:
                 kept += size if name != current else 0
                 continue
             try:
                 (self.directory / name).unlink()
-                for kf in keyframe_files(self.directory / name):   # a replay's, beside it
+                for kf in frames:               # a replay's, beside it
                     kf.unlink(missing_ok=True)
             except FileNotFoundError:
                 pass
@@ -366,16 +388,6 @@ class RollingRecorder(_Tap):
             total -= size
             self.removed.append(name)
         self._others_bytes = kept
-
-
-def _keyframe_bytes(path: Path) -> int:
-    total = 0
-    for kf in keyframe_files(path):
-        try:
-            total += kf.lstat().st_size
-        except OSError:                 # gone meanwhile: nothing to count
-            pass
-    return total
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -534,3 +534,26 @@ def test_a_full_disk_keeps_what_was_written(tmp_path):
     assert end["problem"] is None
     assert end["messages"] == 20 + len(r17) + 3
     assert end["dropped"] == failed["sent"] - len(r17) + 5
+
+
+def test_keyframes_written_within_the_hour_and_orphans_are_counted_too(tmp_path):
+    """A wall replaying an old hour writes its keyframe files while the recorder records:
+    within a minute the cap sees them. A keyframe file whose recording is gone goes."""
+    rng = random.Random(9)
+    clock, mono = ManualClock(T16), Mono()
+    (tmp_path / "citywall-2026-11-25T10Z.mcap.0123456789abcdef.keyframes").write_bytes(b"o" * 50)
+    rr = RollingRecorder(tmp_path, max_bytes=60_000, now_ms=clock.now_ms, mono=mono,
+                         timer=False)
+    for hour in range(3):
+        clock.set(T16 + hour * HOUR_MS)
+        for i in range(4):
+            rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
+            mono.t += 1.0
+    assert not (tmp_path / "citywall-2026-11-25T10Z.mcap.0123456789abcdef.keyframes").exists()
+    (tmp_path / "citywall-2026-11-25T16Z.mcap.0123456789abcdef.keyframes"
+     ).write_bytes(b"k" * 60_000)                               # a wall replays 16:00 now
+    mono.t += 61.0
+    rr._on_tick()                                               # the recorder's timer
+    assert "citywall-2026-11-25T16Z.mcap" in rr.removed
+    assert not list(tmp_path.glob("citywall-2026-11-25T16Z.mcap*"))
+    rr.close()
