@@ -133,10 +133,32 @@ def test_a_haze_lists_the_worst_readings_without_a_line_for_every_sensor(qtbot, 
                   if reading_level(r.kind, r.metrics) >= WARN),
                  key=lambda lr: (-lr[0], -severity(lr[1].kind, lr[1].metrics), lr[1].id))
     assert len(bad) > 1000
-    assert [parts[1] for parts, _ in t.worst_lines] == [r.id for _, r in bad[:WORST_KEEP]]
+    listed = [parts[1] for parts, _ in t.worst_lines]
+    assert listed[:WORST_KEEP] == [r.id for _, r in bad[:WORST_KEEP]]     # the worst, in order
+    assert listed[WORST_KEEP:] == ["MH-1"]     # then each other kind's worst (the manhole)
+
     assert t.tiles["air"].view.alarm == sum(1 for lvl, r in bad if lvl == ALARM
                                             and r.kind == "air")        # counted, all of them
     assert 0 < t.worst.shown <= 6
+
+
+def test_a_narrow_worst_list_goes_on_to_a_kind_whose_line_fits(qtbot):
+    """100 air alarms whose lines cannot fit a narrow panel, and 3 noise alarms whose lines
+    can: the list shows the noise ones (the worst 64 alone are all air)."""
+    from tests.scenario import Scenario
+    sc = Scenario()
+    for i in range(100):
+        sc.sensor(f"AQ-{i:04d}", "air", pm25=300.0 + i, pm10=260.0)
+    for i in range(3):
+        sc.sensor(f"N{i}", "noise", laeq=86.0)
+    t = SensorTiles(sc.situation, "zh")
+    qtbot.addWidget(t)
+    t.resize(260, 500)
+    t.show()
+    t.refresh()
+    QGuiApplication.processEvents()
+    assert t.worst.shown == 3
+    assert all("噪声" in r.text() for r in t.worst.rows if not r.isHidden())
 
 
 def test_feed_health_source_down_after_3_seconds_and_endpoints(qtbot, sc):

@@ -46,8 +46,8 @@ class PanelHost:
     # A wall at city scale spends 10–100 ms redrawing one panel; all of them in one go held the
     # next drain of the feed back by their sum (the p99 of a record's way onto the wall). On
     # the timers the dirty panels are redrawn one per turn of the event loop, so a drain that
-    # comes due waits for one panel at most. ``refresh_now`` and ``refresh_dirty`` stay whole
-    # (a screenshot, a test, the end of a run).
+    # comes due waits for one panel of each window at most (each window has its own pass).
+    # ``refresh_now`` and ``refresh_dirty`` stay whole (a screenshot, a test, the end of a run).
 
     def refresh_on_tick(self) -> None:
         """The clock's second: the header now, every panel soon (countdowns, ages)."""

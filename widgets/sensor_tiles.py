@@ -41,7 +41,8 @@ from widgets.sensor_tile import (BADGE_PX, COMPACT_GAP, COMPACT_PAD_L,  # noqa: 
                                  DOT_GAP, DOT_PX, LEVEL_COLOUR, SMALL_PX, STYLES, TITLE_PX,
                                  VALUE_MIN_GOOD, VALUE_PX, DotRow, SensorTile, TilePlan,
                                  TileView, badge_text, dot_rows)
-from widgets.sensor_worst import (WORST_HEAD_PX, WORST_KEEP, WORST_MAX, WORST_PX,  # noqa: F401
+from widgets.sensor_worst import (WORST_EACH_KIND, WORST_HEAD_PX, WORST_KEEP,  # noqa: F401
+                                  WORST_MAX, WORST_PX,
                                   WorstList, colour_of)
 
 QWIDGETSIZE_MAX = (1 << 24) - 1
@@ -366,7 +367,17 @@ class SensorTiles(Panel):
             total_warn += view.warn
             total_alarm += view.alarm
             tile.set_view(view)
-        bad = heapq.nsmallest(WORST_KEEP, bad, key=lambda b: (-b[0], -b[1], b[2]))
+        # the worst WORST_KEEP of all, then each kind's worst few after them: in a narrow
+        # panel a long line may not fit at all, and the list goes on to one that does
+        order = lambda b: (-b[0], -b[1], b[2])             # noqa: E731
+        top = heapq.nsmallest(WORST_KEEP, bad, key=order)
+        taken = {b[2] for b in top}
+        each: dict[str, int] = {}
+        for b in sorted(bad, key=order):
+            if b[2] not in taken and each.get(b[3], 0) < WORST_EACH_KIND:
+                each[b[3]] = each.get(b[3], 0) + 1
+                top.append(b)
+        bad = top
         lines = [((tr("alarm" if lvl == ALARM else "warn", lang), r.id,
                    district_name(r.district, lang) if r.district else "—",
                    worst_metric(kind, r.metrics, lang)), lvl)

@@ -14,6 +14,8 @@ from widgets.i18n import tr
 WORST_PX, WORST_HEAD_PX = 22, 22     # the worst list: read from the back of the room
 WORST_MAX = 6
 WORST_KEEP = 64     # lines handed to the list: enough for WORST_MAX to fit, never all of them
+WORST_EACH_KIND = 8     # … and each kind's worst after them (a short line where long ones
+                        # do not fit)
 
 
 def colour_of(level: int) -> str:
