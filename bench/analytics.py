@@ -19,7 +19,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from feeds.districts import load_districts  # noqa: E402
-from feeds.simulator import history_events  # noqa: E402
+from feeds.demo_history import history_events  # noqa: E402
 from situation.peakduty import (  # noqa: E402
     DutyConfig, TodayCounts, day_start_ms, duty_plan, forecast, holdout_mae, profile,
 )

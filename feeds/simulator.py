@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import math
 import sys
-from functools import lru_cache
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import lru_cache
 
 import msgspec
 import numpy as np
 import zmq
 
-from feeds.bounds import DEFAULT_MAX_MESSAGE_BYTES, MAX_SUBSCRIPTION_BYTES
-from feeds.decode import MessageDecoder
 from feeds.district_grid import odd_crossings
 from feeds.districts import District, load_districts
-from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit, frames
+from feeds.schema import Case, Heartbeat, Record, SensorReading, Unit
 # The units live in feeds.demo_units (with the city's time base); still importable from here.
 from feeds.city_rules import (BUSY, CATEGORY_RULES, CLOSE_LIMIT, DISPATCH_LIMIT,  # noqa: F401
                               REGISTER_LIMIT, VERIFY_LIMIT)
@@ -37,6 +32,10 @@ from feeds.demo_units import (GPS_ACCURACY_M, HOUR, M_PER_DEG_LAT,  # noqa: F401
                               M_PER_DEG_LON, MINUTE, SHIFTS, TICK_MS, UNIT_COUNT, UNIT_FULL_S,
                               UNIT_MIX, UNIT_REPORT_S, DemoUnits, FieldUnit,
                               metres as _metres)
+
+# The publisher loop is in feeds.demo_publisher (still importable from here).
+from feeds.demo_publisher import (FEED_DOMAIN, HEARTBEAT_S, LOOP_S, Running,  # noqa: E402,F401
+                                  publish_loop, start_in_thread)
 
 DEMO_SRC = "demo-city"
 DAY = 24 * HOUR
@@ -588,204 +587,6 @@ class DemoCity(DemoUnits):
         c.next_at = max(t + MINUTE, c.reported_at + c.work_ms, t + int(c.work_ms * 0.4))
         self._publish_case(c, t)
 
-# ---- publishing -------------------------------------------------------------------------
-HEARTBEAT_S = 0.5
-LOOP_S = 0.05
-
-
-FEED_DOMAIN = "feed"        # the ZAP domain of a publisher's CURVE server
-
-
-def _bind(endpoint: str, context: zmq.Context, keys: "ServerKeys | None" = None,
-          also: str | None = None) -> zmq.Socket:
-    """XPUB so the city sees each console subscribe and can send it the whole state. With
-    ``keys`` a CURVE server taking only the subscribers ``keys.trust`` holds (an in-process
-    connection has no handshake: it needs none). ``also``: bind there too (the console's
-    ``--demo-feed``, beside its in-process endpoint)."""
-    sock = context.socket(zmq.XPUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-    sock.setsockopt(zmq.SNDHWM, 200_000)
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)     # subscribers send only these
-    if keys is not None:
-        from feeds.security import serve
-        serve(sock, keys.key, keys.trust, FEED_DOMAIN)
-    try:
-        sock.bind(endpoint)
-        if also:
-            sock.bind(also)
-    except zmq.ZMQError:
-        sock.close(0)
-        raise
-    return sock
-
-
-def publish_loop(sock: zmq.Socket, city: DemoCity, now_ms: Callable[[], int],
-                 stop: threading.Event, orders: zmq.Socket | None = None,
-                 orders_src: str = "dispatch") -> None:
-    sent_times: list[tuple[float, int]] = []
-    next_hb = 0.0
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    decoder = MessageDecoder()
-    while not stop.is_set():
-        joined = False
-        while sock.poll(0):
-            msg = sock.recv()
-            joined |= msg[:1] == b"\x01"
-        while orders is not None and orders.poll(0):       # the service's decisions
-            for rec in decoder.decode(orders.recv_multipart()).records:
-                if rec.src == orders_src:
-                    city.follow(rec)
-        now = now_ms()
-        # The snapshot first: its records take their seq before this step's records.
-        batches = city.snapshot() if joined else []
-        batches += city.step(now)
-        wall = time.monotonic()
-        for topic, recs in batches:
-            if recs:
-                sock.send_multipart(frames(recs))
-                sent_times.append((wall, len(recs)))
-        if wall >= next_hb:
-            sent_times = [(w, n) for w, n in sent_times if wall - w <= 1.0]
-            rate = float(sum(n for _, n in sent_times))
-            sock.send_multipart(frames(city.heartbeat(now, rate)))
-            next_hb = wall + HEARTBEAT_S
-        stop.wait(LOOP_S)
-
-
-class Running(NamedTuple):
-    thread: threading.Thread
-    stop: threading.Event
-    endpoint: str            # as bound: ``tcp://127.0.0.1:*`` becomes the port chosen
-
-
-def start_in_thread(endpoint: str, *, city: DemoCity, now_ms: Callable[[], int],
-                    context: zmq.Context | None = None, follow: str | None = None,
-                    keys: "ServerKeys | None" = None, also_bind: str | None = None) -> Running:
-    """Bind now (a port in use raises here, in the caller), then publish from a thread.
-    ``follow``: the dispatch service's feed, whose orders the city carries out. ``keys``:
-    serve CURVE (feeds.security); ``also_bind``: a second endpoint for the same feed."""
-    ctx = context or zmq.Context.instance()
-    sock = _bind(endpoint, ctx, keys, also_bind)
-    bound = sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
-    stop = threading.Event()
-    orders = None
-    if follow:
-        orders = ctx.socket(zmq.SUB)
-        orders.setsockopt(zmq.LINGER, 0)
-        orders.setsockopt(zmq.MAXMSGSIZE, DEFAULT_MAX_MESSAGE_BYTES)
-        orders.setsockopt(zmq.SUBSCRIBE, b"")
-        orders.connect(follow)
-
-    def run():
-        try:
-            publish_loop(sock, city, now_ms, stop, orders)
-        finally:
-            sock.close(0)
-            if orders is not None:
-                orders.close(0)
-
-    thread = threading.Thread(target=run, name="demo-city", daemon=True)
-    thread.start()
-    return Running(thread, stop, bound)
-
-
-# ---- weeks of history, fast ---------------------------------------------------------------
-# Running DemoCity costs ~16 s of CPU per simulated day, too slow for weeks of history. The
-# history generator below draws the events straight from the city's rhythms instead — the
-# same REPORTED weights, report activity curve and district weights (CORE), and the sensor
-# curves of ``DemoCity._read`` for the alarms that count as demand — per district × hour with
-# numpy, deterministic per seed. It is the demo city's rhythm, not a replay of a DemoCity run.
-# Weekends differ: the morning commute fades, the day starts later and the evening (vending,
-# crowds, parking) runs busier and later.
-HISTORY_SENSOR_RATES = {          # city-wide alarm crossings per hour at the curve's top
-    "sensor.vendor": 7.0, "sensor.crowd": 3.0, "sensor.parking": 5.0,
-    "part.city_appearance.waste_bin": 2.0, "part.public_facility.manhole": 0.6,
-}
-
-
-def _report_activity(hour: float, weekend: bool) -> float:
-    if weekend:
-        return 0.15 + 0.85 * (0.8 * bump(hour, 11.5, 3.0) + 1.15 * bump(hour, 19.5, 2.4)) / 1.2
-    return 0.15 + 0.85 * (bump(hour, 10, 2.5) + bump(hour, 19, 2.2)) / 1.2
-
-
-def _sensor_curve(category: str, hour: float, weekend: bool) -> float:
-    if category == "sensor.vendor":
-        return bump(hour, 20.5 if weekend else 20.0, 1.8 if weekend else 1.6) * (1.4 if weekend else 1.0)
-    if category == "sensor.crowd":
-        if weekend:
-            return 0.9 * bump(hour, 14.0, 3.0) + 0.6 * bump(hour, 19.5, 1.8)
-        return bump(hour, 8.2, 0.8) + bump(hour, 18.2, 1.0) + 0.3 * bump(hour, 11, 2.5)
-    if category == "sensor.parking":
-        busy = 1.5 * bump(hour, 12.5, 2) + 2.5 * bump(hour, 19.5, 1.5)
-        return busy / 2.5 * (1.2 if weekend else 1.0)
-    if category == "part.city_appearance.waste_bin":
-        return traffic(hour)
-    return 1.0                                          # manholes fail at any hour
-
-
-def history_events(days: int, seed: int = 1, end_ms: int | None = None):
-    """``days`` whole local days of demand history ending at the Beijing midnight at or before
-    ``end_ms`` (default: the epoch's ms of ``DemoCity``'s default start): a DataFrame of
-    ``ts`` (ms, UTC), ``district`` (adcode), ``category``, ``case_id``, sorted by ts."""
-    import pandas as pd
-
-    if days <= 0:
-        raise ValueError(f"days must be at least 1: got {days}")
-    rng = np.random.default_rng(seed)
-    end = 1_795_000_000_000 if end_ms is None else int(end_ms)
-    end_mid = (end + CITY_UTC_OFFSET_MS) // DAY * DAY - CITY_UTC_OFFSET_MS
-    first_mid = end_mid - days * DAY
-    codes = [d.adcode for d in load_districts()]
-    w = np.array([CORE.get(c, 0.6) for c in codes])
-    w = w / w.sum()
-    weights_day = np.array([day for _, day, _ in REPORTED])
-    weights_eve = np.array([eve for _, _, eve in REPORTED])
-    cats = [c for c, _, _ in REPORTED] + list(HISTORY_SENSOR_RATES)
-    nd, nc = len(codes), len(cats)
-    # rate[weekend, hour, category]: city-wide events per hour
-    rate = np.zeros((2, 24, nc))
-    for we in (0, 1):
-        for h in range(24):
-            hour = h + 0.5
-            per_hour = 34.0 * _report_activity(hour, bool(we))
-            mix = weights_eve if (18 <= hour or hour < 6) else weights_day
-            rate[we, h, :len(REPORTED)] = per_hour * mix / mix.sum()
-            for k, (cat, top) in enumerate(HISTORY_SENSOR_RATES.items()):
-                rate[we, h, len(REPORTED) + k] = top * _sensor_curve(cat, hour, bool(we))
-    day_index = np.arange(days)
-    local_day = (first_mid + CITY_UTC_OFFSET_MS) // DAY + day_index
-    weekend = ((local_day + 3) % 7 >= 5).astype(int)          # 1970-01-01 was a Thursday
-    mood = rng.gamma(25.0, 1 / 25.0, size=(days, nd))          # a busy or quiet day, ±20 %
-    lam = (rate[weekend][:, :, None, :] * w[None, None, :, None]
-           * mood[:, None, :, None])                          # (days, 24, districts, cats)
-    n = rng.poisson(lam)
-    flat = n.ravel()
-    idx = np.repeat(np.arange(flat.size), flat)
-    di, hi, ri, ci = np.unravel_index(idx, n.shape)
-    ts = first_mid + di * DAY + hi * HOUR + rng.integers(0, HOUR, size=idx.size)
-    order = np.argsort(ts, kind="stable")
-    ts, ri, ci = ts[order], ri[order], ci[order]
-    frame = pd.DataFrame({
-        "ts": ts.astype(np.int64),
-        "district": np.asarray(codes, dtype=object)[ri],
-        "category": np.asarray(cats, dtype=object)[ci],
-        "case_id": [f"H{seed}-{i:07d}" for i in range(ts.size)],
-    })
-    return frame
-
-
-def write_history(days: int, out, seed: int = 1, end_ms: int | None = None) -> int:
-    """Write ``history_events`` to ``out`` (.parquet or .csv), atomically; the rows written."""
-    from situation.history import write_history as write_events
-
-    events = history_events(days, seed, end_ms)
-    write_events(events, out)
-    return len(events)
-
-
 def main(argv: list[str] | None = None) -> int:
     from feeds.args import (EXIT_USAGE, OneLineParser, endpoint, positive_float, positive_int,
                             time_ms)
@@ -850,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _history_main(p, args) -> int:
     from pathlib import Path
+
+    from feeds.demo_history import write_history
 
     out = Path(args.history_out).expanduser()
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):

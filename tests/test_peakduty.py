@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import main as citywall
+from feeds import demo_history as simulator_history
 from feeds import simulator
 from feeds.districts import load_districts
 from feeds.schema import SensorReading
@@ -236,11 +237,11 @@ def test_events_from_situation_cases_and_sensor_crossings():
 
 @pytest.fixture(scope="module")
 def demo_history():
-    return simulator.history_events(28, seed=1, end_ms=day_start_ms(PLAN_DAY, CFG))
+    return simulator_history.history_events(28, seed=1, end_ms=day_start_ms(PLAN_DAY, CFG))
 
 
 def test_demo_history_is_believable_and_deterministic(demo_history):
-    again = simulator.history_events(28, seed=1, end_ms=day_start_ms(PLAN_DAY, CFG))
+    again = simulator_history.history_events(28, seed=1, end_ms=day_start_ms(PLAN_DAY, CFG))
     pd.testing.assert_frame_equal(demo_history, again)
     per_day = len(demo_history) / 28
     assert 300 < per_day < 900

@@ -110,7 +110,7 @@ def load_duty_history(session: Session, args) -> None:
             if loaded.problems:
                 PeakDuty.problem = "; ".join(loaded.problems)
     elif session.mode == "DEMO":
-        from feeds.simulator import history_events
+        from feeds.demo_history import history_events
         PeakDuty.history = history_events(28, seed=args.seed, end_ms=session.clock.now_ms())
 
 
