@@ -38,8 +38,18 @@ class CityAhead:
         from feeds.districts import load_districts
         from feeds.simulator import DemoCity         # imported before the fork: none after
         load_districts()
-        r, w = os.pipe()
-        pid = os.fork()
+        try:
+            r, w = os.pipe()
+        except OSError as exc:                        # out of descriptors: build it here
+            self.problem = f"not forked: {exc}"
+            return self
+        try:
+            pid = os.fork()
+        except OSError as exc:                        # out of processes or memory
+            os.close(r)
+            os.close(w)
+            self.problem = f"not forked: {exc}"
+            return self
         if pid == 0:                                  # the child: build, hand over, go
             code = 1
             try:
