@@ -39,7 +39,6 @@ class Startup:
     def __init__(self) -> None:
         self.started = _process_start_monotonic()
         self.marks: dict[str, float] = {}
-        self.current = ""
         self.listener = None
 
     def mark(self, name: str) -> None:
@@ -51,7 +50,6 @@ class Startup:
         """A new start in the same process (``main.main`` called again): no marks yet, no
         listener; ages still count from the process's start."""
         self.marks = {}
-        self.current = ""
         self.listener = None
 
     def age(self) -> float:
@@ -61,7 +59,6 @@ class Startup:
     def stage(self, name: str) -> None:
         """The start reaches ``name`` (``startup.<name>`` in the wall's words): the windowed
         start's progress line (``listener``, set by ``ui.startup_progress``) says it."""
-        self.current = name
         if self.listener is not None:
             try:
                 self.listener(name)

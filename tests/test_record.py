@@ -405,6 +405,14 @@ def test_hourly_files_on_a_controlled_clock(tmp_path):
     assert len(read_recording(tmp_path / "citywall-2026-11-25T17Z-1.mcap")) == 1
 
 
+def _record_hour(rr, clock, mono, rng, hour: int) -> None:
+    """Four heartbeats of ~3 kB in the hour T16 + ``hour`` (~12 kB a file)."""
+    clock.set(T16 + hour * HOUR_MS)
+    for i in range(4):
+        rr.tap("e", _hb(i, 5_000, rng), None)
+        mono.t += 1.0
+
+
 def test_the_size_cap_removes_the_oldest(tmp_path):
     rng = random.Random(7)
     (tmp_path / "notes.txt").write_text("not ours")
@@ -413,10 +421,7 @@ def test_the_size_cap_removes_the_oldest(tmp_path):
     rr = RollingRecorder(tmp_path, max_bytes=40_000, now_ms=clock.now_ms, mono=mono,
                          timer=False)
     for hour in range(6):
-        clock.set(T16 + hour * HOUR_MS)
-        for i in range(4):
-            rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
-            mono.t += 1.0
+        _record_hour(rr, clock, mono, rng, hour)
         # A wall replayed this hour's file: its keyframe file beside that recording.
         (tmp_path / f"citywall-2026-11-25T{16 + hour}Z.mcap.0123456789abcdef.keyframes"
          ).write_bytes(b"k")
@@ -446,10 +451,7 @@ def test_the_size_cap_counts_the_keyframe_files_beside_the_recordings(tmp_path):
     rr = RollingRecorder(tmp_path, max_bytes=60_000, now_ms=clock.now_ms, mono=mono,
                          timer=False)
     for hour in range(4):
-        clock.set(T16 + hour * HOUR_MS)
-        for i in range(4):
-            rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
-            mono.t += 1.0
+        _record_hour(rr, clock, mono, rng, hour)
         (tmp_path / f"citywall-2026-11-25T{16 + hour}Z.mcap.0123456789abcdef.keyframes"
          ).write_bytes(b"k" * 30_000)                           # a wall replayed it
     rr.close()
@@ -545,10 +547,7 @@ def test_keyframes_written_within_the_hour_and_orphans_are_counted_too(tmp_path)
     rr = RollingRecorder(tmp_path, max_bytes=60_000, now_ms=clock.now_ms, mono=mono,
                          timer=False)
     for hour in range(3):
-        clock.set(T16 + hour * HOUR_MS)
-        for i in range(4):
-            rr.tap("e", _hb(i, 5_000, rng), None)               # ~12 kB a file
-            mono.t += 1.0
+        _record_hour(rr, clock, mono, rng, hour)
     assert not (tmp_path / "citywall-2026-11-25T10Z.mcap.0123456789abcdef.keyframes").exists()
     (tmp_path / "citywall-2026-11-25T16Z.mcap.0123456789abcdef.keyframes"
      ).write_bytes(b"k" * 60_000)                               # a wall replays 16:00 now

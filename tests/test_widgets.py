@@ -223,8 +223,8 @@ def test_wall_window_redraws_on_changes_and_ticks(qtbot, sc):
     queue = w.panels[0]
     sc.case("C-X", 5, category="event.emergency.waterlogging", status="registered")
     queue.dirty = True
-    w.refresh_dirty()
-    assert "C-X" in queue.model.keys
+    w.refresh_soon()                                 # what the redraw timer calls
+    qtbot.waitUntil(lambda: "C-X" in queue.model.keys, timeout=2000)
     img = w.grab()
     assert not img.isNull() and img.width() > 0
 

@@ -296,11 +296,8 @@ def early_app(args):
 
 def startup_done() -> None:
     """The wall is up: the progress line goes."""
-    listener = STARTUP.listener
-    progress = getattr(listener, "__self__", None)
-    if progress is not None and hasattr(progress, "done"):
-        progress.done()
-    STARTUP.listener = None
+    from ui.startup_progress import finish_progress
+    finish_progress()
 
 
 def run_windows(session: Session, args, at_exit: Callable[[], None] | None = None) -> int:

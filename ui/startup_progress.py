@@ -61,8 +61,21 @@ class StartupProgress(QWidget):
         self.deleteLater()
 
 
+_shown: StartupProgress | None = None
+
+
 def start_progress(lang: str) -> StartupProgress:
     """The progress line, listening to the start's stages from now on."""
-    progress = StartupProgress(lang)
+    global _shown
+    progress = _shown = StartupProgress(lang)
     STARTUP.listener = progress.say
     return progress
+
+
+def finish_progress() -> None:
+    """The wall is up (or the start failed): the progress line goes, if there is one."""
+    global _shown
+    if _shown is not None:
+        _shown.done()
+        _shown = None
+    STARTUP.listener = None

@@ -126,11 +126,6 @@ class WallWindow(PanelHost, QWidget):
     def parked(self, panel) -> bool:
         return any(panel in r.panels and panel is not r.current() for r in self.rotations)
 
-    def refresh_dirty(self) -> None:
-        for p in self.panels:
-            if p.dirty and not self.parked(p):
-                p.refresh()
-
     def _redrawable(self, panel) -> bool:
         return panel.dirty and not self.parked(panel)
 

@@ -14,7 +14,7 @@ class PanelHost:
 
     def follow(self, bridge) -> None:
         """Hear the bridge (its changes mark panels dirty; its tick redraws all) and redraw the
-        dirty panels every REDRAW_MS."""
+        dirty panels every REDRAW_MS, one a turn (below)."""
         if bridge is not None:
             bridge.changed.connect(self.on_changed)
             bridge.tick.connect(self.refresh_on_tick)
@@ -37,17 +37,12 @@ class PanelHost:
         for p in self.panels:
             p.on_changed(change)
 
-    def refresh_dirty(self) -> None:
-        for p in self.panels:
-            if p.dirty:
-                p.refresh()
-
     # ---- redrawing a panel at a time ---------------------------------------------------------
     # A wall at city scale spends 10–100 ms redrawing one panel; all of them in one go held the
     # next drain of the feed back by their sum (the p99 of a record's way onto the wall). On
     # the timers the dirty panels are redrawn one per turn of the event loop, so a drain that
     # comes due waits for one panel of each window at most (each window has its own pass).
-    # ``refresh_now`` and ``refresh_dirty`` stay whole (a screenshot, a test, the end of a run).
+    # ``refresh_now`` stays whole (a screenshot, a test, the end of a run).
 
     def refresh_on_tick(self) -> None:
         """The clock's second: the header now, every panel soon (countdowns, ages)."""
